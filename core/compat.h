@@ -1,0 +1,109 @@
+// The one place for LibTorch-version-sensitive calls (autocast, threads, optimizer lr),
+// so the same sources build against Debian's LibTorch 1.13 and LibTorch 2.x. Nothing else.
+#pragma once
+#include <ATen/autocast_mode.h>
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#define INFINI_TORCH_AT_LEAST(major, minor) \
+  (TORCH_VERSION_MAJOR * 100 + TORCH_VERSION_MINOR >= (major) * 100 + (minor))
+
+namespace infini::compat {
+
+// RAII: bf16 (or off) autocast on the given device type for the scope's lifetime.
+class AutocastGuard {
+ public:
+  AutocastGuard(bool enabled, torch::DeviceType device) : device_(device) {
+#if INFINI_TORCH_AT_LEAST(2, 4)
+    prev_enabled_ = at::autocast::is_autocast_enabled(device_);
+    if (enabled) {
+      at::autocast::set_autocast_dtype(device_, at::kBFloat16);
+      at::autocast::set_autocast_enabled(device_, true);
+    }
+#else
+    if (device_ == torch::kCUDA) {
+      prev_enabled_ = at::autocast::is_enabled();
+      if (enabled) {
+        at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+        at::autocast::set_enabled(true);
+      }
+    } else {
+      prev_enabled_ = at::autocast::is_cpu_enabled();
+      if (enabled) {
+        at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+        at::autocast::set_cpu_enabled(true);
+      }
+    }
+#endif
+    active_ = enabled;
+  }
+  ~AutocastGuard() {
+    if (!active_) return;
+#if INFINI_TORCH_AT_LEAST(2, 4)
+    at::autocast::set_autocast_enabled(device_, prev_enabled_);
+#else
+    if (device_ == torch::kCUDA) at::autocast::set_enabled(prev_enabled_);
+    else at::autocast::set_cpu_enabled(prev_enabled_);
+#endif
+    at::autocast::clear_cache();
+  }
+  AutocastGuard(const AutocastGuard&) = delete;
+  AutocastGuard& operator=(const AutocastGuard&) = delete;
+
+ private:
+  torch::DeviceType device_;
+  bool prev_enabled_ = false;
+  bool active_ = false;
+};
+
+// RAII: autocast switched off inside (for fp32 islands: memory arithmetic, softmax stats, loss).
+class AutocastOff {
+ public:
+  AutocastOff() {
+#if INFINI_TORCH_AT_LEAST(2, 4)
+    cpu_ = at::autocast::is_autocast_enabled(at::kCPU);
+    gpu_ = at::autocast::is_autocast_enabled(at::kCUDA);
+    at::autocast::set_autocast_enabled(at::kCPU, false);
+    at::autocast::set_autocast_enabled(at::kCUDA, false);
+#else
+    cpu_ = at::autocast::is_cpu_enabled();
+    gpu_ = at::autocast::is_enabled();
+    at::autocast::set_cpu_enabled(false);
+    at::autocast::set_enabled(false);
+#endif
+  }
+  ~AutocastOff() {
+#if INFINI_TORCH_AT_LEAST(2, 4)
+    at::autocast::set_autocast_enabled(at::kCPU, cpu_);
+    at::autocast::set_autocast_enabled(at::kCUDA, gpu_);
+#else
+    at::autocast::set_cpu_enabled(cpu_);
+    at::autocast::set_enabled(gpu_);
+#endif
+  }
+  AutocastOff(const AutocastOff&) = delete;
+  AutocastOff& operator=(const AutocastOff&) = delete;
+
+ private:
+  bool cpu_ = false, gpu_ = false;
+};
+
+// True when any autocast is on (so fp32 islands know to cast their inputs up).
+inline bool autocast_active() {
+#if INFINI_TORCH_AT_LEAST(2, 4)
+  return at::autocast::is_autocast_enabled(at::kCPU) || at::autocast::is_autocast_enabled(at::kCUDA);
+#else
+  return at::autocast::is_cpu_enabled() || at::autocast::is_enabled();
+#endif
+}
+
+inline void set_threads(int n) { torch::set_num_threads(n); }
+
+// Sets the learning rate of one parameter group of an AdamW optimizer.
+inline void set_group_lr(torch::optim::OptimizerParamGroup& group, double lr) {
+  static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+}
+
+inline std::string torch_version() { return TORCH_VERSION; }
+
+}  // namespace infini::compat

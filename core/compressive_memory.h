@@ -1,0 +1,37 @@
+// The compressive memory of Infini-attention as free functions: sigma, read, one-segment update,
+// and the states before every segment of a sequence (prefix sum or delta loop). fp32 islands.
+// Not the attention layer (core/infini_attention.h) and not the streaming state (core/stream_state.h).
+#pragma once
+#include <torch/types.h>
+
+#include "core/model_config.h"
+
+namespace infini {
+
+// sigma(x) = ELU(x) + 1: positive feature map applied to UN-rotated q and k.
+torch::Tensor memory_sigma(const torch::Tensor& x);
+
+// A_mem = sq M / (sq z + eps). sq (..., R, Dk), M (..., Dk, Dv), z (..., Dk) -> (..., R, Dv).
+// With M = 0 and z = 0 the result is exactly 0.
+torch::Tensor memory_read(const torch::Tensor& sq, const torch::Tensor& M, const torch::Tensor& z,
+                          double eps);
+
+// Folds one segment into memory. sk (..., N, Dk) = sigma(K), v (..., N, Dv).
+//   linear: M' = M + sk^T v
+//   delta:  M' = M + sk^T (v - sk M / (sk z + eps))
+//   both:   z' = z + sum_n sk[n]
+struct MemoryState {
+  torch::Tensor M;  // (..., Dk, Dv)
+  torch::Tensor z;  // (..., Dk)
+};
+MemoryState memory_update(const torch::Tensor& sk, const torch::Tensor& v, const MemoryState& s,
+                          MemoryUpdate rule, double eps);
+
+// The state BEFORE each of S segments, starting from zero memory. sk (B, S, Hkv, N, Dk) fp32,
+// v (B, S, Hkv, N, Dv) fp32 -> M (B, S, Hkv, Dk, Dv), z (B, S, Hkv, Dk).
+// linear: exclusive prefix sum over segments (one batched product, one cumsum);
+// delta: a loop over segments (small matmuls only). detach: the states carry no gradient.
+MemoryState memory_prefix_states(const torch::Tensor& sk, const torch::Tensor& v, MemoryUpdate rule,
+                                 MemoryGradient gradient, double eps);
+
+}  // namespace infini

@@ -1,0 +1,86 @@
+// Decoder construction, initialisation and the two forward paths.
+// Bad configs are refused here with the config's own one-line message (infini::ConfigError).
+#include "core/decoder.h"
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace infini {
+
+DecoderImpl::DecoderImpl(const ModelConfig& cfg, Head head) : cfg_(cfg), head_(head) {
+  if (std::string err = cfg.validate(); !err.empty()) throw ConfigError(err);
+  tok_embeddings = register_module("tok_embeddings", torch::nn::Embedding(cfg.vocab_size, cfg.d_model));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < cfg.n_layers; ++i) {
+    blocks.push_back(DecoderBlock(cfg));
+    layers->push_back(blocks.back());
+  }
+  norm = register_module("norm", RMSNorm(cfg.d_model, cfg.norm_eps));
+  if (head == Head::scalar) {
+    score = register_module("score", torch::nn::Linear(torch::nn::LinearOptions(cfg.d_model, 1).bias(false)));
+  } else if (!cfg.tie_embeddings) {
+    output = register_module(
+        "output", torch::nn::Linear(torch::nn::LinearOptions(cfg.d_model, cfg.vocab_size).bias(false)));
+  }
+  init_weights();
+}
+
+void DecoderImpl::init_weights() {
+  torch::NoGradGuard g;
+  const double std = cfg_.init_std;
+  const double resid = std / std::sqrt(2.0 * static_cast<double>(cfg_.n_layers));
+  tok_embeddings->weight.normal_(0, std);
+  for (auto& b : blocks) {
+    b->attention->wq->weight.normal_(0, std);
+    b->attention->wk->weight.normal_(0, std);
+    b->attention->wv->weight.normal_(0, std);
+    b->attention->wo->weight.normal_(0, resid);  // residual outputs: variance grows with depth
+    b->feed_forward->w1->weight.normal_(0, std);
+    b->feed_forward->w2->weight.normal_(0, resid);
+    b->feed_forward->w3->weight.normal_(0, std);
+  }
+  if (output) output->weight.normal_(0, std);
+  if (score) score->weight.normal_(0, std);
+}
+
+torch::Tensor DecoderImpl::head(const torch::Tensor& h) {
+  if (head_ == Head::scalar) return score(h).squeeze(-1).to(torch::kFloat);  // (B, T)
+  torch::Tensor w = output ? output->weight : tok_embeddings->weight;      // (V, D)
+  return torch::linear(h, w).to(torch::kFloat);                             // (B, T, V)
+}
+
+torch::Tensor DecoderImpl::trunk(const torch::Tensor& tokens) {
+  TORCH_CHECK(tokens.dim() == 2, "Decoder expects tokens (B, T), got ", tokens.sizes());
+  torch::Tensor x = tok_embeddings(tokens);  // (B, T, D)
+  for (auto& b : blocks) x = b(x);
+  return norm(x);
+}
+
+torch::Tensor DecoderImpl::forward(const torch::Tensor& tokens) { return head(trunk(tokens)); }
+
+StreamState DecoderImpl::new_state(int64_t batch) const {
+  return make_stream_state(batch, cfg_.n_layers, cfg_.kv_heads(), cfg_.head_dim(), cfg_.segment_len,
+                           cfg_.memory.enabled, tok_embeddings->weight.device());
+}
+
+torch::Tensor DecoderImpl::trunk_stream(StreamState& state, const torch::Tensor& tokens) {
+  TORCH_CHECK(tokens.dim() == 2 && tokens.size(1) >= 1, "forward_stream expects tokens (B, t>=1), got ",
+              tokens.sizes());
+  TORCH_CHECK(tokens.size(0) == state.batch, "forward_stream: state is for batch ", state.batch,
+              ", tokens have batch ", tokens.size(0));
+  TORCH_CHECK(state.layers.size() == blocks.size() && state.segment_len == cfg_.segment_len,
+              "forward_stream: state was made for another model");
+  const int64_t pos = state.position();
+  torch::Tensor x = tok_embeddings(tokens);  // (B, t, D)
+  for (size_t i = 0; i < blocks.size(); ++i)
+    x = blocks[i]->forward_stream(x, state.layers[i], pos, state.no_memory);
+  state.tokens_seen += tokens.size(1);
+  return norm(x);
+}
+
+torch::Tensor DecoderImpl::forward_stream(StreamState& state, const torch::Tensor& tokens) {
+  return head(trunk_stream(state, tokens));
+}
+
+}  // namespace infini

@@ -1,0 +1,55 @@
+// Decoder: the Infini-Transformer language model (embedding, blocks, final norm, head), with a
+// parallel training path and a streaming path that agree. Registered names follow llama2.c / Meta.
+// Not generation, checkpoint I/O or losses (core/generate.h, core/model_io.h, train/).
+#pragma once
+#include <vector>
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/pimpl.h>
+
+#include "core/decoder_block.h"
+#include "core/model_config.h"
+#include "core/rmsnorm.h"
+#include "core/stream_state.h"
+
+namespace infini {
+
+// lm: next-token logits; scalar: one score per position (reward / value models), Linear(D, 1).
+enum class Head { lm, scalar };
+
+struct DecoderImpl : torch::nn::Module {
+  explicit DecoderImpl(const ModelConfig& cfg, Head head = Head::lm);
+
+  // Training path, parallel over segments. tokens (B, T) int64, any T.
+  // lm: logits (B, T, V) fp32; scalar: (B, T) fp32.
+  torch::Tensor forward(const torch::Tensor& tokens);
+  torch::Tensor trunk(const torch::Tensor& tokens);  // (B, T, D) hidden after the final norm
+  torch::Tensor head(const torch::Tensor& hidden);    // (B, T, D) -> logits (B, T, V) or scores (B, T), fp32
+
+  // Streaming path: tokens (B, t), t >= 1, any split of the sequence; returns what forward() gives
+  // at those positions of the whole sequence. Inference only: call under NoGradGuard/InferenceMode.
+  StreamState new_state(int64_t batch) const;
+  torch::Tensor forward_stream(StreamState& state, const torch::Tensor& tokens);
+  torch::Tensor trunk_stream(StreamState& state, const torch::Tensor& tokens);  // (B, t, D)
+
+  const ModelConfig& config() const { return cfg_; }
+  Head head_kind() const { return head_; }
+
+  torch::nn::Embedding tok_embeddings{nullptr};  // (V, D)
+  torch::nn::ModuleList layers{nullptr};         // DecoderBlock x n_layers
+  std::vector<DecoderBlock> blocks;              // the same blocks, typed
+  RMSNorm norm{nullptr};
+  torch::nn::Linear output{nullptr};             // (V, D); absent when tied or scalar
+  torch::nn::Linear score{nullptr};              // (1, D); only for Head::scalar
+
+ private:
+  void init_weights();
+  ModelConfig cfg_;
+  Head head_;
+};
+TORCH_MODULE(Decoder);
+
+}  // namespace infini

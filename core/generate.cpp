@@ -1,0 +1,91 @@
+// Sampling of the next token and the streaming generation loop (prompt once, then one token per step).
+// Not tokenization or printing: the CLI (train/cmd_generate.cpp) turns ids into output.
+#include "core/generate.h"
+
+#include <limits>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
+
+#include "core/error.h"
+
+namespace infini {
+
+at::Generator make_generator(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }
+
+namespace {
+
+void check_options(const SamplingOptions& o) {
+  if (!(o.temperature >= 0)) throw Error(fmt::format("temperature must be >= 0, found {}", o.temperature));
+  if (o.top_k < 0) throw Error(fmt::format("top-k must be >= 0 (0 = off), found {}", o.top_k));
+  if (!(o.top_p > 0 && o.top_p <= 1)) throw Error(fmt::format("top-p must be in (0, 1], found {}", o.top_p));
+}
+
+}  // namespace
+
+torch::Tensor sampling_probs(const torch::Tensor& logits_in, const SamplingOptions& opts) {
+  check_options(opts);
+  TORCH_CHECK(logits_in.dim() == 2, "sampling expects logits (B, V), got ", logits_in.sizes());
+  torch::Tensor logits = logits_in.detach().to(torch::kFloat);  // (B, V)
+  const int64_t V = logits.size(1);
+  if (opts.temperature == 0) {
+    return torch::zeros_like(logits).scatter_(1, logits.argmax(1, /*keepdim=*/true), 1.0);
+  }
+  logits = logits / opts.temperature;
+  if (opts.top_k > 0 && opts.top_k < V) {
+    // Exactly k survivors (ties broken by topk's order), the rest get -inf.
+    torch::Tensor idx = std::get<1>(logits.topk(opts.top_k, 1));  // (B, k)
+    torch::Tensor keep = torch::zeros_like(logits, torch::kBool).scatter_(1, idx, true);
+    logits = logits.masked_fill(keep.logical_not(), -std::numeric_limits<float>::infinity());
+  }
+  torch::Tensor probs = torch::softmax(logits, 1);  // (B, V)
+  if (opts.top_p < 1) {
+    auto [sorted, order] = probs.sort(1, /*descending=*/true);  // (B, V) each
+    // A token stays when the mass strictly before it is < top_p: the smallest prefix reaching top_p.
+    torch::Tensor before = sorted.cumsum(1) - sorted;
+    torch::Tensor keep_sorted = before < opts.top_p;
+    torch::Tensor keep = torch::zeros_like(keep_sorted).scatter_(1, order, keep_sorted);
+    probs = probs.masked_fill(keep.logical_not(), 0.0);
+    probs = probs / probs.sum(1, /*keepdim=*/true);
+  }
+  return probs;
+}
+
+torch::Tensor sample_next(const torch::Tensor& logits, const SamplingOptions& opts, at::Generator& gen) {
+  check_options(opts);
+  TORCH_CHECK(logits.dim() == 2, "sample_next expects logits (B, V), got ", logits.sizes());
+  if (opts.temperature == 0) return logits.argmax(1).to(torch::kLong);  // (B,)
+  torch::Tensor probs = sampling_probs(logits, opts).to(torch::kCPU);
+  return torch::multinomial(probs, 1, /*replacement=*/false, gen).squeeze(1).to(logits.device());  // (B,)
+}
+
+std::vector<int64_t> generate(Decoder& model, const std::vector<int64_t>& prompt, const GenerateOptions& opts,
+                              const std::function<void(int64_t)>& on_token) {
+  check_options(opts.sampling);
+  if (prompt.empty()) throw Error("generate: the prompt is empty; give at least one token (e.g. BOS = 1)");
+  if (opts.max_new_tokens < 0) throw Error(fmt::format("max-new-tokens must be >= 0, found {}", opts.max_new_tokens));
+  const int64_t V = model->config().vocab_size;
+  for (size_t i = 0; i < prompt.size(); ++i)
+    if (prompt[i] < 0 || prompt[i] >= V)
+      throw Error(fmt::format("prompt token {} (position {}) is outside the vocabulary [0, {})", prompt[i], i, V));
+  TORCH_CHECK(model->head_kind() == Head::lm, "generate needs a model with the lm head");
+
+  torch::NoGradGuard no_grad;
+  const torch::Device device = model->tok_embeddings->weight.device();
+  at::Generator gen = make_generator(opts.seed);
+  std::vector<int64_t> out = prompt;
+  StreamState state = model->new_state(1);
+  torch::Tensor x = torch::tensor(prompt, torch::kLong).view({1, -1}).to(device);  // (1, t)
+  torch::Tensor logits = model->forward_stream(state, x).select(1, -1);             // (1, V)
+  for (int64_t i = 0; i < opts.max_new_tokens; ++i) {
+    const int64_t next = sample_next(logits, opts.sampling, gen).item<int64_t>();
+    out.push_back(next);
+    if (on_token) on_token(next);
+    if (next == opts.eos_id || i + 1 == opts.max_new_tokens) break;
+    x = torch::full({1, 1}, next, torch::TensorOptions().dtype(torch::kLong).device(device));  // (1, 1)
+    logits = model->forward_stream(state, x).select(1, -1);                                     // (1, V)
+  }
+  return out;
+}
+
+}  // namespace infini

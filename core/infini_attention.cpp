@@ -1,0 +1,146 @@
+// InfiniAttention forward passes. Layout trick: query heads are grouped under their kv head,
+// (B, S, Hkv, G*N, Dh), so local attention, memory read and GQA are single batched matmuls
+// without repeating K/V. Memory, gate and softmax run as fp32 islands under bf16 autocast.
+#include "core/infini_attention.h"
+
+#include <cmath>
+#include <limits>
+
+#include "core/compat.h"
+#include "core/compressive_memory.h"
+#include "core/precision.h"
+#include "core/rope.h"
+
+namespace infini {
+namespace {
+
+// True where query row r (position offset + r % rows, rows repeated `groups` times) must NOT see
+// key j, i.e. j > offset + r % rows. -> (groups*rows, keys)
+torch::Tensor future_mask(int64_t rows, int64_t keys, int64_t offset, int64_t groups, torch::Device dev) {
+  auto i64 = torch::TensorOptions().dtype(torch::kLong).device(dev);
+  torch::Tensor qpos = (torch::arange(rows, i64) + offset).repeat({groups}).unsqueeze(1);  // (G*L, 1)
+  torch::Tensor kpos = torch::arange(keys, i64).unsqueeze(0);                              // (1, K)
+  return kpos > qpos;
+}
+
+// softmax(scores masked) in fp32 -> probabilities (fp32, or fp64 in gradient checks).
+torch::Tensor masked_softmax(const torch::Tensor& scores, const torch::Tensor& mask) {
+  compat::AutocastOff off;
+  return torch::softmax(upcast(scores).masked_fill(mask, -std::numeric_limits<double>::infinity()), -1);
+}
+
+}  // namespace
+
+InfiniAttentionImpl::InfiniAttentionImpl(const ModelConfig& c) : cfg(c) {
+  const int64_t D = cfg.d_model, Dh = cfg.head_dim(), H = cfg.n_heads, Hkv = cfg.kv_heads();
+  auto opt = [](int64_t in, int64_t out) { return torch::nn::LinearOptions(in, out).bias(false); };
+  wq = register_module("wq", torch::nn::Linear(opt(D, H * Dh)));
+  wk = register_module("wk", torch::nn::Linear(opt(D, Hkv * Dh)));
+  wv = register_module("wv", torch::nn::Linear(opt(D, Hkv * Dh)));
+  wo = register_module("wo", torch::nn::Linear(opt(H * Dh, D)));
+  if (cfg.memory.enabled) gate = register_parameter("gate", torch::full({H}, cfg.gate_init, torch::kFloat));
+}
+
+torch::Tensor InfiniAttentionImpl::forward(const torch::Tensor& x) { return forward_parts(x, false).out; }
+
+AttentionParts InfiniAttentionImpl::forward_parts(const torch::Tensor& x, bool keep_parts) {
+  const int64_t B = x.size(0), T = x.size(1), N = cfg.segment_len;
+  const int64_t H = cfg.n_heads, Hkv = cfg.kv_heads(), G = H / Hkv, Dh = cfg.head_dim();
+  const int64_t S = (T + N - 1) / N, P = S * N;
+  // Zero-pad the last partial segment: padded keys sit after every real query (masked causally)
+  // and the last segment is never written into memory that anyone reads.
+  torch::Tensor xp = P == T ? x : torch::constant_pad_nd(x, {0, 0, 0, P - T});  // (B, P, D)
+
+  torch::Tensor q = wq(xp).view({B, S, N, Hkv, G, Dh}).permute({0, 1, 3, 4, 2, 5});  // (B, S, Hkv, G, N, Dh)
+  torch::Tensor k = wk(xp).view({B, S, N, Hkv, Dh}).permute({0, 1, 3, 2, 4});        // (B, S, Hkv, N, Dh)
+  torch::Tensor v = wv(xp).view({B, S, N, Hkv, Dh}).permute({0, 1, 3, 2, 4});        // (B, S, Hkv, N, Dh)
+
+  RopeTables rope = rope_tables(0, N, Dh, cfg.rope_theta, x.device());
+  torch::Tensor qr = apply_rope(q, rope).mul_(1.0 / std::sqrt(static_cast<double>(Dh)))
+                         .view({B, S, Hkv, G * N, Dh});                                 // (B, S, Hkv, G*N, Dh)
+  torch::Tensor kr = apply_rope(k, rope);                                               // (B, S, Hkv, N, Dh)
+  torch::Tensor scores = torch::matmul(qr, kr.transpose(-1, -2));                      // (B, S, Hkv, G*N, N)
+  torch::Tensor probs = masked_softmax(scores, future_mask(N, N, 0, G, x.device()));
+  torch::Tensor a_dot = torch::matmul(probs, v);                                        // (B, S, Hkv, G*N, Dh)
+
+  torch::Tensor a = a_dot, a_mem;
+  if (cfg.memory.enabled) {
+    compat::AutocastOff off;
+    torch::Tensor sq = memory_sigma(upcast(q)).reshape({B, S, Hkv, G * N, Dh});  // un-rotated q
+    torch::Tensor sk = memory_sigma(upcast(k));                                   // (B, S, Hkv, N, Dh)
+    MemoryState prev = memory_prefix_states(sk, upcast(v), cfg.memory.update, cfg.memory.gradient,
+                                            cfg.memory_eps);  // state before each segment
+    a_mem = memory_read(sq, prev.M, prev.z, cfg.memory_eps);  // (B, S, Hkv, G*N, Dh)
+    torch::Tensor g = torch::sigmoid(gate).view({Hkv, G, 1, 1});
+    a = (g * a_mem.view({B, S, Hkv, G, N, Dh}) + (1 - g) * upcast(a_dot).view({B, S, Hkv, G, N, Dh}));
+  }
+
+  // Back to (B, T, H*Dh), heads in order h = kv * G + g.
+  auto to_btd = [&](const torch::Tensor& t) {
+    return t.reshape({B, S, Hkv, G, N, Dh}).permute({0, 1, 4, 2, 3, 5}).reshape({B, P, H * Dh});
+  };
+  AttentionParts parts;
+  parts.out = wo(to_btd(a).narrow(1, 0, T));
+  if (keep_parts) {
+    parts.a_dot = to_btd(a_dot).narrow(1, 0, T).view({B, T, H, Dh});
+    if (a_mem.defined()) parts.a_mem = to_btd(a_mem).narrow(1, 0, T).view({B, T, H, Dh});
+  }
+  return parts;
+}
+
+torch::Tensor InfiniAttentionImpl::forward_stream(const torch::Tensor& x, LayerStreamState& st,
+                                                  int64_t pos, bool no_memory) {
+  const int64_t N = cfg.segment_len, t = x.size(1);
+  std::vector<torch::Tensor> outs;
+  for (int64_t i = 0; i < t;) {
+    const int64_t L = std::min(t - i, N - pos);
+    outs.push_back(stream_piece(x.narrow(1, i, L), st, pos, no_memory));
+    i += L;
+    pos = (pos + L) % N;
+  }
+  return outs.size() == 1 ? outs[0] : torch::cat(outs, 1);
+}
+
+// One piece that stays inside one segment: x (B, L, D) at segment positions [pos, pos + L).
+torch::Tensor InfiniAttentionImpl::stream_piece(const torch::Tensor& x, LayerStreamState& st,
+                                                int64_t pos, bool no_memory) {
+  const int64_t B = x.size(0), L = x.size(1), N = cfg.segment_len;
+  const int64_t H = cfg.n_heads, Hkv = cfg.kv_heads(), G = H / Hkv, Dh = cfg.head_dim();
+  const int64_t K = pos + L;  // keys visible: the segment so far
+
+  torch::Tensor q = wq(x).view({B, L, Hkv, G, Dh}).permute({0, 2, 3, 1, 4});  // (B, Hkv, G, L, Dh)
+  torch::Tensor k = wk(x).view({B, L, Hkv, Dh}).permute({0, 2, 1, 3});        // (B, Hkv, L, Dh)
+  torch::Tensor v = wv(x).view({B, L, Hkv, Dh}).permute({0, 2, 1, 3});        // (B, Hkv, L, Dh)
+  st.k_cache.narrow(2, pos, L).copy_(k);
+  st.v_cache.narrow(2, pos, L).copy_(v);
+  torch::Tensor kc = st.k_cache.narrow(2, 0, K);  // (B, Hkv, K, Dh)
+  torch::Tensor vc = st.v_cache.narrow(2, 0, K);
+
+  torch::Tensor qr = apply_rope(q, rope_tables(pos, L, Dh, cfg.rope_theta, x.device()))
+                         .mul_(1.0 / std::sqrt(static_cast<double>(Dh)))
+                         .view({B, Hkv, G * L, Dh});                                  // (B, Hkv, G*L, Dh)
+  torch::Tensor kr = apply_rope(kc, rope_tables(0, K, Dh, cfg.rope_theta, x.device()));
+  torch::Tensor scores = torch::matmul(qr, kr.transpose(-1, -2));                    // (B, Hkv, G*L, K)
+  torch::Tensor probs = masked_softmax(scores, future_mask(L, K, pos, G, x.device()));
+  torch::Tensor a_dot = torch::matmul(probs, vc);                                     // (B, Hkv, G*L, Dh)
+
+  torch::Tensor a = a_dot;
+  if (cfg.memory.enabled) {
+    compat::AutocastOff off;
+    torch::Tensor sq = memory_sigma(upcast(q)).reshape({B, Hkv, G * L, Dh});
+    torch::Tensor a_mem = memory_read(sq, st.M, st.z, cfg.memory_eps);  // (B, Hkv, G*L, Dh)
+    torch::Tensor g = torch::sigmoid(gate).view({Hkv, G, 1, 1});
+    a = g * a_mem.view({B, Hkv, G, L, Dh}) + (1 - g) * upcast(a_dot).view({B, Hkv, G, L, Dh});
+    if (K == N && !no_memory) {
+      // The segment is complete: fold it into memory, exactly once.
+      MemoryState s = memory_update(memory_sigma(st.k_cache), st.v_cache, {st.M, st.z},
+                                    cfg.memory.update, cfg.memory_eps);
+      st.M = s.M;
+      st.z = s.z;
+    }
+  }
+  torch::Tensor out = a.reshape({B, Hkv, G, L, Dh}).permute({0, 3, 1, 2, 4}).reshape({B, L, H * Dh});
+  return wo(out);
+}
+
+}  // namespace infini

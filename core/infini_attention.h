@@ -1,0 +1,45 @@
+// InfiniAttention: one layer of segment-local causal attention (RoPE) plus a compressive memory
+// read/updated across segments, mixed per head by a learned fp32 gate. Parallel and streaming paths.
+// Not the memory arithmetic itself (core/compressive_memory.h) nor the norms/residuals (decoder_block).
+#pragma once
+#include <torch/nn/module.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/pimpl.h>
+
+#include "core/model_config.h"
+#include "core/stream_state.h"
+
+namespace infini {
+
+// Intermediate results of one forward, for tests and inspection.
+struct AttentionParts {
+  torch::Tensor out;    // (B, T, D) after wo
+  torch::Tensor a_dot;  // (B, T, H, Dh) local attention (only when asked for)
+  torch::Tensor a_mem;  // (B, T, H, Dh) memory read, fp32 (only when asked for and memory is on)
+};
+
+struct InfiniAttentionImpl : torch::nn::Module {
+  explicit InfiniAttentionImpl(const ModelConfig& cfg);
+
+  // Training path, parallel over segments. x (B, T, D), any T -> (B, T, D).
+  torch::Tensor forward(const torch::Tensor& x);
+  AttentionParts forward_parts(const torch::Tensor& x, bool keep_parts);
+  // Streaming: x (B, t, D) are the next t tokens; `pos` is the position of x[:, 0] inside its
+  // segment. Splits at segment boundaries, appends to the cache and folds each completed segment
+  // into (M, z). Meant for inference (call under NoGradGuard): the caches are written in place.
+  torch::Tensor forward_stream(const torch::Tensor& x, LayerStreamState& st, int64_t pos,
+                               bool no_memory);
+
+  ModelConfig cfg;
+  torch::nn::Linear wq{nullptr};  // (H*Dh, D)
+  torch::nn::Linear wk{nullptr};  // (Hkv*Dh, D)
+  torch::nn::Linear wv{nullptr};  // (Hkv*Dh, D)
+  torch::nn::Linear wo{nullptr};  // (D, H*Dh)
+  torch::Tensor gate;             // (H) fp32 beta; registered only when memory is enabled
+
+ private:
+  torch::Tensor stream_piece(const torch::Tensor& x, LayerStreamState& st, int64_t pos, bool no_memory);
+};
+TORCH_MODULE(InfiniAttention);
+
+}  // namespace infini

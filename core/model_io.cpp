@@ -1,0 +1,202 @@
+// Model files: ModelConfig <-> JSON, save/load of a Decoder's weights with strict name/shape checks.
+// Not the safetensors byte format (core/safetensors.cpp) nor checkpoint directories (train/).
+#include "core/model_io.h"
+
+#include <algorithm>
+#include <type_traits>
+#include <vector>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "core/error.h"
+
+namespace infini {
+namespace {
+
+using json = nlohmann::json;
+
+template <class T> struct always_false : std::false_type {};
+
+// visit_fields visitor: ModelConfig -> JSON.
+struct ToJson {
+  json& out;
+  template <class T> void operator()(const char* name, T& field, const char*) {
+    if constexpr (std::is_same_v<T, MemoryUpdate> || std::is_same_v<T, MemoryGradient>) out[name] = to_string(field);
+    else out[name] = field;
+  }
+  template <class S> void section(const char* name, S& sub) {
+    json j = json::object();
+    ToJson v{j};
+    visit_fields(sub, v);
+    out[name] = j;
+  }
+};
+
+// visit_fields visitor: JSON -> ModelConfig, every key required, with the type each field has.
+struct FromJson {
+  const json& in;
+  std::string where;   // "FILE: model_config"
+  std::string prefix;  // "" or "memory."
+  std::vector<std::string> seen;
+
+  [[noreturn]] void fail(const std::string& key, const std::string& expected, const json& found) {
+    throw Error(fmt::format("{} key {}{}: expected {}, found {}", where, prefix, key, expected, found.dump()));
+  }
+  const json& get(const char* name) {
+    seen.push_back(name);
+    auto it = in.find(name);
+    if (it == in.end()) throw Error(fmt::format("{} is missing key {}{}", where, prefix, name));
+    return *it;
+  }
+  template <class T> void operator()(const char* name, T& field, const char*) {
+    const json& v = get(name);
+    if constexpr (std::is_same_v<T, bool>) {
+      if (!v.is_boolean()) fail(name, "true or false", v);
+      field = v.get<bool>();
+    } else if constexpr (std::is_integral_v<T>) {
+      if (!v.is_number_integer()) fail(name, "an integer", v);
+      field = v.get<T>();
+    } else if constexpr (std::is_floating_point_v<T>) {
+      if (!v.is_number()) fail(name, "a number", v);
+      field = v.get<T>();
+    } else if constexpr (std::is_same_v<T, std::string>) {
+      if (!v.is_string()) fail(name, "a string", v);
+      field = v.get<std::string>();
+    } else if constexpr (std::is_same_v<T, MemoryUpdate>) {
+      if (!v.is_string() || !parse_memory_update(v.get<std::string>(), &field)) fail(name, "\"linear\" or \"delta\"", v);
+    } else if constexpr (std::is_same_v<T, MemoryGradient>) {
+      if (!v.is_string() || !parse_memory_gradient(v.get<std::string>(), &field))
+        fail(name, "\"bptt\" or \"detach\"", v);
+    } else {
+      static_assert(always_false<T>::value, "model_io: add this field type to FromJson");
+    }
+  }
+  template <class S> void section(const char* name, S& sub) {
+    const json& v = get(name);
+    if (!v.is_object()) fail(name, "an object", v);
+    FromJson inner{v, where, prefix + name + ".", {}};
+    visit_fields(sub, inner);
+    inner.check_unknown();
+  }
+  void check_unknown() {
+    for (auto it = in.begin(); it != in.end(); ++it)
+      if (std::find(seen.begin(), seen.end(), it.key()) == seen.end())
+        throw Error(fmt::format("{} has unknown key {}{}", where, prefix, it.key()));
+  }
+};
+
+std::string shape_str(c10::IntArrayRef s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
+
+const std::string& metadata_value(const std::map<std::string, std::string>& meta, const std::string& key,
+                                  const std::string& path) {
+  auto it = meta.find(key);
+  if (it == meta.end())
+    throw Error(fmt::format("{}: metadata has no '{}' (not a model file written by infini?)", path, key));
+  return it->second;
+}
+
+void check_format(const std::map<std::string, std::string>& meta, const std::string& path) {
+  const std::string& f = metadata_value(meta, "format", path);
+  if (f != "infini")
+    throw Error(fmt::format("{}: metadata format is '{}', expected 'infini'", path, f));
+}
+
+ModelConfig config_from_metadata(const std::map<std::string, std::string>& meta, const std::string& path) {
+  check_format(meta, path);
+  json j = json::parse(metadata_value(meta, "model_config", path), nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    throw Error(fmt::format("{}: metadata model_config is not a JSON object", path));
+  return model_config_from_json(j, path + ": model_config");
+}
+
+Head head_from_metadata(const std::map<std::string, std::string>& meta, const std::string& path) {
+  const std::string& h = metadata_value(meta, "head", path);
+  if (h == "lm") return Head::lm;
+  if (h == "scalar") return Head::scalar;
+  throw Error(fmt::format("{}: metadata head is '{}', expected 'lm' or 'scalar'", path, h));
+}
+
+}  // namespace
+
+json model_config_to_json(const ModelConfig& cfg) {
+  ModelConfig c = cfg;
+  json j = json::object();
+  ToJson v{j};
+  visit_fields(c, v);
+  return j;
+}
+
+ModelConfig model_config_from_json(const json& j, const std::string& where) {
+  if (!j.is_object()) throw Error(fmt::format("{}: expected a JSON object, found {}", where, j.type_name()));
+  ModelConfig cfg;
+  FromJson v{j, where, "", {}};
+  visit_fields(cfg, v);
+  v.check_unknown();
+  if (std::string err = cfg.validate(); !err.empty()) throw Error(fmt::format("{}: {}", where, err));
+  return cfg;
+}
+
+const char* to_string(Head h) { return h == Head::lm ? "lm" : "scalar"; }
+
+void save_model(const std::string& path, Decoder& model, std::map<std::string, std::string> extra_metadata) {
+  std::map<std::string, torch::Tensor> tensors;
+  for (const auto& item : model->named_parameters(/*recurse=*/true))
+    tensors[item.key()] = item.value().detach().to(torch::kCPU, torch::kFloat);
+  extra_metadata["format"] = "infini";
+  extra_metadata["model_config"] = model_config_to_json(model->config()).dump();
+  extra_metadata["head"] = to_string(model->head_kind());
+  save_safetensors(path, tensors, extra_metadata);
+}
+
+ModelConfig read_model_config(const std::string& path) {
+  return config_from_metadata(read_safetensors_metadata(path), path);
+}
+
+Head read_model_head(const std::string& path) {
+  auto meta = read_safetensors_metadata(path);
+  check_format(meta, path);
+  return head_from_metadata(meta, path);
+}
+
+Decoder load_model(const std::string& path) {
+  SafeTensors st = load_safetensors(path);
+  ModelConfig cfg = config_from_metadata(st.metadata, path);
+  Decoder model(cfg, head_from_metadata(st.metadata, path));
+  load_weights(model, st, path);
+  return model;
+}
+
+void load_weights(Decoder& model, const SafeTensors& st, const std::string& path) {
+  auto params = model->named_parameters(/*recurse=*/true);
+  std::vector<std::string> missing, unexpected;
+  for (const auto& item : params)
+    if (!st.tensors.count(item.key()))
+      missing.push_back(fmt::format("{} (expected shape {})", item.key(), shape_str(item.value().sizes())));
+  for (const auto& [name, t] : st.tensors)
+    if (!params.contains(name)) unexpected.push_back(fmt::format("{} (shape {})", name, shape_str(t.sizes())));
+  if (!missing.empty())
+    throw Error(fmt::format("{}: missing tensor{} {}", path, missing.size() > 1 ? "s" : "", fmt::join(missing, ", ")));
+  if (!unexpected.empty())
+    throw Error(fmt::format("{}: unexpected tensor{} {} (not a parameter of this model)", path,
+                            unexpected.size() > 1 ? "s" : "", fmt::join(unexpected, ", ")));
+  for (const auto& item : params) {
+    const torch::Tensor& t = st.tensors.at(item.key());
+    if (t.sizes() != item.value().sizes())
+      throw Error(fmt::format("{}: tensor {} has shape {}, expected {}", path, item.key(), shape_str(t.sizes()),
+                              shape_str(item.value().sizes())));
+    if (!t.is_floating_point())
+      throw Error(fmt::format("{}: tensor {} has dtype {}, expected a floating-point dtype (F32)", path, item.key(),
+                              safetensors_dtype_name(t.scalar_type())));
+  }
+  torch::NoGradGuard no_grad;
+  for (auto& item : params) item.value().copy_(st.tensors.at(item.key()));
+}
+
+int64_t parameter_count(Decoder& model) {
+  int64_t n = 0;
+  for (const auto& p : model->parameters()) n += p.numel();
+  return n;
+}
+
+}  // namespace infini

@@ -1,0 +1,227 @@
+// Tokenizer: resolves the libinfini_spm shim with dlopen once per process and forwards to it.
+// Not sentencepiece: no header of it is included here, so LibTorch's protobuf never meets its own.
+#include "data/tokenizer.h"
+
+#include <dlfcn.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "data/spm/spm_shim.h"
+
+namespace infini {
+namespace {
+
+struct ShimApi {
+  decltype(&infini_spm_load) load = nullptr;
+  decltype(&infini_spm_free) free = nullptr;
+  decltype(&infini_spm_vocab_size) vocab_size = nullptr;
+  decltype(&infini_spm_bos_id) bos_id = nullptr;
+  decltype(&infini_spm_eos_id) eos_id = nullptr;
+  decltype(&infini_spm_pad_id) pad_id = nullptr;
+  decltype(&infini_spm_unk_id) unk_id = nullptr;
+  decltype(&infini_spm_encode) encode = nullptr;
+  decltype(&infini_spm_decode) decode = nullptr;
+  decltype(&infini_spm_id_to_piece) id_to_piece = nullptr;
+  decltype(&infini_spm_piece_to_id) piece_to_id = nullptr;
+  decltype(&infini_spm_release) release = nullptr;
+  decltype(&infini_spm_train) train = nullptr;
+};
+
+bool file_exists(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+template <class F> void resolve(void* lib, const char* name, F& fn, const std::string& path) {
+  fn = reinterpret_cast<F>(::dlsym(lib, name));
+  if (!fn) throw Error(fmt::format("{}: missing symbol {} (stale build of the sentencepiece shim?)", path, name));
+}
+
+// Loaded once; never unloaded (sentencepiece keeps static state that must outlive every handle).
+const ShimApi& shim() {
+  static std::once_flag once;
+  static ShimApi api;
+  static std::string failure;
+  std::call_once(once, [] {
+    try {
+      const std::string path = find_spm_shim();
+      void* lib = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+      if (!lib) throw Error(fmt::format("cannot load the sentencepiece shim {}: {}", path, ::dlerror()));
+      resolve(lib, "infini_spm_load", api.load, path);
+      resolve(lib, "infini_spm_free", api.free, path);
+      resolve(lib, "infini_spm_vocab_size", api.vocab_size, path);
+      resolve(lib, "infini_spm_bos_id", api.bos_id, path);
+      resolve(lib, "infini_spm_eos_id", api.eos_id, path);
+      resolve(lib, "infini_spm_pad_id", api.pad_id, path);
+      resolve(lib, "infini_spm_unk_id", api.unk_id, path);
+      resolve(lib, "infini_spm_encode", api.encode, path);
+      resolve(lib, "infini_spm_decode", api.decode, path);
+      resolve(lib, "infini_spm_id_to_piece", api.id_to_piece, path);
+      resolve(lib, "infini_spm_piece_to_id", api.piece_to_id, path);
+      resolve(lib, "infini_spm_release", api.release, path);
+      resolve(lib, "infini_spm_train", api.train, path);
+    } catch (const Error& e) {
+      failure = e.what();
+    }
+  });
+  if (!failure.empty()) throw Error(failure);
+  return api;
+}
+
+}  // namespace
+
+struct Tokenizer::Handle {
+  infini_spm* spm = nullptr;
+  ~Handle() {
+    if (spm) shim().free(spm);
+  }
+};
+
+std::string find_spm_shim() {
+  const char* env = std::getenv("INFINI_SPM_LIB");
+  if (env && *env) {
+    if (!file_exists(env)) throw Error(fmt::format("INFINI_SPM_LIB={}: no such file", env));
+    return env;
+  }
+  char buf[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  std::string dir = ".";
+  if (n > 0) {
+    std::string exe(buf, static_cast<size_t>(n));
+    dir = exe.substr(0, exe.find_last_of('/'));
+  }
+  const std::string name = "libinfini_spm.so";
+  // Installed next to the binary, or in the build root when run from <build>/tests/.
+  for (const std::string& cand : {dir + "/" + name, dir + "/../" + name, dir + "/../lib/" + name}) {
+    if (file_exists(cand)) return cand;
+  }
+  throw Error(fmt::format("cannot find {} next to the executable ({}) or in its parent; set INFINI_SPM_LIB",
+                          name, dir));
+}
+
+std::string file_hash_hex(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(fmt::format("{}: cannot open for reading", path));
+  uint64_t h = 1469598103934665603ULL;
+  char buf[1 << 16];
+  while (in) {
+    in.read(buf, sizeof(buf));
+    for (std::streamsize i = 0; i < in.gcount(); ++i) {
+      h ^= static_cast<unsigned char>(buf[i]);
+      h *= 1099511628211ULL;
+    }
+  }
+  return fmt::format("{:016x}", h);
+}
+
+Tokenizer Tokenizer::load(const std::string& model_path) {
+  if (model_path.empty()) throw Error("tokenizer: no model path given (tokenizer.model)");
+  if (!file_exists(model_path)) throw Error(fmt::format("tokenizer model {}: no such file", model_path));
+  const ShimApi& api = shim();
+  char err[1024] = {0};
+  infini_spm* spm = api.load(model_path.c_str(), err, sizeof(err));
+  if (!spm) throw Error(fmt::format("tokenizer model {}: not a valid sentencepiece model ({})", model_path, err));
+  Tokenizer t;
+  t.h_ = std::make_shared<Handle>();
+  t.h_->spm = spm;
+  t.path_ = model_path;
+  t.hash_ = file_hash_hex(model_path);
+  t.vocab_ = api.vocab_size(spm);
+  t.bos_ = api.bos_id(spm);
+  t.eos_ = api.eos_id(spm);
+  t.unk_ = api.unk_id(spm);
+  t.pad_ = api.pad_id(spm);
+  if (t.pad_ < 0) t.pad_ = t.eos_;
+  if (t.bos_ < 0 || t.eos_ < 0)
+    throw Error(fmt::format("tokenizer model {}: defines no BOS/EOS ids (bos={}, eos={})", model_path, t.bos_, t.eos_));
+  return t;
+}
+
+std::vector<int> Tokenizer::encode(const std::string& text) const {
+  int* ids = nullptr;
+  const int n = shim().encode(h_->spm, text.data(), text.size(), &ids);
+  if (n < 0) throw Error(fmt::format("tokenizer {}: failed to encode {} bytes of text", path_, text.size()));
+  std::vector<int> out(ids, ids + n);
+  shim().release(ids);
+  return out;
+}
+
+std::string Tokenizer::decode(const std::vector<int>& ids) const {
+  for (int id : ids) {
+    if (id < 0 || id >= vocab_)
+      throw Error(fmt::format("tokenizer {}: token id {} out of range [0, {})", path_, id, vocab_));
+  }
+  char* text = nullptr;
+  const long n = shim().decode(h_->spm, ids.data(), static_cast<int>(ids.size()), &text);
+  if (n < 0) throw Error(fmt::format("tokenizer {}: failed to decode {} ids", path_, ids.size()));
+  std::string out(text, static_cast<size_t>(n));
+  shim().release(text);
+  return out;
+}
+
+std::string Tokenizer::id_to_piece(int id) const {
+  char* p = nullptr;
+  const long n = shim().id_to_piece(h_->spm, id, &p);
+  if (n < 0) throw Error(fmt::format("tokenizer {}: token id {} out of range [0, {})", path_, id, vocab_));
+  std::string out(p, static_cast<size_t>(n));
+  shim().release(p);
+  return out;
+}
+
+int Tokenizer::piece_to_id(const std::string& piece) const { return shim().piece_to_id(h_->spm, piece.c_str()); }
+
+void train_tokenizer(const TokenizerTrainOptions& opt) {
+  if (opt.inputs.empty()) throw Error("tokenizer train: no --input files given");
+  for (const auto& f : opt.inputs) {
+    std::ifstream in(f);
+    if (!in) throw Error(fmt::format("tokenizer train: input {}: cannot open for reading", f));
+    if (f.find(',') != std::string::npos)
+      throw Error(fmt::format("tokenizer train: input {}: commas in file names are not supported", f));
+  }
+  if (opt.model_type != "bpe" && opt.model_type != "unigram")
+    throw Error(fmt::format("tokenizer train: --model-type must be bpe or unigram, got '{}'", opt.model_type));
+  if (opt.vocab_size < 262)
+    throw Error(fmt::format("tokenizer train: --vocab-size must be at least 262 (256 byte pieces + 4 specials + 2), got {}",
+                            opt.vocab_size));
+  if (opt.model_prefix.empty()) throw Error("tokenizer train: no --out prefix given");
+  std::string inputs;
+  for (const auto& f : opt.inputs) inputs += (inputs.empty() ? "" : ",") + f;
+  const int threads = opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::string kw;
+  auto add = [&](const std::string& k, const std::string& v) { kw += k + "=" + v + "\n"; };
+  add("input", inputs);
+  add("model_prefix", opt.model_prefix);
+  add("vocab_size", std::to_string(opt.vocab_size));
+  add("model_type", opt.model_type);
+  add("byte_fallback", "true");
+  add("character_coverage", "0.9995");
+  add("normalization_rule_name", "identity");  // exact round trips: no NFKC, no whitespace folding
+  add("remove_extra_whitespaces", "false");
+  add("add_dummy_prefix", "false");  // encode(a) + encode(b) == encode(a + b) more often; rendering relies on it
+  add("split_digits", "true");
+  add("allow_whitespace_only_pieces", "true");
+  add("unk_id", "0");
+  add("bos_id", "1");
+  add("eos_id", "2");
+  add("pad_id", "3");
+  add("input_sentence_size", std::to_string(opt.input_sentence_size));
+  add("shuffle_input_sentence", "true");
+  add("max_sentence_length", "16384");
+  add("num_threads", std::to_string(threads));
+  add("hard_vocab_limit", "false");
+  add("minloglevel", "1");
+  char err[2048] = {0};
+  if (shim().train(kw.c_str(), err, sizeof(err)) != 0)
+    throw Error(fmt::format("tokenizer train: sentencepiece failed: {}", err));
+}
+
+}  // namespace infini

@@ -1,0 +1,55 @@
+// Tokenizer: a sentencepiece model (any .model file) loaded through the libinfini_spm shim.
+// Not sentencepiece itself: this process never links it (see MACHINE.md); no chat templates here.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace infini {
+
+class Tokenizer {
+ public:
+  // Throws infini::Error when the file is missing or not a sentencepiece model.
+  static Tokenizer load(const std::string& model_path);
+
+  std::vector<int> encode(const std::string& text) const;  // no BOS/EOS added
+  std::string decode(const std::vector<int>& ids) const;
+  std::string id_to_piece(int id) const;
+  int piece_to_id(const std::string& piece) const;  // unk_id() when unknown
+
+  int bos_id() const { return bos_; }
+  int eos_id() const { return eos_; }
+  int pad_id() const { return pad_; }  // falls back to eos_id() when the model defines none
+  int unk_id() const { return unk_; }
+  int vocab_size() const { return vocab_; }
+  const std::string& path() const { return path_; }
+  std::string content_hash() const { return hash_; }  // FNV-1a 64 of the .model bytes, 16 hex digits
+
+ private:
+  struct Handle;
+  std::shared_ptr<Handle> h_;
+  std::string path_, hash_;
+  int bos_ = -1, eos_ = -1, pad_ = -1, unk_ = -1, vocab_ = 0;
+};
+
+struct TokenizerTrainOptions {
+  std::vector<std::string> inputs;  // text files, one sentence per line
+  int vocab_size = 8000;            // pieces in the model, byte pieces and specials included
+  std::string model_prefix;         // writes PREFIX.model and PREFIX.vocab
+  std::string model_type = "bpe";   // bpe | unigram
+  int64_t input_sentence_size = 2000000;  // lines sampled from large inputs
+  int threads = 0;                  // 0 = hardware concurrency
+};
+
+// Trains with SentencePieceTrainer: byte fallback (any UTF-8 round-trips), identity normalisation,
+// ids unk=0 bos=1 eos=2 pad=3, digits split. Throws infini::Error on failure.
+void train_tokenizer(const TokenizerTrainOptions& opt);
+
+// Path of libinfini_spm.so: $INFINI_SPM_LIB, else next to the executable, else its parent dir.
+std::string find_spm_shim();
+
+// FNV-1a 64 of a file's bytes as 16 hex digits (throws infini::Error when unreadable).
+std::string file_hash_hex(const std::string& path);
+
+}  // namespace infini

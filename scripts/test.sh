@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Sets up and builds (scripts/setup.sh), then runs the whole test suite with ctest.
+# Its exit code is the tests'. Usage: scripts/test.sh [extra ctest args, e.g. -R Config]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+BUILD_DIR=${BUILD_DIR:-build}
+echo "==> running tests"
+mkdir -p "$BUILD_DIR/test_tmp"
+cd "$BUILD_DIR"
+# Two jobs: each test already uses LibTorch's threads, and the machine has 2 cores.
+OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} ctest --output-on-failure -j "${CTEST_JOBS:-2}" --timeout 600 "$@"

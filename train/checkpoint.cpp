@@ -1,0 +1,96 @@
+// Checkpoint contents: model + optimizer safetensors and trainer_state.json, with validation.
+// Every stage (and PPO's actor/critic) saves and loads through these functions.
+#include "train/checkpoint.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "core/model_io.h"
+#include "core/safetensors.h"
+#include "train/checkpoint_dir.h"
+
+namespace fs = std::filesystem;
+
+namespace infini {
+
+std::string rng_state_hex() {
+  torch::Tensor s = at::detail::getDefaultCPUGenerator().get_state().contiguous();
+  const auto* p = s.data_ptr<uint8_t>();
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  out.reserve(s.numel() * 2);
+  for (int64_t i = 0; i < s.numel(); ++i) {
+    out.push_back(digits[p[i] >> 4]);
+    out.push_back(digits[p[i] & 15]);
+  }
+  return out;
+}
+
+void set_rng_state_hex(const std::string& hex, const std::string& source) {
+  if (hex.size() % 2 != 0) throw Error(fmt::format("{}: rng_state has odd length", source));
+  torch::Tensor s = torch::empty({static_cast<int64_t>(hex.size() / 2)}, torch::kUInt8);
+  auto* p = s.data_ptr<uint8_t>();
+  auto nibble = [&](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    throw Error(fmt::format("{}: rng_state is not hexadecimal", source));
+  };
+  for (size_t i = 0; i < hex.size(); i += 2) p[i / 2] = static_cast<uint8_t>(nibble(hex[i]) * 16 + nibble(hex[i + 1]));
+  at::detail::getDefaultCPUGenerator().set_state(s);
+}
+
+void save_model_and_optimizer(const std::string& dir, Decoder& model, const AdamW* opt,
+                              const std::map<std::string, std::string>& metadata) {
+  save_model((fs::path(dir) / "model.safetensors").string(), model, metadata);
+  if (opt) save_safetensors((fs::path(dir) / "optimizer.safetensors").string(), opt->state_dict(), {});
+}
+
+void load_model_and_optimizer(const std::string& dir, Decoder& model, AdamW* opt) {
+  const std::string mpath = (fs::path(dir) / "model.safetensors").string();
+  SafeTensors st = load_safetensors(mpath);
+  load_weights(model, st, mpath);
+  if (opt) {
+    const std::string opath = (fs::path(dir) / "optimizer.safetensors").string();
+    if (!fs::exists(opath)) throw Error(fmt::format("{}: missing (needed to resume the optimizer)", opath));
+    opt->load_state_dict(load_safetensors(opath).tensors, opath);
+  }
+}
+
+void save_trainer_state(const std::string& dir, nlohmann::json state) {
+  state["format_version"] = kCheckpointFormatVersion;
+  std::ofstream out(fs::path(dir) / "trainer_state.json");
+  out << state.dump(2) << "\n";
+  if (!out) throw Error(fmt::format("cannot write {}/trainer_state.json", dir));
+}
+
+nlohmann::json load_trainer_state(const std::string& dir) {
+  const std::string path = (fs::path(dir) / "trainer_state.json").string();
+  std::ifstream in(path);
+  if (!in) throw Error(fmt::format("{}: missing or unreadable", path));
+  nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) throw Error(fmt::format("{}: not a JSON object", path));
+  if (!j.contains("format_version") || !j["format_version"].is_number_integer())
+    throw Error(fmt::format("{}: format_version missing", path));
+  const int v = j["format_version"].get<int>();
+  if (v != kCheckpointFormatVersion)
+    throw Error(fmt::format("{}: format_version {} is not supported (expected {})", path, v,
+                            kCheckpointFormatVersion));
+  return j;
+}
+
+void init_weights_from(const std::string& ck, Decoder& model, const std::set<std::string>& ignore,
+                       const std::set<std::string>& fresh) {
+  const std::string dir = resolve_checkpoint(ck);
+  const std::string path = (fs::path(dir) / "model.safetensors").string();
+  SafeTensors st = load_safetensors(path);
+  for (const auto& name : ignore) st.tensors.erase(name);
+  for (const auto& item : model->named_parameters(true))
+    if (fresh.count(item.key())) st.tensors[item.key()] = item.value().detach().to(torch::kCPU).clone();
+  load_weights(model, st, path);
+}
+
+}  // namespace infini

@@ -1,0 +1,37 @@
+// What goes inside a training checkpoint: weights, optimizer moments by name, trainer_state.json
+// (step, tokens, loader position, RNG, stage extras). Directory handling is checkpoint_dir.h.
+#pragma once
+#include <map>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/decoder.h"
+#include "train/adamw.h"
+
+namespace infini {
+
+constexpr int kCheckpointFormatVersion = 1;
+
+// The default CPU generator's state as hex text, and back (for trainer_state.json).
+std::string rng_state_hex();
+void set_rng_state_hex(const std::string& hex, const std::string& source);
+
+// DIR/model.safetensors (metadata: model config, head, extras such as tokenizer path/hash)
+// and, when opt is given, DIR/optimizer.safetensors.
+void save_model_and_optimizer(const std::string& dir, Decoder& model, const AdamW* opt,
+                              const std::map<std::string, std::string>& metadata);
+// Loads both back into existing objects; errors name the file and the tensor.
+void load_model_and_optimizer(const std::string& dir, Decoder& model, AdamW* opt);
+
+// trainer_state.json: writes `state` plus format_version; reads and checks the version.
+void save_trainer_state(const std::string& dir, nlohmann::json state);
+nlohmann::json load_trainer_state(const std::string& dir);
+
+// Loads only weights from CK (a run or step directory) into `model`, for init_from: tensors in
+// `ignore` are skipped in the source, those in `fresh` keep their initial values. Every other
+// mismatch (missing, unexpected, mis-shaped tensor) is an error naming the tensor and shapes.
+void init_weights_from(const std::string& ck, Decoder& model, const std::set<std::string>& ignore = {},
+                       const std::set<std::string>& fresh = {});
+
+}  // namespace infini

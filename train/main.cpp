@@ -1,0 +1,52 @@
+// The `infini` binary: parses the command line (CLI11) and dispatches to the subcommands.
+// Each subcommand lives in its own train/cmd_*.cpp; this file only wires them and maps errors to exit codes.
+#include <cstdio>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include "core/compat.h"
+#include "core/error.h"
+#include "train/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"infini: train and evaluate Infini-attention language models"};
+  app.require_subcommand(0, 1);
+  bool version = false;
+  app.add_flag("--version", version, "print the version, the LibTorch version and whether CUDA is available");
+
+  infini::add_train_command(app);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (version) {
+    std::cout << "infini " << INFINI_VERSION << " (LibTorch " << infini::compat::torch_version()
+              << ", CUDA " << (torch::cuda::is_available() ? "available" : "not available") << ")\n";
+    return 0;
+  }
+  if (app.get_subcommands().empty()) {
+    std::cout << app.help();
+    return 0;
+  }
+  try {
+    infini::run_selected_command();
+  } catch (const infini::ConfigError& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  } catch (const infini::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  } catch (const c10::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what_without_backtrace());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return infini::command_exit_code();
+}

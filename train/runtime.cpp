@@ -1,0 +1,48 @@
+// Runtime set-up: threads, seed, device and precision from RunConfig, and spdlog sinks.
+// Called once per process by the commands; model and data code never touch these globals.
+#include "train/runtime.h"
+
+#include <thread>
+
+#include <fmt/format.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include "core/compat.h"
+#include "core/error.h"
+
+namespace infini {
+
+Runtime setup_runtime(const RunConfig& run) {
+  Runtime rt;
+  rt.threads = run.threads > 0 ? static_cast<int>(run.threads)
+                               : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  compat::set_threads(rt.threads);
+  torch::manual_seed(static_cast<uint64_t>(run.seed));
+  if (run.device == "cuda") {
+    if (!torch::cuda::is_available())
+      throw ConfigError("run.device: cuda was asked for, but this build of LibTorch has no CUDA device "
+                        "available; use run.device=cpu");
+    rt.device = torch::Device(torch::kCUDA, 0);
+    torch::cuda::manual_seed_all(static_cast<uint64_t>(run.seed));
+  }
+  rt.bf16 = run.precision == "bf16";
+  if (run.deterministic) at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/true);
+  return rt;
+}
+
+void setup_logging(const std::string& level, const std::string& log_file) {
+  std::vector<spdlog::sink_ptr> sinks;
+  sinks.push_back(std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
+  if (!log_file.empty()) sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(log_file, false));
+  auto logger = std::make_shared<spdlog::logger>("infini", sinks.begin(), sinks.end());
+  logger->set_pattern("[%H:%M:%S] %^%l%$ %v");
+  if (sinks.size() > 1) sinks[1]->set_pattern("[%Y-%m-%d %H:%M:%S.%e] %l %v");
+  logger->set_level(spdlog::level::from_str(level));
+  logger->flush_on(spdlog::level::info);
+  spdlog::set_default_logger(logger);
+}
+
+}  // namespace infini

@@ -1,0 +1,11 @@
+// The stage recipes that plug into run_trainer: each returns how a batch becomes a loss.
+// pretrain and sft are language-model losses; reward is a pairwise classifier (stage_reward.cpp).
+#pragma once
+#include "train/trainer.h"
+
+namespace infini {
+
+StageSpec pretrain_stage();
+StageSpec sft_stage();
+
+}  // namespace infini

@@ -1,0 +1,18 @@
+// Stage dispatch: `stage:` in the config picks the recipe.
+// Stages that are not built into this binary are refused with a clear message.
+#include "train/stages.h"
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "train/stage_lm.h"
+
+namespace infini {
+
+int run_stage(const Config& cfg) {
+  if (cfg.stage == "pretrain") return run_trainer(cfg, pretrain_stage());
+  if (cfg.stage == "sft") return run_trainer(cfg, sft_stage());
+  throw ConfigError(fmt::format("stage: '{}' is not available in this build (available: pretrain, sft)", cfg.stage));
+}
+
+}  // namespace infini

@@ -1,0 +1,324 @@
+// The shared training loop (see trainer.h): one place where a step happens.
+// Order per step: micro-batches -> backward -> non-finite check -> clip -> AdamW -> log/eval/checkpoint.
+#include "train/trainer.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "core/compat.h"
+#include "core/error.h"
+#include "core/flops.h"
+#include "data/loader.h"
+#include "data/tokenizer.h"
+#include "train/adamw.h"
+#include "train/checkpoint.h"
+#include "train/checkpoint_dir.h"
+#include "train/metrics_log.h"
+#include "train/runtime.h"
+#include "train/schedule.h"
+#include "train/signals.h"
+
+namespace fs = std::filesystem;
+
+namespace infini {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+Batch to_device(const Batch& b, const torch::Device& d) {
+  if (d.is_cpu()) return b;
+  Batch o = b;
+  auto mv = [&](torch::Tensor& t) {
+    if (t.defined()) t = t.to(d);
+  };
+  mv(o.tokens); mv(o.loss_mask); mv(o.lengths);
+  mv(o.rejected_tokens); mv(o.rejected_mask); mv(o.rejected_lengths);
+  return o;
+}
+
+// Global gradient norm (fp32 accumulation); clips in place when max_norm > 0.
+double clip_gradients(const std::vector<AdamWGroup>& groups, double max_norm) {
+  torch::NoGradGuard ng;
+  double sq = 0.0;
+  for (const auto& g : groups)
+    for (const auto& p : g.params)
+      if (p.grad().defined()) sq += p.grad().to(torch::kFloat).pow(2).sum().item<double>();
+  const double norm = std::sqrt(sq);
+  if (max_norm > 0 && std::isfinite(norm) && norm > max_norm) {
+    const double scale = max_norm / (norm + 1e-6);
+    for (const auto& g : groups)
+      for (const auto& p : g.params)
+        if (p.grad().defined()) p.grad().mul_(scale);
+  }
+  return norm;
+}
+
+std::string format_duration(double s) {
+  if (!std::isfinite(s) || s < 0) return "?";
+  const int64_t t = static_cast<int64_t>(s + 0.5);
+  if (t >= 3600) return fmt::format("{}h{:02d}m", t / 3600, (t % 3600) / 60);
+  if (t >= 60) return fmt::format("{}m{:02d}s", t / 60, t % 60);
+  return fmt::format("{}s", t);
+}
+
+struct Averager {
+  double weight = 0, loss = 0;
+  std::map<std::string, double> sums;
+  void add(const LossOutput& o, double loss_value) {
+    weight += o.weight;
+    loss += loss_value * o.weight;
+    for (const auto& [k, v] : o.metrics) sums[k] += v * o.weight;
+  }
+  double mean_loss() const { return weight > 0 ? loss / weight : 0.0; }
+};
+
+}  // namespace
+
+std::pair<torch::Tensor, int64_t> masked_lm_loss(const torch::Tensor& logits, const torch::Tensor& tokens,
+                                                 const torch::Tensor& loss_mask) {
+  compat::AutocastOff fp32;
+  const int64_t V = logits.size(-1);
+  auto pred = logits.slice(1, 0, -1).to(torch::kFloat).reshape({-1, V});  // (B*(T-1), V)
+  auto target = tokens.slice(1, 1).reshape({-1});                         // (B*(T-1))
+  auto mask = loss_mask.slice(1, 1).reshape({-1}).to(torch::kFloat);      // (B*(T-1))
+  auto nll = torch::nn::functional::cross_entropy(
+      pred, target, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+  const int64_t count = static_cast<int64_t>(mask.sum().item<double>());
+  auto loss = (nll * mask).sum() / std::max<int64_t>(1, count);
+  return {loss, count};
+}
+
+int run_trainer(const Config& cfg, const StageSpec& spec) {
+  const std::string run_dir = cfg.run.dir;
+  fs::create_directories(run_dir);
+  setup_logging(cfg.run.log_level, (fs::path(run_dir) / "train.log").string());
+  const Runtime rt = setup_runtime(cfg.run);
+  install_stop_handlers();
+
+  // Resume or start.
+  std::string resume_dir = cfg.resume == "auto" ? latest_checkpoint(run_dir) : "";
+  const std::string config_path = (fs::path(run_dir) / "config.yaml").string();
+  write_file_atomic(config_path, config_to_yaml(cfg));
+  spdlog::info("stage {} -> {} ({} threads, {}, {})", spec.name, run_dir, rt.threads,
+               rt.device.is_cpu() ? "cpu" : "cuda", rt.bf16 ? "bf16 autocast" : "fp32");
+  spdlog::debug("resolved config:\n{}", config_to_yaml(cfg));
+
+  std::optional<Tokenizer> tok;
+  if (!cfg.tokenizer.model.empty()) {
+    tok = Tokenizer::load(cfg.tokenizer.model);
+    if (tok->vocab_size() > cfg.model.vocab_size)
+      throw ConfigError(fmt::format("model.vocab_size ({}) is smaller than the tokenizer's vocabulary ({} in {})",
+                                    cfg.model.vocab_size, tok->vocab_size(), cfg.tokenizer.model));
+  } else if (spec.needs_tokenizer) {
+    throw ConfigError(fmt::format("tokenizer.model: stage {} renders records and needs a tokenizer, found none",
+                                  spec.name));
+  }
+
+  Decoder model(cfg.model, spec.head);
+  model->to(rt.device);
+  AdamW opt(make_param_groups(*model, cfg.optim.weight_decay, cfg.optim.gate_lr_mult), cfg.optim.betas[0],
+            cfg.optim.betas[1], cfg.optim.eps);
+
+  Loader train_loader(cfg.data, Split::train, tok ? &*tok : nullptr, cfg.train.batch_size,
+                      static_cast<uint64_t>(cfg.run.seed));
+  std::optional<Loader> val_loader;
+  if (cfg.data.format == "tokens" || !cfg.data.val.empty()) {
+    try {
+      val_loader.emplace(cfg.data, Split::val, tok ? &*tok : nullptr, cfg.train.batch_size,
+                         static_cast<uint64_t>(cfg.run.seed));
+    } catch (const Error& e) {
+      if (!cfg.data.val.empty()) throw;
+      spdlog::warn("no validation split: {}", e.what());
+    }
+  }
+
+  int64_t step = 0;
+  double tokens_seen = 0;
+  if (!resume_dir.empty()) {
+    load_model_and_optimizer(resume_dir, model, &opt);
+    nlohmann::json st = load_trainer_state(resume_dir);
+    step = st.at("step").get<int64_t>();
+    tokens_seen = st.value("tokens_seen", 0.0);
+    train_loader.load_state(st.at("loader"));
+    if (st.contains("rng_cpu")) set_rng_state_hex(st["rng_cpu"].get<std::string>(), resume_dir);
+    spdlog::info("resumed from {} (step {})", resume_dir, step);
+  } else if (!cfg.init_from.empty()) {
+    init_weights_from(cfg.init_from, model, spec.init_from_ignore, spec.init_from_fresh);
+    spdlog::info("initialised weights from {}", cfg.init_from);
+  }
+
+  std::map<std::string, std::string> meta{{"stage", spec.name}};
+  if (tok) {
+    meta["tokenizer_path"] = fs::absolute(tok->path()).string();
+    meta["tokenizer_hash"] = tok->content_hash();
+  }
+
+  MetricsLog metrics((fs::path(run_dir) / "metrics.jsonl").string(), step);
+  std::string last_checkpoint = resume_dir;
+
+  auto save = [&](int64_t at_step) {
+    const auto t0 = Clock::now();
+    last_checkpoint = commit_checkpoint(
+        run_dir, at_step,
+        [&](const std::string& dir) {
+          save_model_and_optimizer(dir, model, &opt, meta);
+          save_trainer_state(dir, {{"step", at_step},
+                                   {"stage", spec.name},
+                                   {"tokens_seen", tokens_seen},
+                                   {"loader", train_loader.state()},
+                                   {"rng_cpu", rng_state_hex()},
+                                   {"schedule", {{"lr", lr_at(cfg.schedule, cfg.optim.lr, cfg.train.max_steps, at_step)}}}});
+        },
+        static_cast<int>(cfg.checkpoint.keep_last));
+    spdlog::info("checkpoint {} ({:.2f} s)", last_checkpoint, seconds_since(t0));
+  };
+
+  auto evaluate = [&](int64_t at_step) {
+    if (!val_loader) return;
+    torch::NoGradGuard ng;
+    model->eval();
+    Averager avg;
+    int64_t n = 0;
+    for (const Batch& raw : val_loader->all_batches()) {
+      if (cfg.train.eval_batches > 0 && n >= cfg.train.eval_batches) break;
+      const Batch b = to_device(raw, rt.device);
+      LossOutput out;
+      {
+        compat::AutocastGuard ac(rt.bf16, rt.device.type());
+        out = spec.loss(model, b);
+      }
+      avg.add(out, out.loss.item<double>());
+      ++n;
+    }
+    model->train();
+    nlohmann::json rec{{"kind", "eval"}, {"step", at_step}, {"val_loss", avg.mean_loss()},
+                       {"val_ppl", std::exp(avg.mean_loss())}};
+    std::string extra;
+    for (const auto& [k, v] : avg.sums) {
+      rec["val_" + k] = v / avg.weight;
+      extra += fmt::format(" val_{} {:.4f}", k, v / avg.weight);
+    }
+    metrics.write(rec);
+    spdlog::info("eval step {} val_loss {:.4f} val_ppl {:.2f}{}", at_step, avg.mean_loss(),
+                 std::exp(avg.mean_loss()), extra);
+  };
+
+  if (step >= cfg.train.max_steps) {
+    spdlog::info("already finished: {} is at step {} of {}", run_dir, step, cfg.train.max_steps);
+    return 0;
+  }
+
+  const double flops_per_token = training_flops_per_token(cfg.model, cfg.data.seq_len);
+  const bool tty = ::isatty(2);
+  const auto start = Clock::now();
+  const int64_t first_step = step;
+  auto window_start = Clock::now();
+  double window_tokens = 0;
+  int64_t nonfinite_count = 0;
+  model->train();
+
+  while (step < cfg.train.max_steps) {
+    const int64_t this_step = step + 1;
+    Averager avg;
+    double step_tokens = 0;
+    bool finite = true;
+    for (int64_t micro = 0; micro < cfg.train.grad_accum; ++micro) {
+      const Batch b = to_device(train_loader.next(), rt.device);
+      LossOutput out;
+      {
+        compat::AutocastGuard ac(rt.bf16, rt.device.type());
+        out = spec.loss(model, b);
+      }
+      const double lv = out.loss.item<double>();
+      if (!std::isfinite(lv)) finite = false;
+      (out.loss / static_cast<double>(cfg.train.grad_accum)).backward();
+      avg.add(out, lv);
+      step_tokens += static_cast<double>(b.num_tokens());
+    }
+    const double grad_norm = clip_gradients(opt.groups(), cfg.optim.grad_clip);
+    if (!std::isfinite(grad_norm)) finite = false;
+    const double lr = lr_at(cfg.schedule, cfg.optim.lr, cfg.train.max_steps, this_step);
+    if (!finite) {
+      ++nonfinite_count;
+      opt.zero_grad();
+      metrics.write({{"kind", "nonfinite"}, {"step", this_step}, {"loss", avg.mean_loss()},
+                     {"grad_norm", grad_norm}, {"count", nonfinite_count}});
+      if (cfg.train.on_nonfinite == "stop") {
+        spdlog::error("step {}: non-finite loss ({}) or gradient norm ({}); stopping. The last good checkpoint "
+                      "is {}", this_step, avg.mean_loss(), grad_norm,
+                      last_checkpoint.empty() ? "none (no checkpoint was written yet)" : last_checkpoint);
+        return kExitNonFinite;
+      }
+      spdlog::warn("step {}: non-finite loss or gradient; step skipped ({} so far)", this_step, nonfinite_count);
+    } else {
+      opt.step(lr);
+      opt.zero_grad();
+    }
+    step = this_step;
+    tokens_seen += step_tokens;
+    window_tokens += step_tokens;
+
+    if (step % cfg.train.log_every == 0 || step == cfg.train.max_steps || step == first_step + 1) {
+      const double dt = seconds_since(window_start);
+      const double tps = dt > 0 ? window_tokens / dt : 0.0;
+      const double elapsed = seconds_since(start);
+      const double eta = elapsed / static_cast<double>(step - first_step) * static_cast<double>(cfg.train.max_steps - step);
+      const double mfu = cfg.train.peak_flops > 0 ? tps * flops_per_token / cfg.train.peak_flops : 0.0;
+      nlohmann::json rec{{"kind", "train"}, {"step", step}, {"loss", avg.mean_loss()},
+                         {"ppl", std::exp(avg.mean_loss())}, {"lr", lr}, {"grad_norm", grad_norm},
+                         {"tokens_per_s", tps}, {"tokens_seen", tokens_seen}, {"elapsed_s", elapsed},
+                         {"eta_s", eta}};
+      if (cfg.train.peak_flops > 0) rec["mfu"] = mfu;
+      std::string extra;
+      for (const auto& [k, v] : avg.sums) {
+        rec[k] = v / avg.weight;
+        extra += fmt::format(" {} {:.4f}", k, v / avg.weight);
+      }
+      metrics.write(rec);
+      if (tty) std::fprintf(stderr, "\r\033[K");
+      spdlog::info("step {}/{} loss {:.4f} ppl {:.2f} lr {:.3g} gnorm {:.3f} {:.0f} tok/s{}{} elapsed {} eta {}",
+                   step, cfg.train.max_steps, avg.mean_loss(), std::exp(avg.mean_loss()), lr, grad_norm, tps,
+                   cfg.train.peak_flops > 0 ? fmt::format(" mfu {:.1f}%", 100 * mfu) : "", extra,
+                   format_duration(elapsed), format_duration(eta));
+      window_start = Clock::now();
+      window_tokens = 0;
+    } else if (tty) {
+      const int width = 30;
+      const int filled = static_cast<int>(width * step / cfg.train.max_steps);
+      std::fprintf(stderr, "\r[%s%s] step %lld/%lld loss %.4f", std::string(filled, '=').c_str(),
+                   std::string(width - filled, ' ').c_str(), static_cast<long long>(step),
+                   static_cast<long long>(cfg.train.max_steps), avg.mean_loss());
+      std::fflush(stderr);
+    }
+
+    if (cfg.train.eval_every > 0 && step % cfg.train.eval_every == 0 && step != cfg.train.max_steps) evaluate(step);
+    const bool periodic = cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0;
+    if (stop_requested()) {
+      save(step);
+      spdlog::warn("interrupted by signal {} at step {}; checkpoint {} written. Resume with: infini train {} "
+                   "(resume: auto continues from {}/checkpoints/latest)",
+                   stop_signal(), step, last_checkpoint, config_path, run_dir);
+      return kExitInterrupted;
+    }
+    if (periodic && step != cfg.train.max_steps) save(step);
+  }
+  evaluate(step);
+  save(step);
+  spdlog::info("done: {} steps, {:.0f} tokens in {}; final checkpoint {}", step, tokens_seen,
+               format_duration(seconds_since(start)), last_checkpoint);
+  return 0;
+}
+
+}  // namespace infini
