@@ -28,20 +28,20 @@ DecoderImpl::DecoderImpl(const ModelConfig& cfg, Head head) : cfg_(cfg), head_(h
 
 void DecoderImpl::init_weights() {
   torch::NoGradGuard g;
-  const double std = cfg_.init_std;
-  const double resid = std / std::sqrt(2.0 * static_cast<double>(cfg_.n_layers));
-  tok_embeddings->weight.normal_(0, std);
+  const double sd = cfg_.init_std;
+  const double resid = sd / std::sqrt(2.0 * static_cast<double>(cfg_.n_layers));
+  tok_embeddings->weight.normal_(0, sd);
   for (auto& b : blocks) {
-    b->attention->wq->weight.normal_(0, std);
-    b->attention->wk->weight.normal_(0, std);
-    b->attention->wv->weight.normal_(0, std);
+    b->attention->wq->weight.normal_(0, sd);
+    b->attention->wk->weight.normal_(0, sd);
+    b->attention->wv->weight.normal_(0, sd);
     b->attention->wo->weight.normal_(0, resid);  // residual outputs: variance grows with depth
-    b->feed_forward->w1->weight.normal_(0, std);
+    b->feed_forward->w1->weight.normal_(0, sd);
     b->feed_forward->w2->weight.normal_(0, resid);
-    b->feed_forward->w3->weight.normal_(0, std);
+    b->feed_forward->w3->weight.normal_(0, sd);
   }
-  if (output) output->weight.normal_(0, std);
-  if (score) score->weight.normal_(0, std);
+  if (output) output->weight.normal_(0, sd);
+  if (score) score->weight.normal_(0, sd);
 }
 
 torch::Tensor DecoderImpl::head(const torch::Tensor& h) {

@@ -51,9 +51,9 @@ AttentionParts InfiniAttentionImpl::forward_parts(const torch::Tensor& x, bool k
   // and the last segment is never written into memory that anyone reads.
   torch::Tensor xp = P == T ? x : torch::constant_pad_nd(x, {0, 0, 0, P - T});  // (B, P, D)
 
-  torch::Tensor q = wq(xp).view({B, S, N, Hkv, G, Dh}).permute({0, 1, 3, 4, 2, 5});  // (B, S, Hkv, G, N, Dh)
-  torch::Tensor k = wk(xp).view({B, S, N, Hkv, Dh}).permute({0, 1, 3, 2, 4});        // (B, S, Hkv, N, Dh)
-  torch::Tensor v = wv(xp).view({B, S, N, Hkv, Dh}).permute({0, 1, 3, 2, 4});        // (B, S, Hkv, N, Dh)
+  torch::Tensor q = wq(xp).reshape({B, S, N, Hkv, G, Dh}).permute({0, 1, 3, 4, 2, 5});  // (B, S, Hkv, G, N, Dh)
+  torch::Tensor k = wk(xp).reshape({B, S, N, Hkv, Dh}).permute({0, 1, 3, 2, 4});        // (B, S, Hkv, N, Dh)
+  torch::Tensor v = wv(xp).reshape({B, S, N, Hkv, Dh}).permute({0, 1, 3, 2, 4});        // (B, S, Hkv, N, Dh)
 
   RopeTables rope = rope_tables(0, N, Dh, cfg.rope_theta, x.device());
   torch::Tensor qr = apply_rope(q, rope).mul_(1.0 / std::sqrt(static_cast<double>(Dh)))
@@ -108,9 +108,9 @@ torch::Tensor InfiniAttentionImpl::stream_piece(const torch::Tensor& x, LayerStr
   const int64_t H = cfg.n_heads, Hkv = cfg.kv_heads(), G = H / Hkv, Dh = cfg.head_dim();
   const int64_t K = pos + L;  // keys visible: the segment so far
 
-  torch::Tensor q = wq(x).view({B, L, Hkv, G, Dh}).permute({0, 2, 3, 1, 4});  // (B, Hkv, G, L, Dh)
-  torch::Tensor k = wk(x).view({B, L, Hkv, Dh}).permute({0, 2, 1, 3});        // (B, Hkv, L, Dh)
-  torch::Tensor v = wv(x).view({B, L, Hkv, Dh}).permute({0, 2, 1, 3});        // (B, Hkv, L, Dh)
+  torch::Tensor q = wq(x).reshape({B, L, Hkv, G, Dh}).permute({0, 2, 3, 1, 4});  // (B, Hkv, G, L, Dh)
+  torch::Tensor k = wk(x).reshape({B, L, Hkv, Dh}).permute({0, 2, 1, 3});        // (B, Hkv, L, Dh)
+  torch::Tensor v = wv(x).reshape({B, L, Hkv, Dh}).permute({0, 2, 1, 3});        // (B, Hkv, L, Dh)
   st.k_cache.narrow(2, pos, L).copy_(k);
   st.v_cache.narrow(2, pos, L).copy_(v);
   torch::Tensor kc = st.k_cache.narrow(2, 0, K);  // (B, Hkv, K, Dh)

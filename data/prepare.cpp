@@ -26,7 +26,7 @@
 namespace infini {
 namespace {
 
-constexpr size_t kChunkBytes = 1 << 20;  // documents handed to one worker at a time
+constexpr size_t kChunkBytes = 256 << 10;  // documents handed to one worker at a time (small: balance)
 
 struct Chunk {
   int64_t seq = 0;

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -40,7 +41,9 @@ void set_rng_state_hex(const std::string& hex, const std::string& source) {
     throw Error(fmt::format("{}: rng_state is not hexadecimal", source));
   };
   for (size_t i = 0; i < hex.size(); i += 2) p[i / 2] = static_cast<uint8_t>(nibble(hex[i]) * 16 + nibble(hex[i + 1]));
-  at::detail::getDefaultCPUGenerator().set_state(s);
+  at::Generator gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(s);
 }
 
 void save_model_and_optimizer(const std::string& dir, Decoder& model, const AdamW* opt,

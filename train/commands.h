@@ -14,5 +14,14 @@ void run_selected_command();
 int command_exit_code();
 
 void add_train_command(CLI::App& app);
+void add_convert_command(CLI::App& app);
+void add_generate_command(CLI::App& app);
+void add_info_command(CLI::App& app);
+void add_tokenizer_command(CLI::App& app);
+void add_data_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
+// `eval reward` (train/cmd_eval_reward.cpp), registered under `eval` by add_eval_command.
+void add_eval_reward_subcommand(CLI::App& eval);
 
 }  // namespace infini

@@ -234,7 +234,7 @@ void apply_override(YAML::Node& root, const std::string& text, Origins& origins)
 std::string first_key_path(const std::string& message) {
   // Validation messages start with or contain the key path (e.g. "model.d_model (100) must ...").
   static const char* sections[] = {"run.", "model.", "tokenizer.", "data.", "optim.", "schedule.",
-                                   "train.", "checkpoint.", "stage", "init_from", "resume"};
+                                   "train.", "checkpoint.", "reward.", "ppo.", "stage", "init_from", "resume"};
   size_t best = std::string::npos;
   for (const char* s : sections) {
     size_t p = message.find(s);
@@ -309,9 +309,49 @@ void validate_values(const Config& c) {
   check(one_of(c.train.on_nonfinite, {"stop", "skip"}),
         fmt::format("train.on_nonfinite: expected stop or skip, found '{}'", c.train.on_nonfinite));
   check(c.train.peak_flops >= 0, fmt::format("train.peak_flops: expected >= 0, found {}", c.train.peak_flops));
+  check(c.train.stop_after >= 0, fmt::format("train.stop_after: expected >= 0, found {}", c.train.stop_after));
   check(c.checkpoint.every >= 0, fmt::format("checkpoint.every: expected >= 0, found {}", c.checkpoint.every));
   check(c.checkpoint.keep_last >= 0,
         fmt::format("checkpoint.keep_last: expected >= 0, found {}", c.checkpoint.keep_last));
+  check(c.reward.center_coef >= 0,
+        fmt::format("reward.center_coef: expected >= 0, found {}", c.reward.center_coef));
+  check(one_of(c.ppo.reward_source, {"model", "rule", "sum"}),
+        fmt::format("ppo.reward_source: expected model, rule or sum, found '{}'", c.ppo.reward_source));
+  check(one_of(c.ppo.rule, {"exact", "numeric"}),
+        fmt::format("ppo.rule: expected exact or numeric, found '{}'", c.ppo.rule));
+  check(c.ppo.mini_batch_size >= 1,
+        fmt::format("ppo.mini_batch_size: expected >= 1, found {}", c.ppo.mini_batch_size));
+  check(c.ppo.ppo_epochs >= 1, fmt::format("ppo.ppo_epochs: expected >= 1, found {}", c.ppo.ppo_epochs));
+  check(c.ppo.actor_lr >= 0, fmt::format("ppo.actor_lr: expected >= 0, found {}", c.ppo.actor_lr));
+  check(c.ppo.critic_lr >= 0, fmt::format("ppo.critic_lr: expected >= 0, found {}", c.ppo.critic_lr));
+  check(c.ppo.temperature > 0, fmt::format("ppo.temperature: expected > 0, found {}", c.ppo.temperature));
+  check(c.ppo.top_k >= 0, fmt::format("ppo.top_k: expected >= 0, found {}", c.ppo.top_k));
+  check(c.ppo.top_p > 0 && c.ppo.top_p <= 1, fmt::format("ppo.top_p: expected in (0, 1], found {}", c.ppo.top_p));
+  check(c.ppo.max_new_tokens >= 1,
+        fmt::format("ppo.max_new_tokens: expected >= 1, found {}", c.ppo.max_new_tokens));
+  check(c.ppo.kl_coef >= 0, fmt::format("ppo.kl_coef: expected >= 0, found {}", c.ppo.kl_coef));
+  check(c.ppo.kl_target > 0, fmt::format("ppo.kl_target: expected > 0, found {}", c.ppo.kl_target));
+  check(c.ppo.kl_horizon > 0, fmt::format("ppo.kl_horizon: expected > 0, found {}", c.ppo.kl_horizon));
+  check(c.ppo.gamma >= 0 && c.ppo.gamma <= 1, fmt::format("ppo.gamma: expected in [0, 1], found {}", c.ppo.gamma));
+  check(c.ppo.lambda >= 0 && c.ppo.lambda <= 1,
+        fmt::format("ppo.lambda: expected in [0, 1], found {}", c.ppo.lambda));
+  check(c.ppo.clip_eps > 0, fmt::format("ppo.clip_eps: expected > 0, found {}", c.ppo.clip_eps));
+  check(c.ppo.value_clip > 0, fmt::format("ppo.value_clip: expected > 0, found {}", c.ppo.value_clip));
+  check(c.ppo.reward_clip >= 0, fmt::format("ppo.reward_clip: expected >= 0, found {}", c.ppo.reward_clip));
+  check(c.ppo.missing_eos_penalty >= 0,
+        fmt::format("ppo.missing_eos_penalty: expected >= 0, found {}", c.ppo.missing_eos_penalty));
+  check(c.ppo.eval_every >= 0, fmt::format("ppo.eval_every: expected >= 0, found {}", c.ppo.eval_every));
+  check(c.ppo.eval_prompts >= 0, fmt::format("ppo.eval_prompts: expected >= 0, found {}", c.ppo.eval_prompts));
+  if (c.stage == "ppo") {
+    check(c.ppo.reward_source == "rule" || !c.ppo.reward_model.empty(),
+          fmt::format("ppo.reward_model: reward_source {} needs a reward run or checkpoint, found none",
+                      c.ppo.reward_source));
+    check(c.data.format == "prompts",
+          fmt::format("data.format: stage ppo reads prompts, found '{}'", c.data.format));
+  }
+  if (c.stage == "reward")
+    check(c.data.format == "preference",
+          fmt::format("data.format: stage reward reads preference pairs, found '{}'", c.data.format));
   check(one_of(c.resume, {"auto", "never"}), fmt::format("resume: expected auto or never, found '{}'", c.resume));
   check(one_of(c.data.format, {"tokens", "sft", "preference", "prompts"}),
         fmt::format("data.format: expected tokens, sft, preference or prompts, found '{}'", c.data.format));

@@ -44,11 +44,48 @@ struct TrainConfig {
   int64_t eval_batches = 8;        // validation batches per evaluation; 0 = the whole split
   std::string on_nonfinite = "stop";  // stop | skip: what a NaN/inf loss or gradient does
   double peak_flops = 0.0;         // FLOP/s for MFU; 0 = not reported
+  int64_t stop_after = 0;          // end this invocation after N steps, checkpointed (the schedule
+                                   // still runs to max_steps); 0 = run to max_steps
 };
 
 struct CheckpointConfig {
   int64_t every = 0;      // checkpoint every K steps (and always at the end); 0 = only at the end
   int64_t keep_last = 3;  // step directories kept; 0 = all
+};
+
+// stage: reward - the pairwise loss of the reward model (see RLHF.md).
+struct RewardConfig {
+  double margin = 0.0;       // loss -log sigmoid(r_chosen - r_rejected - margin)
+  double center_coef = 0.0;  // + center_coef * (r_chosen + r_rejected)^2 keeps scores near 0
+};
+
+// stage: ppo - rollouts, rewards and the clipped updates (see RLHF.md). train.max_steps counts
+// rollouts, train.batch_size is prompts per rollout; init_from is the SFT model (actor + reference).
+struct PPOConfig {
+  std::string reward_model;           // reward run or checkpoint (critic init; scores when reward_source uses it)
+  std::string reward_source = "model";  // model | rule | sum (rule: match against the record's answer)
+  std::string rule = "exact";         // exact | numeric: how a response is matched with its answer
+  int64_t mini_batch_size = 4;        // sequences per PPO update
+  int64_t ppo_epochs = 2;             // passes over each rollout batch
+  double actor_lr = 1e-5;             // AdamW lr of the actor (constant)
+  double critic_lr = 1e-5;            // AdamW lr of the critic (constant)
+  double temperature = 1.0;           // sampling temperature of rollouts (> 0)
+  int64_t top_k = 0;                  // 0 = all tokens
+  double top_p = 1.0;                 // 1 = all tokens
+  int64_t max_new_tokens = 16;        // response length cap
+  double kl_coef = 0.05;              // KL penalty coefficient (initial value when adaptive)
+  bool kl_adaptive = false;           // adapt kl_coef toward kl_target
+  double kl_target = 6.0;             // target KL per response (nats) of the adaptive controller
+  double kl_horizon = 10000;          // horizon of the adaptive controller
+  double gamma = 1.0;                 // GAE discount
+  double lambda = 0.95;               // GAE lambda
+  double clip_eps = 0.2;              // policy ratio clip
+  double value_clip = 0.2;            // value clip around the rollout's values
+  bool whiten_advantages = true;      // normalise advantages per rollout batch
+  double reward_clip = 0.0;           // clip scores to +-reward_clip; 0 = off
+  double missing_eos_penalty = 0.0;   // subtracted from the score of a response without EOS; 0 = off
+  int64_t eval_every = 0;             // greedy true accuracy on data.val every K rollouts (and first/last); 0 = first/last only
+  int64_t eval_prompts = 32;          // held-out prompts per evaluation
 };
 
 struct Config {
@@ -61,6 +98,8 @@ struct Config {
   ScheduleConfig schedule;
   TrainConfig train;
   CheckpointConfig checkpoint;
+  RewardConfig reward;
+  PPOConfig ppo;
   std::string init_from;      // weights only, from a run or step directory ("" = fresh init)
   std::string resume = "auto";  // auto | never
 };
@@ -96,10 +135,41 @@ template <class V> void visit_fields(TrainConfig& c, V& v) {
   v("eval_batches", c.eval_batches, "batches per validation; 0 = all");
   v("on_nonfinite", c.on_nonfinite, "stop | skip");
   v("peak_flops", c.peak_flops, "peak FLOP/s for MFU; 0 = off");
+  v("stop_after", c.stop_after, "end this invocation after N steps; 0 = off");
 }
 template <class V> void visit_fields(CheckpointConfig& c, V& v) {
   v("every", c.every, "checkpoint every K steps; 0 = at the end");
   v("keep_last", c.keep_last, "checkpoints kept; 0 = all");
+}
+template <class V> void visit_fields(RewardConfig& c, V& v) {
+  v("margin", c.margin, "pairwise loss margin");
+  v("center_coef", c.center_coef, "score centring coefficient; 0 = off");
+}
+template <class V> void visit_fields(PPOConfig& c, V& v) {
+  v("reward_model", c.reward_model, "reward run or checkpoint");
+  v("reward_source", c.reward_source, "model | rule | sum");
+  v("rule", c.rule, "exact | numeric");
+  v("mini_batch_size", c.mini_batch_size, "sequences per PPO update");
+  v("ppo_epochs", c.ppo_epochs, "passes over each rollout batch");
+  v("actor_lr", c.actor_lr, "actor learning rate");
+  v("critic_lr", c.critic_lr, "critic learning rate");
+  v("temperature", c.temperature, "rollout sampling temperature");
+  v("top_k", c.top_k, "rollout top-k; 0 = all");
+  v("top_p", c.top_p, "rollout top-p; 1 = all");
+  v("max_new_tokens", c.max_new_tokens, "response length cap");
+  v("kl_coef", c.kl_coef, "KL penalty coefficient (initial when adaptive)");
+  v("kl_adaptive", c.kl_adaptive, "adapt kl_coef toward kl_target");
+  v("kl_target", c.kl_target, "target KL of the adaptive controller");
+  v("kl_horizon", c.kl_horizon, "horizon of the adaptive controller");
+  v("gamma", c.gamma, "GAE discount");
+  v("lambda", c.lambda, "GAE lambda");
+  v("clip_eps", c.clip_eps, "policy ratio clip");
+  v("value_clip", c.value_clip, "value clip");
+  v("whiten_advantages", c.whiten_advantages, "normalise advantages");
+  v("reward_clip", c.reward_clip, "score clip; 0 = off");
+  v("missing_eos_penalty", c.missing_eos_penalty, "penalty for no EOS; 0 = off");
+  v("eval_every", c.eval_every, "true accuracy every K rollouts; 0 = first/last");
+  v("eval_prompts", c.eval_prompts, "held-out prompts per evaluation");
 }
 template <class V> void visit_fields(Config& c, V& v) {
   v("stage", c.stage, "pretrain | sft | reward | ppo");
@@ -111,6 +181,8 @@ template <class V> void visit_fields(Config& c, V& v) {
   v.section("schedule", c.schedule);
   v.section("train", c.train);
   v.section("checkpoint", c.checkpoint);
+  v.section("reward", c.reward);
+  v.section("ppo", c.ppo);
   v("init_from", c.init_from, "weights only, from a run or step directory");
   v("resume", c.resume, "auto | never");
 }

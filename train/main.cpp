@@ -18,6 +18,13 @@ int main(int argc, char** argv) {
   app.add_flag("--version", version, "print the version, the LibTorch version and whether CUDA is available");
 
   infini::add_train_command(app);
+  infini::add_convert_command(app);
+  infini::add_generate_command(app);
+  infini::add_info_command(app);
+  infini::add_tokenizer_command(app);
+  infini::add_data_command(app);
+  infini::add_eval_command(app);
+  infini::add_bench_command(app);
 
   try {
     app.parse(argc, argv);

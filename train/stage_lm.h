@@ -7,5 +7,6 @@ namespace infini {
 
 StageSpec pretrain_stage();
 StageSpec sft_stage();
+StageSpec reward_stage(const RewardConfig& rc);
 
 }  // namespace infini

@@ -134,15 +134,9 @@ int run_trainer(const Config& cfg, const StageSpec& spec) {
   Loader train_loader(cfg.data, Split::train, tok ? &*tok : nullptr, cfg.train.batch_size,
                       static_cast<uint64_t>(cfg.run.seed));
   std::optional<Loader> val_loader;
-  if (cfg.data.format == "tokens" || !cfg.data.val.empty()) {
-    try {
-      val_loader.emplace(cfg.data, Split::val, tok ? &*tok : nullptr, cfg.train.batch_size,
-                         static_cast<uint64_t>(cfg.run.seed));
-    } catch (const Error& e) {
-      if (!cfg.data.val.empty()) throw;
-      spdlog::warn("no validation split: {}", e.what());
-    }
-  }
+  if (Loader::has_split(cfg.data, Split::val))
+    val_loader.emplace(cfg.data, Split::val, tok ? &*tok : nullptr, cfg.train.batch_size,
+                       static_cast<uint64_t>(cfg.run.seed));
 
   int64_t step = 0;
   double tokens_seen = 0;
@@ -190,9 +184,7 @@ int run_trainer(const Config& cfg, const StageSpec& spec) {
     torch::NoGradGuard ng;
     model->eval();
     Averager avg;
-    int64_t n = 0;
-    for (const Batch& raw : val_loader->all_batches()) {
-      if (cfg.train.eval_batches > 0 && n >= cfg.train.eval_batches) break;
+    for (const Batch& raw : val_loader->all_batches(cfg.train.eval_batches > 0 ? cfg.train.eval_batches : -1)) {
       const Batch b = to_device(raw, rt.device);
       LossOutput out;
       {
@@ -200,7 +192,6 @@ int run_trainer(const Config& cfg, const StageSpec& spec) {
         out = spec.loss(model, b);
       }
       avg.add(out, out.loss.item<double>());
-      ++n;
     }
     model->train();
     nlohmann::json rec{{"kind", "eval"}, {"step", at_step}, {"val_loss", avg.mean_loss()},
@@ -311,6 +302,12 @@ int run_trainer(const Config& cfg, const StageSpec& spec) {
                    "(resume: auto continues from {}/checkpoints/latest)",
                    stop_signal(), step, last_checkpoint, config_path, run_dir);
       return kExitInterrupted;
+    }
+    if (cfg.train.stop_after > 0 && step - first_step >= cfg.train.stop_after && step != cfg.train.max_steps) {
+      save(step);
+      spdlog::info("stopping after {} steps as train.stop_after asks; resume continues at step {}",
+                   cfg.train.stop_after, step + 1);
+      return 0;
     }
     if (periodic && step != cfg.train.max_steps) save(step);
   }

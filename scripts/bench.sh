@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Model speed, one run for every comparison: fp32 vs bf16, linear vs delta, memory on vs off, and
+# the Python reference (tests/reference/model_reference.py) of the same shape under bf16 autocast.
+# Not a correctness check (the tests are). Usage: scripts/bench.sh [BUILD_DIR] [BATCH] [SEQ]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}
+B=${2:-4}
+T=${3:-1024}
+BIN="$BUILD/infini"
+CFG=configs/bench/model.yaml
+PY=/usr/bin/python3
+[[ -x "$BIN" ]] || { echo "error: $BIN not found; build first (cmake --build $BUILD --target infini)" >&2; exit 1; }
+
+train_tps() {  # prints the fwd+bwd tokens/s of one `infini bench model` run
+  "$BIN" bench model --config "$CFG" --batch "$B" --seq "$T" "$@" | tee /dev/stderr |
+    sed -n 's/^train fwd+bwd: \([0-9]*\) tokens.*/\1/p'
+}
+
+echo "== infini bench model, B=$B T=$T"
+bf16_lin=$(train_tps --precision bf16 model.memory.update=linear)
+bf16_del=$(train_tps --precision bf16 model.memory.update=delta)
+fp32_lin=$(train_tps --precision fp32 model.memory.update=linear)
+bf16_off=$(train_tps --precision bf16 model.memory.enabled=false)
+
+echo "== Python reference (bf16 autocast, same shape)"
+py_lin=$($PY tests/reference/model_reference.py --bench --bf16 --update linear --batch "$B" --seq "$T" |
+  tee /dev/stderr | sed -n 's/^python reference: \([0-9]*\) tokens.*/\1/p')
+py_del=$($PY tests/reference/model_reference.py --bench --bf16 --update delta --batch "$B" --seq "$T" |
+  tee /dev/stderr | sed -n 's/^python reference: \([0-9]*\) tokens.*/\1/p')
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+echo "== summary (training tokens/s, fwd+bwd)"
+printf '%-34s %8s\n' "bf16 linear" "$bf16_lin" "bf16 delta" "$bf16_del" "fp32 linear" "$fp32_lin" \
+  "bf16 memory off" "$bf16_off" "python bf16 linear" "$py_lin" "python bf16 delta" "$py_del"
+echo "bf16 / fp32 (linear):          $(ratio "$bf16_lin" "$fp32_lin")x"
+echo "delta / linear (bf16):         $(ratio "$bf16_del" "$bf16_lin")x"
+echo "memory on / off (bf16 linear): $(ratio "$bf16_lin" "$bf16_off")x"
+echo "infini / python (bf16 linear): $(ratio "$bf16_lin" "$py_lin")x"
+echo "infini / python (bf16 delta):  $(ratio "$bf16_del" "$py_del")x"

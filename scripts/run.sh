@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The main job: set up, then run the demo pipeline stage by stage on the default corpora
+# (get data -> tokenizer -> shards -> pretrain -> SFT), and print a summary of what it made.
+# Re-running resumes unfinished stages and skips finished ones.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+INFINI=${INFINI:-build/infini}
+W=data/work/demo
+mkdir -p "$W"
+stage() { echo; echo "==== $* ===="; }
+
+stage "infini --version"
+$INFINI --version
+
+stage "default corpora"
+scripts/get_data.sh
+CORPORA=(data/corpora/kjv.txt data/corpora/moby_dick.txt)
+
+stage "tokenizer (sentencepiece BPE, 4096 pieces)"
+if [ ! -f "$W/tokenizer.model" ]; then
+  $INFINI tokenizer train --input "${CORPORA[@]}" --vocab-size 4096 --out "$W/tokenizer"
+else
+  echo "exists: $W/tokenizer.model"
+fi
+
+stage "token shards"
+if [ ! -f "$W/shards/index.json" ]; then
+  $INFINI data prepare --tokenizer "$W/tokenizer.model" --input "${CORPORA[@]}" --out "$W/shards" --val-fraction 0.02
+else
+  echo "exists: $W/shards"
+fi
+
+stage "SFT records (verifiable tasks + passkey)"
+if [ ! -f "$W/sft_passkey.jsonl" ]; then
+  : > "$W/sft_tasks.jsonl"
+  for task in add reverse sort; do
+    $INFINI data synth --task $task --kind sft --count 2000 --seed 1 --out "$W/sft_$task.jsonl"
+    $INFINI data synth --task $task --kind sft --count 100 --seed 2 --out "$W/sft_${task}_val.jsonl"
+  done
+  cat "$W"/sft_add.jsonl "$W"/sft_reverse.jsonl "$W"/sft_sort.jsonl > "$W/sft_tasks.jsonl"
+  cat "$W"/sft_add_val.jsonl "$W"/sft_reverse_val.jsonl "$W"/sft_sort_val.jsonl > "$W/sft_tasks_val.jsonl"
+  $INFINI data synth --task passkey --kind sft --count 400 --seed 3 --tokenizer "$W/tokenizer.model" \
+    --length 1000 --out "$W/sft_passkey.jsonl"
+else
+  echo "exists: $W/sft_*.jsonl"
+fi
+
+stage "pretrain (configs/demo/pretrain.yaml)"
+$INFINI train configs/demo/pretrain.yaml
+
+stage "SFT (configs/demo/sft.yaml)"
+$INFINI train configs/demo/sft.yaml
+
+if [ -x /usr/bin/python3 ]; then
+  stage "plots"
+  for r in runs/demo-pretrain runs/demo-sft; do
+    /usr/bin/python3 scripts/plot_metrics.py "$r/metrics.jsonl" "$r/metrics.png" || echo "(plot of $r failed)"
+  done
+fi
+
+stage "summary"
+/usr/bin/python3 - <<'PY'
+import json, os
+def last(path, kind, key):
+    v = None
+    if os.path.exists(path):
+        for line in open(path):
+            try: r = json.loads(line)
+            except Exception: continue
+            if r.get("kind") == kind and key in r: v = r[key]
+    return v
+rows = [
+  ("pretrain val perplexity", last("runs/demo-pretrain/metrics.jsonl", "eval", "val_ppl")),
+  ("pretrain final train loss", last("runs/demo-pretrain/metrics.jsonl", "train", "loss")),
+  ("SFT val loss (response tokens)", last("runs/demo-sft/metrics.jsonl", "eval", "val_loss")),
+]
+for name, v in rows:
+    print(f"  {name:34s} {v:.4f}" if isinstance(v, float) else f"  {name:34s} {v}")
+PY
+cat <<TXT
+  tokenizer          $W/tokenizer.model
+  token shards       $W/shards/
+  pretraining run    runs/demo-pretrain/  (config.yaml, metrics.jsonl, metrics.png, checkpoints/)
+  SFT run            runs/demo-sft/
+  try:               $INFINI generate --checkpoint runs/demo-sft --prompt "### User:\nWhat is 12 + 30?\n\n### Assistant:\n" --max-new-tokens 16
+TXT

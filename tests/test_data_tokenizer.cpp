@@ -1,0 +1,241 @@
+// Tests of the tokenizer shim (round trips, ids, bad models), corpus preparation and token shards
+// (contents, split, every bad-shard case), and the `infini tokenizer/data` commands end to end.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "data/prepare.h"
+#include "data/token_shards.h"
+#include "data/tokenizer.h"
+#include "tests/test_data_util.h"
+
+using namespace infini;
+using infini::testing::generated_text;
+using infini::testing::read_file;
+using infini::testing::scratch_dir;
+using infini::testing::tiny_tokenizer;
+using infini::testing::write_file;
+
+namespace {
+
+const Tokenizer& tok() { return tiny_tokenizer("data_tokenizer"); }
+
+void expect_error_contains(const std::function<void()>& f, const std::string& needle) {
+  try {
+    f();
+    ADD_FAILURE() << "expected infini::Error containing '" << needle << "'";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << "multi-line error: " << e.what();
+  }
+}
+
+int run(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); }
+
+}  // namespace
+
+TEST(Tokenizer, SpecialIdsAndVocab) {
+  EXPECT_EQ(tok().unk_id(), 0);
+  EXPECT_EQ(tok().bos_id(), 1);
+  EXPECT_EQ(tok().eos_id(), 2);
+  EXPECT_EQ(tok().pad_id(), 3);
+  EXPECT_GE(tok().vocab_size(), 262);
+  EXPECT_LE(tok().vocab_size(), 400);
+  EXPECT_EQ(tok().content_hash().size(), 16u);
+  EXPECT_EQ(tok().content_hash(), file_hash_hex(tok().path()));
+  // byte fallback pieces exist for every byte
+  EXPECT_EQ(tok().id_to_piece(tok().piece_to_id("<0x41>")), "<0x41>");
+  EXPECT_NE(tok().piece_to_id("<0xF0>"), tok().unk_id());
+}
+
+TEST(Tokenizer, RoundTripsAwkwardUtf8) {
+  const std::vector<std::string> texts = {
+      "The grass is green.",
+      "  leading and  double  spaces, trailing ",
+      "emoji: \xF0\x9F\x98\x80\xF0\x9F\x91\x8D\xF0\x9F\x8F\xBD family \xF0\x9F\x91\xA8\xE2\x80\x8D\xF0\x9F\x91\xA9",
+      "CJK: \xE6\xBC\xA2\xE5\xAD\x97\xE3\x81\xB2\xE3\x82\x89\xE3\x81\x8C\xE3\x81\xAA \xED\x95\x9C\xEA\xB8\x80",
+      "combining: e\xCC\x81 a\xCC\x8A n\xCC\x83 (not NFC-folded)",
+      "control: tab\there\x01\x02\x7F bell\x07 cr\r lf\nnext line",
+      "fullwidth \xEF\xBC\xA1\xEF\xBC\xA2 and ligature \xEF\xAC\x81 stay as they are",
+      "digits 1234567890 and 3.14159",
+      std::string(1, '\0') + "nul byte inside" + std::string(1, '\0'),
+      "",
+  };
+  for (const auto& t : texts) {
+    const auto ids = tok().encode(t);
+    for (int id : ids) ASSERT_LT(id, tok().vocab_size());
+    EXPECT_EQ(tok().decode(ids), t) << "text: " << t;
+  }
+  // digits are split, so numbers are at least one token per digit
+  EXPECT_GE(tok().encode("12345").size(), 5u);
+}
+
+TEST(Tokenizer, RoundTripsCorpora) {
+  // The default corpora when fetched (scripts/get_data.sh), else generated text.
+  std::vector<std::string> docs;
+  for (const char* name : {"kjv.txt", "moby_dick.txt"}) {
+    const std::string path = std::string(INFINI_SOURCE_DIR) + "/data/corpora/" + name;
+    if (std::filesystem::exists(path)) docs.push_back(read_file(path).substr(0, 300000));
+  }
+  if (docs.empty()) docs.push_back(generated_text(2000, 7));
+  for (const auto& d : docs) EXPECT_EQ(tok().decode(tok().encode(d)), d);
+}
+
+TEST(Tokenizer, BadModels) {
+  const std::string dir = scratch_dir("data_tokenizer_bad");
+  expect_error_contains([&] { Tokenizer::load(dir + "/missing.model"); }, "missing.model: no such file");
+  write_file(dir + "/junk.model", "this is not a protobuf \x01\x02\x03");
+  expect_error_contains([&] { Tokenizer::load(dir + "/junk.model"); }, "not a valid sentencepiece model");
+  expect_error_contains([&] { Tokenizer::load(""); }, "no model path");
+  expect_error_contains([&] { tok().decode({tok().vocab_size()}); }, "out of range");
+}
+
+TEST(Prepare, ShardsHoldDocumentsJoinedWithEos) {
+  const std::string dir = scratch_dir("data_prepare");
+  const std::string text = generated_text(400, 3);
+  write_file(dir + "/a.txt", text);
+  write_file(dir + "/b.txt", "Second file, one paragraph.\nStill the same document.\n\n\n\nAnd a last one.");
+  PrepareOptions opt;
+  opt.inputs = {dir + "/a.txt", dir + "/b.txt"};
+  opt.out_dir = dir + "/shards";
+  opt.val_fraction = 0.1;
+  opt.threads = 2;
+  opt.shard_tokens = 500;  // forces several shard files
+  const PrepareStats st = prepare_corpus(tok(), opt);
+
+  // Expected documents, split by hand with the documented rule.
+  std::vector<std::string> docs;
+  for (const auto& f : opt.inputs) {
+    DocumentSplitter sp;
+    std::string content = read_file(f), line;
+    std::istringstream in(content);
+    auto emit = [&](const std::string& d) { docs.push_back(d); };
+    while (std::getline(in, line)) sp.feed_line(line, emit);
+    sp.flush(emit);
+  }
+  EXPECT_EQ(docs[docs.size() - 2], "Second file, one paragraph.\nStill the same document.");
+  EXPECT_EQ(docs.back(), "And a last one.");
+  std::vector<int64_t> want_train, want_val;
+  int64_t n_val = 0;
+  for (size_t i = 0; i < docs.size(); ++i) {
+    auto ids = tok().encode(docs[i]);
+    auto& dst = is_val_document(static_cast<int64_t>(i), 0.1) ? want_val : want_train;
+    n_val += is_val_document(static_cast<int64_t>(i), 0.1);
+    dst.insert(dst.end(), ids.begin(), ids.end());
+    dst.push_back(tok().eos_id());
+  }
+  EXPECT_EQ(st.documents, static_cast<int64_t>(docs.size()));
+  EXPECT_EQ(st.val_documents, n_val);
+  EXPECT_NEAR(static_cast<double>(n_val), 0.1 * docs.size(), 1.0);
+
+  const ShardIndex idx = read_shard_index(opt.out_dir);
+  EXPECT_EQ(idx.vocab_size, tok().vocab_size());
+  EXPECT_EQ(idx.eos_id, 2);
+  EXPECT_EQ(idx.tokenizer_hash, tok().content_hash());
+  EXPECT_GT(idx.train_files.size(), 1u);
+  for (auto [files, want] : {std::pair{idx.train_files, want_train}, std::pair{idx.val_files, want_val}}) {
+    std::vector<int64_t> got;
+    for (const auto& f : files) {
+      TokenShard s(f);
+      std::vector<int64_t> buf(static_cast<size_t>(s.size()));
+      s.read(0, s.size(), buf.data());
+      got.insert(got.end(), buf.begin(), buf.end());
+      // uint16 on disk: 32-byte header + 2 bytes per token
+      EXPECT_EQ(std::filesystem::file_size(f), 32u + 2u * static_cast<uint64_t>(s.size()));
+    }
+    EXPECT_EQ(got, want);
+  }
+  EXPECT_EQ(st.train_tokens, static_cast<int64_t>(want_train.size()));
+}
+
+TEST(Prepare, DocumentsAreCapped) {
+  DocumentSplitter sp;
+  std::vector<std::string> docs;
+  auto emit = [&](const std::string& d) { docs.push_back(d); };
+  const std::string line(1000, 'x');
+  for (int i = 0; i < 200; ++i) sp.feed_line(line, emit);  // 200 KB without a blank line
+  sp.feed_line(std::string(150000, 'y'), emit);             // one giant line
+  sp.flush(emit);
+  size_t total = 0;
+  for (const auto& d : docs) {
+    EXPECT_LE(d.size(), kMaxDocumentBytes);
+    total += d.size();
+  }
+  EXPECT_EQ(docs.size(), 4u + 3u);  // 65 lines of 1001 bytes per document; 150000 = 3 pieces
+  EXPECT_EQ(total, 200u * 1000u + 199u - 3u + 150000u);  // the 3 cuts drop 3 joining newlines
+}
+
+TEST(Prepare, EmptyInputAndMissingFile) {
+  const std::string dir = scratch_dir("data_prepare_bad");
+  write_file(dir + "/blank.txt", "\n\n   \n");
+  PrepareOptions opt;
+  opt.inputs = {dir + "/blank.txt"};
+  opt.out_dir = dir + "/out";
+  expect_error_contains([&] { prepare_corpus(tok(), opt); }, "hold no documents");
+  opt.inputs = {dir + "/nope.txt"};
+  expect_error_contains([&] { prepare_corpus(tok(), opt); }, "nope.txt: cannot open");
+}
+
+TEST(Shards, BadShardsAreRefused) {
+  const std::string dir = scratch_dir("data_shards_bad");
+  {
+    ShardWriter w(dir + "/good.bin", 300);
+    const int ids[] = {1, 5, 299, 2};
+    w.append(ids, 4);
+    w.finish();
+  }
+  TokenShard good(dir + "/good.bin");
+  std::vector<int64_t> got(4);
+  good.read(0, 4, got.data());
+  EXPECT_EQ(got, (std::vector<int64_t>{1, 5, 299, 2}));
+  const std::string bytes = read_file(dir + "/good.bin");
+  ASSERT_EQ(bytes.size(), 32u + 8u);
+
+  std::string bad = bytes;
+  bad[0] = 'X';
+  write_file(dir + "/magic.bin", bad);
+  expect_error_contains([&] { TokenShard s(dir + "/magic.bin"); }, "bad magic");
+  bad = bytes;
+  bad[8] = 7;
+  write_file(dir + "/version.bin", bad);
+  expect_error_contains([&] { TokenShard s(dir + "/version.bin"); }, "format version 7");
+  write_file(dir + "/trunc.bin", bytes.substr(0, bytes.size() - 3));
+  expect_error_contains([&] { TokenShard s(dir + "/trunc.bin"); }, "(truncated)");
+  write_file(dir + "/tiny.bin", bytes.substr(0, 10));
+  expect_error_contains([&] { TokenShard s(dir + "/tiny.bin"); }, "shorter than the 32-byte header");
+  bad = bytes;
+  bad[32 + 2] = static_cast<char>(0x2C);  // id 300 (0x012C) at token 1
+  bad[32 + 3] = 0x01;
+  write_file(dir + "/id.bin", bad);
+  expect_error_contains([&] { TokenShard s(dir + "/id.bin"); }, "token 1 has id 300 >= vocab_size 300");
+  expect_error_contains([&] { TokenShard s(dir + "/absent.bin"); }, "absent.bin: cannot open");
+  expect_error_contains([&] { ShardWriter w(dir + "/w.bin", 10); const int id = 10; w.append(&id, 1); },
+                        "token id 10 out of range");
+  expect_error_contains([&] { read_shard_index(dir); }, "index.json: cannot open");
+  write_file(dir + "/index.json", "{\"format\": \"infini-token-shards\", \"version\": 1,");
+  expect_error_contains([&] { read_shard_index(dir); }, "malformed JSON");
+  write_file(dir + "/index.json", R"({"format": "infini-token-shards", "version": 1, "vocab_size": "big"})");
+  expect_error_contains([&] { read_shard_index(dir); }, "key \"vocab_size\" must be an integer, found string");
+}
+
+TEST(Cli, TokenizerTrainAndDataPrepare) {
+  const std::string dir = scratch_dir("data_cli");
+  write_file(dir + "/text.txt", generated_text(800, 11));
+  const std::string bin = INFINI_BINARY;
+  ASSERT_EQ(run(bin + " tokenizer train --input " + dir + "/text.txt --vocab-size 300 --out " + dir + "/t"), 0);
+  EXPECT_TRUE(std::filesystem::exists(dir + "/t.model"));
+  EXPECT_TRUE(std::filesystem::exists(dir + "/t.vocab"));
+  ASSERT_EQ(run(bin + " data prepare --tokenizer " + dir + "/t.model --input " + dir + "/text.txt --out " + dir +
+                "/shards --val-fraction 0.05"), 0);
+  const auto index = nlohmann::json::parse(read_file(dir + "/shards/index.json"));
+  EXPECT_GT(index["tokens"]["train"].get<int64_t>(), 1000);
+  EXPECT_GT(index["documents"]["val"].get<int64_t>(), 0);
+  // failures: non-zero exit
+  EXPECT_NE(run(bin + " data prepare --tokenizer " + dir + "/none.model --input " + dir + "/text.txt --out " + dir + "/x"), 0);
+  EXPECT_NE(run(bin + " tokenizer train --input " + dir + "/none.txt --vocab-size 300 --out " + dir + "/u"), 0);
+}

@@ -1,0 +1,230 @@
+// Passkey evaluation (train/eval_passkey.h, `infini eval passkey`): exact prompt lengths and key
+// depths, the streaming prompt path against the parallel forward, and the CLI's JSON on a tiny model.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/generate.h"
+#include "core/model_io.h"
+#include "support/run_util.h"
+#include "train/eval_passkey.h"
+#include "train/eval_ppl.h"
+
+namespace infini {
+namespace {
+
+struct TinyEval {
+  std::string dir, tokenizer, model_file, corpus;
+};
+
+// A tiny tokenizer (vocab 300) trained on passkey-like text, and a random model saved beside it
+// (built once per scratch dir; ctest runs the tests of this file as parallel processes).
+TinyEval tiny_eval() {
+  TinyEval t;
+  t.dir = test::scratch_dir("eval_passkey", /*fresh=*/false);
+  t.tokenizer = t.dir + "/tok.model";
+  t.model_file = t.dir + "/step/model.safetensors";
+  t.corpus = t.dir + "/corpus.txt";
+  const int lock = ::open((t.dir + "/.lock").c_str(), O_CREAT | O_RDWR, 0644);
+  ::flock(lock, LOCK_EX);
+  if (!std::filesystem::exists(t.dir + "/.done")) {
+    std::mt19937 rng(3);
+    {
+      std::ofstream out(t.corpus);
+      for (int i = 0; i < 3000; ++i) {
+        const int key = 10000 + static_cast<int>(rng() % 90000);
+        out << "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again. "
+            << "The pass key is " << key << ". Remember it. " << key << " is the pass key. "
+            << "What is the pass key? There is an important info hidden inside a lot of irrelevant text.\n";
+      }
+    }
+    TokenizerTrainOptions o;
+    o.inputs = {t.corpus};
+    o.vocab_size = 300;
+    o.model_prefix = t.dir + "/tok";
+    o.threads = 1;
+    train_tokenizer(o);
+    ModelConfig c;
+    c.vocab_size = 300;
+    c.d_model = 32;
+    c.n_layers = 2;
+    c.n_heads = 4;
+    c.segment_len = 16;
+    torch::manual_seed(0);
+    Decoder m(c);
+    std::filesystem::create_directories(t.dir + "/step");
+    save_model(t.model_file, m, {{"tokenizer_path", t.tokenizer}});
+    std::ofstream(t.dir + "/.done") << "ok\n";
+  }
+  ::flock(lock, LOCK_UN);
+  ::close(lock);
+  return t;
+}
+
+TEST(EvalPasskey, PromptHasExactLengthAndKeyAtDepth) {
+  TinyEval t = tiny_eval();
+  Tokenizer tok = Tokenizer::load(t.tokenizer);
+  PasskeyBuilder build = passkey_builder(tok);
+  for (int64_t len : {600, 1000, 4097}) {
+    std::map<double, int64_t> pos;
+    for (double depth : {0.0, 0.25, 0.5, 1.0}) {
+      PasskeyPrompt p = build(len, depth, 5, 42);
+      ASSERT_EQ(static_cast<int64_t>(p.ids.size()), len);
+      EXPECT_EQ(p.ids[0], tok.bos_id());
+      ASSERT_EQ(p.key.size(), 5u);
+      // The key's first token sits at key_position, inside the needle sentence.
+      std::vector<int> at(p.ids.begin() + p.key_position, p.ids.begin() + p.key_position + 8);
+      EXPECT_TRUE(passkey_correct(tok.decode(at), p.key)) << tok.decode(at);
+      std::vector<int> before(p.ids.begin() + p.key_position - 16, p.ids.begin() + p.key_position);
+      EXPECT_NE(tok.decode(before).find("pass key is"), std::string::npos) << tok.decode(before);
+      // The prompt ends with the question.
+      std::vector<int> end(p.ids.end() - 12, p.ids.end());
+      EXPECT_NE(tok.decode(end).find("pass key is"), std::string::npos) << tok.decode(end);
+      pos[depth] = p.key_position;
+    }
+    // Depth 0 = right after the task sentence, 1 = right before the question; in between
+    // proportionally, to within one filler sentence.
+    EXPECT_LT(pos[0.0], 250);
+    EXPECT_GT(pos[1.0], len - 250);
+    for (double d : {0.25, 0.5}) {
+      EXPECT_NEAR(static_cast<double>(pos[d]), pos[0.0] + d * static_cast<double>(pos[1.0] - pos[0.0]), 60.0)
+          << "len " << len << " depth " << d;
+    }
+  }
+  // Wrapped in the chat template (as SFT records are): still exact, the key still where it says.
+  ChatTemplate chat;
+  PasskeyPrompt w = passkey_builder(tok, &chat)(1000, 0.5, 5, 42);
+  ASSERT_EQ(w.ids.size(), 1000u);
+  EXPECT_EQ(w.ids[0], tok.bos_id());
+  std::vector<int> at(w.ids.begin() + w.key_position, w.ids.begin() + w.key_position + 8);
+  EXPECT_TRUE(passkey_correct(tok.decode(at), w.key)) << tok.decode(at);
+  const std::string text = tok.decode(std::vector<int>(w.ids.begin() + 1, w.ids.end()));
+  EXPECT_LT(text.find(chat.user_prefix), 2u) << text.substr(0, 40);
+  EXPECT_EQ(text.substr(text.size() - chat.assistant_prefix.size()), chat.assistant_prefix);
+  EXPECT_NE(text.find("What is the pass key? The pass key is" + chat.turn_end), std::string::npos);
+  // Another seed, another key; the same seed, the same prompt.
+  EXPECT_NE(build(500, 0.5, 5, 1).key, build(500, 0.5, 5, 2).key);
+  EXPECT_EQ(build(500, 0.5, 5, 1).ids, build(500, 0.5, 5, 1).ids);
+  EXPECT_THROW(build(20, 0.5, 5, 1), Error);
+}
+
+// The hot path (whole segments, trunk only, head at the last position, started mid-segment) gives the
+// parallel forward's last logits, and greedy decoding through the state equals core's generate().
+TEST(EvalPasskey, StreamPromptEqualsParallelForward) {
+  TinyEval t = tiny_eval();
+  Decoder model = load_model(t.model_file);
+  torch::manual_seed(9);
+  torch::Tensor x = torch::randint(300, {1, 77}, torch::kLong);
+  std::vector<int64_t> ids(x.data_ptr<int64_t>(), x.data_ptr<int64_t>() + 77);
+  torch::InferenceMode im;
+  torch::Tensor want = model->forward(x).select(1, 76);  // (1, V)
+  StreamState st = model->new_state(1);
+  torch::Tensor got = stream_prompt(model, st, ids, false);
+  EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-5)) << (got - want).abs().max();
+  EXPECT_EQ(st.tokens_seen, 77);
+
+  // Split in two calls: the second starts mid-segment (77 % 16 != 0).
+  StreamState st2 = model->new_state(1);
+  std::vector<int64_t> a(ids.begin(), ids.begin() + 37), b(ids.begin() + 37, ids.end());
+  stream_prompt(model, st2, a, false);
+  EXPECT_TRUE(torch::allclose(stream_prompt(model, st2, b, false), want, 1e-5, 1e-5));
+
+  std::vector<int64_t> greedy = greedy_tokens(model, st, got, 12, false);
+  GenerateOptions g;
+  g.sampling.temperature = 0;
+  g.max_new_tokens = 12;
+  g.eos_id = -1;
+  std::vector<int64_t> ref = generate(model, ids, g);
+  EXPECT_EQ(std::vector<int64_t>(ref.begin() + 77, ref.end()), greedy);
+}
+
+TEST(EvalPasskey, CliWritesEveryCase) {
+  TinyEval t = tiny_eval();
+  const std::string out = test::scratch_dir("eval_passkey_cli") + "/passkey.json";
+  auto r = test::infini("eval passkey --checkpoint " + t.dir + "/step --lengths 400,1k --depths 0,0.5,1 --trials 2 "
+                        "--digits 4 --seed 5 --threads 1 --out " + out);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("passkey accuracy"), std::string::npos) << r.output;
+  nlohmann::json j = nlohmann::json::parse(test::read_text(out));
+  ASSERT_EQ(j["cases"].size(), 2u * 3u * 2u);
+  std::map<std::pair<int64_t, double>, int> seen;
+  for (const auto& c : j["cases"]) {
+    const int64_t len = c["length"];
+    EXPECT_TRUE(len == 400 || len == 1024) << len;
+    seen[{len, c["depth"].get<double>()}] += 1;
+    EXPECT_EQ(c["key"].get<std::string>().size(), 4u);
+    EXPECT_EQ(c["correct"].get<bool>(), passkey_correct(c["answer"].get<std::string>(), c["key"].get<std::string>()));
+    EXPECT_GT(c["tokens_per_s"].get<double>(), 0.0);
+    EXPECT_GT(c["peak_rss_kb"].get<int64_t>(), 1000);
+    EXPECT_GE(c["seconds"].get<double>(), 0.0);
+  }
+  EXPECT_EQ(seen.size(), 6u);
+  for (const auto& [k, n] : seen) EXPECT_EQ(n, 2);
+  EXPECT_GT(j["peak_rss_kb"].get<int64_t>(), 1000);
+}
+
+TEST(EvalPasskey, CliRejectsBadInput) {
+  TinyEval t = tiny_eval();
+  auto r = test::infini("eval passkey --checkpoint " + t.dir + "/step --lengths 8x");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("error: --lengths"), std::string::npos) << r.output;
+  r = test::infini("eval passkey --checkpoint " + t.dir + "/step --lengths 10");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("too short"), std::string::npos) << r.output;
+  r = test::infini("eval passkey --checkpoint " + t.dir + "/nowhere --lengths 1k");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("nowhere"), std::string::npos) << r.output;
+  r = test::infini("eval ppl --checkpoint " + t.dir + "/step --text " + t.dir + "/missing.txt");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("missing.txt"), std::string::npos) << r.output;
+}
+
+TEST(EvalPpl, CliComparesMemoryOnTheSameText) {
+  TinyEval t = tiny_eval();
+  const std::string out = test::scratch_dir("eval_ppl_cli") + "/ppl.json";
+  auto r = test::infini("eval ppl --checkpoint " + t.dir + "/step --text " + t.corpus +
+                        " --max-tokens 700 --compare --threads 1 --out " + out);
+  ASSERT_EQ(r.code, 0) << r.output;
+  nlohmann::json j = nlohmann::json::parse(test::read_text(out));
+  EXPECT_EQ(j["with_memory"]["tokens"], 700);
+  EXPECT_EQ(j["no_memory"]["tokens"], 700);
+  EXPECT_EQ(j["with_memory"]["targets"], 699);
+  EXPECT_NE(j["with_memory"]["nll"].get<double>(), j["no_memory"]["nll"].get<double>());
+
+  // The same numbers from the library on the same tokens.
+  Tokenizer tok = Tokenizer::load(t.tokenizer);
+  std::vector<int64_t> ids = tokenize_text_file(tok, t.corpus, 700);
+  ASSERT_EQ(ids.size(), 700u);
+  EXPECT_EQ(ids[0], tok.bos_id());
+  Decoder model = load_model(t.model_file);
+  EXPECT_NEAR(stream_perplexity(model, ids, PplOptions{}).overall.mean_nll(), j["with_memory"]["nll"].get<double>(),
+              1e-9);
+}
+
+TEST(EvalPpl, TokenizeFileMatchesWholeEncode) {
+  TinyEval t = tiny_eval();
+  Tokenizer tok = Tokenizer::load(t.tokenizer);
+  const std::string path = test::scratch_dir("eval_tokenize") + "/doc.txt";
+  const std::string text = "The sky is blue.\nThe pass key is 31415.\nHere we go.\n";
+  std::ofstream(path) << text;
+  std::vector<int64_t> ids = tokenize_text_file(tok, path);
+  std::vector<int> want = tok.encode(text);
+  ASSERT_EQ(ids.size(), want.size() + 1);
+  EXPECT_EQ(ids[0], tok.bos_id());
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(ids[i + 1], want[i]);
+  EXPECT_EQ(tokenize_text_file(tok, path, 5).size(), 5u);
+  const std::string empty = test::scratch_dir("eval_tokenize_empty") + "/empty.txt";
+  std::ofstream(empty) << "";
+  EXPECT_THROW(tokenize_text_file(tok, empty), Error);
+}
+
+}  // namespace
+}  // namespace infini

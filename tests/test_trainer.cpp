@@ -1,0 +1,248 @@
+// Trainer tests through the real binary on the tiny config: exact resume, signals, kill -9,
+// non-finite stop, learning, init_from errors, the golden loss curve; and the SFT loss mask.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "core/safetensors.h"
+#include "support/run_util.h"
+#include "support/tiny_data.h"
+#include "train/checkpoint.h"
+#include "train/checkpoint_dir.h"
+#include "train/metrics_log.h"
+#include "train/trainer.h"
+
+using namespace infini;
+using namespace infini::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string tiny_args(const TinyData& d, const std::string& run_dir, const std::string& extra = "") {
+  return source_path("configs/tiny/pretrain.yaml") + " run.dir=" + run_dir + " tokenizer.model=" + d.tokenizer +
+         " data.train=[" + d.shards + "] " + extra;
+}
+
+std::vector<double> train_losses(const std::string& run_dir) {
+  std::vector<double> out;
+  for (const auto& r : read_metrics(run_dir + "/metrics.jsonl"))
+    if (r.value("kind", "") == "train") out.push_back(r["loss"].get<double>());
+  return out;
+}
+
+std::map<int64_t, double> losses_by_step(const std::string& run_dir) {
+  std::map<int64_t, double> out;
+  for (const auto& r : read_metrics(run_dir + "/metrics.jsonl"))
+    if (r.value("kind", "") == "train") out[r["step"].get<int64_t>()] = r["loss"].get<double>();
+  return out;
+}
+
+// Starts `infini train ...` as a child process (stdout/stderr to a file); returns its pid.
+pid_t spawn_train(const std::string& args, const std::string& log) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    const std::string cmd = std::string("exec ") + INFINI_BINARY + " train " + args + " >" + log + " 2>&1";
+    ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  return pid;
+}
+
+int wait_code(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+}  // namespace
+
+TEST(Trainer, ResumeIsBitwiseExactInFp32) {
+  TinyData d = tiny_data("trainer_data");
+  const std::string base = scratch_dir("trainer_resume");
+  const std::string common = "train.max_steps=12 train.log_every=1 checkpoint.every=0 run.deterministic=true";
+  auto a = infini("train " + tiny_args(d, base + "/straight", common));
+  ASSERT_EQ(a.code, 0) << a.output;
+  auto b1 = infini("train " + tiny_args(d, base + "/resumed", common + " train.stop_after=6"));
+  ASSERT_EQ(b1.code, 0) << b1.output;
+  EXPECT_EQ(losses_by_step(base + "/resumed").size(), 6u);
+  auto b2 = infini("train " + tiny_args(d, base + "/resumed", common));
+  ASSERT_EQ(b2.code, 0) << b2.output;
+  EXPECT_NE(b2.output.find("resumed from"), std::string::npos) << b2.output;
+  const auto la = losses_by_step(base + "/straight"), lb = losses_by_step(base + "/resumed");
+  ASSERT_EQ(la.size(), 12u);
+  ASSERT_EQ(lb.size(), 12u);
+  for (const auto& [step, loss] : la) EXPECT_EQ(loss, lb.at(step)) << "step " << step;  // bitwise
+}
+
+TEST(Trainer, ResumeWithPrefetchIsExact) {
+  TinyData d = tiny_data("trainer_data");
+  const std::string base = scratch_dir("trainer_resume_prefetch");
+  const std::string common = "train.max_steps=8 data.prefetch=2";
+  ASSERT_EQ(infini("train " + tiny_args(d, base + "/straight", common)).code, 0);
+  ASSERT_EQ(infini("train " + tiny_args(d, base + "/resumed", common + " train.stop_after=3")).code, 0);
+  ASSERT_EQ(infini("train " + tiny_args(d, base + "/resumed", common)).code, 0);
+  EXPECT_EQ(losses_by_step(base + "/straight"), losses_by_step(base + "/resumed"));
+}
+
+TEST(Trainer, LearnsTheTinyCorpus) {
+  TinyData d = tiny_data("trainer_data");
+  const std::string run = scratch_dir("trainer_learn") + "/run";
+  auto r = infini("train " + tiny_args(d, run));
+  ASSERT_EQ(r.code, 0) << r.output;
+  double val = -1;
+  for (const auto& rec : read_metrics(run + "/metrics.jsonl"))
+    if (rec.value("kind", "") == "eval") val = rec["val_loss"].get<double>();
+  // ln(320) = 5.77 for a uniform guess; the generated sentences are far more predictable.
+  EXPECT_GT(val, 0);
+  EXPECT_LT(val, 2.5) << r.output;
+  const auto losses = train_losses(run);
+  ASSERT_GE(losses.size(), 10u);
+  EXPECT_LT(losses.back(), losses.front() - 2.0);
+}
+
+TEST(Trainer, GoldenLossCurveOfTinyConfig) {
+  TinyData d = tiny_data("trainer_data");
+  const std::string run = scratch_dir("trainer_golden") + "/run";
+  auto r = infini("train " + tiny_args(d, run, "train.max_steps=10 checkpoint.every=0 train.eval_every=0"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto losses = train_losses(run);
+  const std::string golden_path = source_path("tests/golden/tiny_pretrain_losses.json");
+  if (std::getenv("INFINI_WRITE_GOLDEN")) {
+    std::ofstream(golden_path) << nlohmann::json(losses).dump(1) << "\n";
+    GTEST_SKIP() << "wrote " << golden_path;
+  }
+  ASSERT_TRUE(fs::exists(golden_path)) << "run with INFINI_WRITE_GOLDEN=1 to create " << golden_path;
+  const auto golden = nlohmann::json::parse(read_text(golden_path)).get<std::vector<double>>();
+  ASSERT_EQ(losses.size(), golden.size());
+  for (size_t i = 0; i < golden.size(); ++i) EXPECT_NEAR(losses[i], golden[i], 1e-4 * golden[i]) << "step " << i + 1;
+}
+
+TEST(Trainer, SigtermWritesCheckpointAndExitsWithCode3) {
+  TinyData d = tiny_data("trainer_data");
+  const std::string base = scratch_dir("trainer_sigterm");
+  const std::string run = base + "/run";
+  pid_t pid = spawn_train(tiny_args(d, run, "train.max_steps=100000 checkpoint.every=0 train.eval_every=0"),
+                          base + "/log.txt");
+  // Wait until training is under way (metrics has a line), then ask it to stop.
+  for (int i = 0; i < 600 && !fs::exists(run + "/metrics.jsonl"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ::kill(pid, SIGTERM);
+  EXPECT_EQ(wait_code(pid), 3) << read_text(base + "/log.txt");
+  const std::string log = read_text(base + "/log.txt");
+  EXPECT_NE(log.find("interrupted by signal 15"), std::string::npos) << log;
+  EXPECT_NE(log.find("Resume with: infini train"), std::string::npos) << log;
+  const std::string ck = latest_checkpoint(run);
+  ASSERT_FALSE(ck.empty());
+  EXPECT_GT(load_trainer_state(ck)["step"].get<int64_t>(), 0);
+}
+
+TEST(Trainer, KillNineAtRandomMomentsLeavesALoadableCheckpoint) {
+  TinyData d = tiny_data("trainer_data");
+  const std::string base = scratch_dir("trainer_kill9");
+  const std::string run = base + "/run";
+  const std::string args = tiny_args(d, run, "train.max_steps=100000 checkpoint.every=1 checkpoint.keep_last=2 "
+                                             "train.eval_every=0 train.log_every=5");
+  std::mt19937 rng(1234);
+  int64_t last_step = 0;
+  for (int round = 0; round < 10; ++round) {
+    pid_t pid = spawn_train(args, base + "/log.txt");
+    std::this_thread::sleep_for(std::chrono::milliseconds(900 + rng() % 1200));
+    ::kill(pid, SIGKILL);
+    wait_code(pid);
+    const std::string ck = latest_checkpoint(run);
+    if (ck.empty()) continue;  // killed before the first checkpoint of the run
+    // The newest checkpoint loads completely: weights, optimizer, state.
+    const int64_t step = load_trainer_state(ck)["step"].get<int64_t>();
+    EXPECT_GE(step, last_step) << "round " << round;
+    last_step = step;
+    EXPECT_NO_THROW(load_safetensors(ck + "/model.safetensors")) << ck;
+    EXPECT_NO_THROW(load_safetensors(ck + "/optimizer.safetensors")) << ck;
+  }
+  EXPECT_GT(last_step, 0);
+  // And the run resumes from where it was killed.
+  auto r = infini("train " + tiny_args(d, run, "train.max_steps=" + std::to_string(last_step + 2) +
+                                                 " checkpoint.every=1 train.eval_every=0"));
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("resumed from"), std::string::npos) << r.output;
+}
+
+TEST(Trainer, NonFiniteLossStopsWithClearMessage) {
+  TinyData d = tiny_data("trainer_data");
+  const std::string run = scratch_dir("trainer_nan") + "/run";
+  // An absurd learning rate blows the weights up after the first update.
+  auto r = infini("train " + tiny_args(d, run, "optim.lr=1e30 schedule.warmup_steps=0 schedule.min_lr=0 "
+                                                 "optim.grad_clip=0 checkpoint.every=1 train.max_steps=20"));
+  EXPECT_EQ(r.code, 4) << r.output;
+  EXPECT_NE(r.output.find("non-finite loss"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("The last good checkpoint is"), std::string::npos) << r.output;
+  EXPECT_FALSE(latest_checkpoint(run).empty());
+  // skip mode keeps going and counts the skipped steps.
+  const std::string run2 = scratch_dir("trainer_nan_skip") + "/run";
+  auto s = infini("train " + tiny_args(d, run2, "optim.lr=1e30 schedule.warmup_steps=0 schedule.min_lr=0 "
+                                                  "optim.grad_clip=0 train.max_steps=4 train.on_nonfinite=skip"));
+  EXPECT_EQ(s.code, 0) << s.output;
+  int skipped = 0;
+  for (const auto& rec : read_metrics(run2 + "/metrics.jsonl")) skipped += rec.value("kind", "") == "nonfinite";
+  EXPECT_GT(skipped, 0);
+}
+
+TEST(Trainer, InitFromMismatchedModelNamesTensorAndShapes) {
+  TinyData d = tiny_data("trainer_data");
+  const std::string base = scratch_dir("trainer_initfrom");
+  ASSERT_EQ(infini("train " + tiny_args(d, base + "/a", "train.max_steps=1")).code, 0);
+  auto r = infini("train " + tiny_args(d, base + "/b", "train.max_steps=1 model.d_model=32 init_from=" + base + "/a"));
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("tok_embeddings.weight"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("32"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("64"), std::string::npos) << r.output;
+}
+
+TEST(Trainer, SftLossIgnoresPromptLabels) {
+  // Changing the label (target token) at a masked position changes neither the loss nor its gradient.
+  torch::manual_seed(0);
+  auto logits = torch::randn({2, 6, 11}, torch::requires_grad());
+  auto tokens = torch::randint(0, 11, {2, 6}, torch::kLong);
+  auto mask = torch::tensor({0, 0, 0, 1, 1, 1, 0, 0, 1, 1, 0, 0}, torch::kFloat).reshape({2, 6});
+  auto [l1, n1] = masked_lm_loss(logits, tokens, mask);
+  auto g1 = torch::autograd::grad({l1}, {logits})[0];
+  auto tokens2 = tokens.clone();
+  tokens2[0][1] = (tokens[0][1].item<int64_t>() + 1) % 11;  // a prompt label
+  tokens2[1][4] = (tokens[1][4].item<int64_t>() + 3) % 11;  // a padding label
+  auto [l2, n2] = masked_lm_loss(logits, tokens2, mask);
+  auto g2 = torch::autograd::grad({l2}, {logits})[0];
+  EXPECT_EQ(n1, 5);
+  EXPECT_EQ(n2, 5);
+  EXPECT_EQ(l1.item<float>(), l2.item<float>());
+  EXPECT_TRUE(torch::equal(g1, g2));
+  // ... while a response label does change it.
+  auto tokens3 = tokens.clone();
+  tokens3[0][4] = (tokens[0][4].item<int64_t>() + 1) % 11;
+  auto [l3, n3] = masked_lm_loss(logits, tokens3, mask);
+  EXPECT_NE(l1.item<float>(), l3.item<float>());
+  // Hand check: mean over the 5 counted targets of -log softmax.
+  auto logp = torch::log_softmax(logits.detach(), -1);
+  double expect = 0;
+  for (auto [b, t] : std::vector<std::pair<int, int>>{{0, 3}, {0, 4}, {0, 5}, {1, 2}, {1, 3}})
+    expect -= logp[b][t - 1][tokens[b][t].item<int64_t>()].item<double>();
+  EXPECT_NEAR(l1.item<double>(), expect / 5, 1e-6);
+}
+
+TEST(Trainer, TinySftRunsFromPretrainedWeights) {
+  TinyData d = tiny_data("trainer_data");
+  const std::string base = scratch_dir("trainer_sft");
+  ASSERT_EQ(infini("train " + tiny_args(d, base + "/pre", "train.max_steps=5")).code, 0);
+  auto r = infini("train " + source_path("configs/tiny/sft.yaml") + " run.dir=" + base + "/sft tokenizer.model=" +
+                  d.tokenizer + " data.train=[" + d.sft + "] init_from=" + base + "/pre train.max_steps=6");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("initialised weights from"), std::string::npos) << r.output;
+  EXPECT_EQ(train_losses(base + "/sft").size(), 6u);
+}

@@ -1,0 +1,42 @@
+// `infini convert llama2c --model FILE --out DIR`: a legacy llama2.c checkpoint -> a run-style
+// checkpoint directory (step 0). Not a trainer: no optimizer state is written.
+#include <cstdio>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "core/llama2c.h"
+#include "core/model_io.h"
+#include "train/checkpoint.h"
+#include "train/checkpoint_dir.h"
+#include "train/commands.h"
+
+namespace infini {
+
+void add_convert_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("convert", "import weights from other formats");
+  cmd->require_subcommand(1);
+  auto* l2c = cmd->add_subcommand("llama2c", "import a legacy llama2.c checkpoint (e.g. stories260K.bin)");
+  auto model = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>();
+  l2c->add_option("--model", *model, "the llama2.c .bin file")->required();
+  l2c->add_option("--out", *out, "run directory to write (DIR/checkpoints/step_00000000)")->required();
+  l2c->callback([model, out] {
+    set_command([model, out] {
+      Decoder m = import_llama2c(*model);
+      const std::string abs_model = std::filesystem::absolute(*model).string();
+      const std::string dir = commit_checkpoint(*out, 0, [&](const std::string& tmp) {
+        save_model((std::filesystem::path(tmp) / "model.safetensors").string(), m, {{"source", "llama2c:" + abs_model}});
+        save_trainer_state(tmp, {{"step", 0}, {"stage", "convert"}});
+      });
+      const ModelConfig& c = m->config();
+      std::printf("wrote %s (%lld parameters; d_model %lld, %lld layers, %lld heads, %lld kv heads, vocab %lld)\n",
+                  dir.c_str(), static_cast<long long>(parameter_count(m)), static_cast<long long>(c.d_model),
+                  static_cast<long long>(c.n_layers), static_cast<long long>(c.n_heads),
+                  static_cast<long long>(c.kv_heads()), static_cast<long long>(c.vocab_size));
+      return 0;
+    });
+  });
+}
+
+}  // namespace infini

@@ -1,0 +1,87 @@
+// The arithmetic of reward modelling and PPO as pure tensor functions: pairwise loss, per-token
+// rewards with a KL penalty, GAE, whitening, clipped losses, the KL controller. No models, no I/O.
+#pragma once
+#include <cstdint>
+
+#include <nlohmann/json.hpp>
+#include <torch/types.h>
+
+namespace infini {
+
+// Legend: B sequences, A action positions (one per predicted token). Masks are float (B, A) with 1
+// on response tokens; every function ignores masked-out positions.
+
+struct PairwiseLoss {
+  torch::Tensor loss;  // scalar: mean -log sigmoid(r_c - r_r - margin) + center * mean (r_c + r_r)^2
+  double accuracy = 0;  // fraction of pairs with r_c > r_r
+  double margin = 0;    // mean r_c - r_r
+};
+
+// Bradley-Terry loss of a reward model on B pairs: r_chosen (B), r_rejected (B).
+PairwiseLoss pairwise_loss(const torch::Tensor& r_chosen, const torch::Tensor& r_rejected, double margin = 0.0,
+                           double center_coef = 0.0);
+
+// scores (B, T), lengths (B) int64 -> scores at each sequence's last real token, (B).
+torch::Tensor last_token_scores(const torch::Tensor& scores, const torch::Tensor& lengths);
+
+// log p(target) under logits: logits (B, A, V), targets (B, A) int64 -> (B, A) fp32.
+torch::Tensor token_logprobs(const torch::Tensor& logits, const torch::Tensor& targets);
+
+// Entropy of the softmax of logits (B, A, V) -> (B, A) fp32.
+torch::Tensor token_entropy(const torch::Tensor& logits);
+
+// Per-token rewards (B, A): -kl_coef * (logp - logp_ref) on every response token, plus score (B)
+// on each sequence's last response token. Zero outside the mask.
+torch::Tensor per_token_rewards(const torch::Tensor& logp, const torch::Tensor& logp_ref, const torch::Tensor& mask,
+                                const torch::Tensor& score, double kl_coef);
+
+struct Advantages {
+  torch::Tensor advantages;  // (B, A), zero outside the mask
+  torch::Tensor returns;     // (B, A) = advantages + values
+};
+
+// Generalised advantage estimation backwards over each response:
+//   delta_t = r_t + gamma V_{t+1} - V_t,  A_t = delta_t + gamma lambda A_{t+1},
+// with V and A taken as 0 past the last response token. rewards, values, mask: (B, A).
+Advantages gae(const torch::Tensor& rewards, const torch::Tensor& values, const torch::Tensor& mask, double gamma,
+               double lambda);
+
+// (x - mean) / sqrt(var + 1e-8) over the masked entries (unbiased variance, like TRL);
+// masked-out entries become 0. shift_mean=false keeps the mean (for rewards).
+torch::Tensor masked_whiten(const torch::Tensor& x, const torch::Tensor& mask, bool shift_mean = true);
+
+// Mean of x over the mask (scalar tensor).
+torch::Tensor masked_mean(const torch::Tensor& x, const torch::Tensor& mask);
+
+struct PolicyLoss {
+  torch::Tensor loss;     // scalar: masked mean of max(-A ratio, -A clip(ratio, 1-eps, 1+eps))
+  double clip_fraction = 0;  // fraction of tokens where the clipped term was chosen (and differs)
+  double approx_kl = 0;      // masked mean of 0.5 (logp_new - logp_old)^2
+};
+PolicyLoss policy_loss(const torch::Tensor& logp_new, const torch::Tensor& logp_old, const torch::Tensor& advantages,
+                       const torch::Tensor& mask, double clip_eps);
+
+struct ValueLoss {
+  torch::Tensor loss;     // scalar: 0.5 masked mean of max((V - R)^2, (clip(V, V_old +- eps) - R)^2)
+  double clip_fraction = 0;
+};
+ValueLoss value_loss(const torch::Tensor& values, const torch::Tensor& values_old, const torch::Tensor& returns,
+                     const torch::Tensor& mask, double clip_eps);
+
+// 1 - Var(returns - values) / Var(returns) over the mask.
+double explained_variance(const torch::Tensor& values, const torch::Tensor& returns, const torch::Tensor& mask);
+
+// The KL coefficient: fixed, or adapted toward a target KL (the legacy controller of TRL, after
+// Ziegler et al.): e = clip(kl / target - 1, -0.2, 0.2); coef *= 1 + e * n_steps / horizon.
+struct KLController {
+  double value = 0.05;   // current coefficient
+  bool adaptive = false;
+  double target = 6.0;   // target KL (nats per sequence) for the adaptive controller
+  double horizon = 10000;
+
+  void update(double current_kl, int64_t n_steps);
+  nlohmann::json state() const;
+  void load_state(const nlohmann::json& j, const std::string& source);
+};
+
+}  // namespace infini

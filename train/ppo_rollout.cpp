@@ -1,0 +1,103 @@
+// Rollout generation for PPO (see ppo_rollout.h): incremental sampling, then packing into a batch.
+// Runs under NoGradGuard: nothing here feeds a gradient (log-probs are recomputed in stage_ppo.cpp).
+#include "train/ppo_rollout.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+
+namespace infini {
+
+Rollout sample_rollout(Decoder& actor, const Batch& prompts, const SamplingOptions& sampling, int64_t max_new_tokens,
+                       int64_t eos_id, int64_t pad_id, at::Generator& gen) {
+  torch::NoGradGuard ng;
+  const bool was_training = actor->is_training();
+  actor->eval();
+  const int64_t B = prompts.size();
+  const auto device = prompts.tokens.device();
+  auto plen = prompts.lengths.to(torch::kCPU);
+  std::vector<std::vector<int64_t>> seqs(static_cast<size_t>(B));
+  Rollout r;
+  r.responses.resize(static_cast<size_t>(B));
+  std::vector<float> eos(static_cast<size_t>(B), 0.f);
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t P = plen[b].item<int64_t>();
+    if (P < 1) throw Error(fmt::format("ppo: prompt {} of the batch is empty", b));
+    auto prompt = prompts.tokens.slice(0, b, b + 1).slice(1, 0, P);  // (1, P)
+    StreamState st = actor->new_state(1);
+    auto logits = actor->forward_stream(st, prompt).select(1, P - 1);  // (1, V)
+    auto& seq = seqs[static_cast<size_t>(b)];
+    auto pc = prompt.to(torch::kCPU);
+    seq.assign(pc.data_ptr<int64_t>(), pc.data_ptr<int64_t>() + P);
+    for (int64_t i = 0; i < max_new_tokens; ++i) {
+      const int64_t next = sample_next(logits, sampling, gen).item<int64_t>();
+      seq.push_back(next);
+      if (next == eos_id) {
+        eos[static_cast<size_t>(b)] = 1.f;
+        break;
+      }
+      r.responses[static_cast<size_t>(b)].push_back(next);
+      if (i + 1 == max_new_tokens) break;  // no forward for a token that will not be sampled
+      auto step = torch::tensor({next}, torch::kLong).view({1, 1}).to(device);  // (1, 1)
+      logits = actor->forward_stream(st, step).select(1, 0);                    // (1, V)
+    }
+  }
+  if (was_training) actor->train();
+
+  int64_t T = 0;
+  for (const auto& s : seqs) T = std::max<int64_t>(T, static_cast<int64_t>(s.size()));
+  r.tokens = torch::full({B, T}, pad_id, torch::kLong);
+  r.lengths = torch::zeros({B}, torch::kLong);
+  r.prompt_lengths = plen.clone();
+  r.action_mask = torch::zeros({B, T - 1}, torch::kFloat);
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& s = seqs[static_cast<size_t>(b)];
+    const int64_t L = static_cast<int64_t>(s.size()), P = plen[b].item<int64_t>();
+    r.tokens[b].slice(0, 0, L).copy_(torch::tensor(s, torch::kLong));
+    r.lengths[b] = L;
+    if (L > P) r.action_mask[b].slice(0, P - 1, L - 1).fill_(1.f);  // positions predicting tokens P..L-1
+  }
+  r.ended_eos = torch::tensor(eos, torch::kFloat);
+  r.answers = prompts.answers;
+  r.answers.resize(static_cast<size_t>(B));
+  r.tokens = r.tokens.to(device);
+  r.lengths = r.lengths.to(device);
+  r.action_mask = r.action_mask.to(device);
+  return r;
+}
+
+std::string generator_state_hex(const at::Generator& gen) {
+  torch::Tensor s = gen.get_state().contiguous();  // uint8
+  const auto* p = s.data_ptr<uint8_t>();
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  out.reserve(static_cast<size_t>(s.numel()) * 2);
+  for (int64_t i = 0; i < s.numel(); ++i) {
+    out.push_back(digits[p[i] >> 4]);
+    out.push_back(digits[p[i] & 15]);
+  }
+  return out;
+}
+
+void set_generator_state_hex(at::Generator& gen, const std::string& hex, const std::string& source) {
+  if (hex.empty() || hex.size() % 2 != 0)
+    throw Error(fmt::format("{}: sampling_rng: expected an even-length hex string, found {} characters", source,
+                            hex.size()));
+  torch::Tensor s = torch::empty({static_cast<int64_t>(hex.size() / 2)}, torch::kUInt8);
+  auto* p = s.data_ptr<uint8_t>();
+  auto val = [&](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    throw Error(fmt::format("{}: sampling_rng: not a hex digit '{}'", source, c));
+  };
+  for (size_t i = 0; i < hex.size() / 2; ++i) p[i] = static_cast<uint8_t>(val(hex[2 * i]) * 16 + val(hex[2 * i + 1]));
+  try {
+    gen.set_state(s);
+  } catch (const c10::Error&) {
+    throw Error(fmt::format("{}: sampling_rng: not a generator state ({} bytes)", source, s.numel()));
+  }
+}
+
+}  // namespace infini

@@ -1,0 +1,38 @@
+// PPO rollouts: responses sampled from the actor through the streaming path, packed with their
+// prompts into one right-padded batch with the mask of response tokens. Not scoring or updates.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Generator.h>
+
+#include "core/decoder.h"
+#include "core/generate.h"
+#include "data/batch.h"
+
+namespace infini {
+
+// B prompt + response sequences; A = T - 1 action positions (position t predicts tokens[:, t + 1]).
+struct Rollout {
+  torch::Tensor tokens;          // (B, T) int64, right-padded with the pad id
+  torch::Tensor lengths;         // (B) int64: prompt + response (incl. EOS when produced)
+  torch::Tensor prompt_lengths;  // (B) int64
+  torch::Tensor action_mask;     // (B, A) fp32: 1 where tokens[:, t + 1] is a response token
+  torch::Tensor ended_eos;       // (B) fp32: 1 when the response ends with EOS
+  std::vector<std::vector<int64_t>> responses;  // response ids without the EOS
+  std::vector<std::string> answers;             // the prompts' reference answers
+};
+
+// Samples one response per prompt of `prompts` (tokens (B, P) right-padded, lengths (B)).
+// One prompt at a time: StreamState has one position for the whole batch, so prompts of different
+// lengths cannot share it; each prompt is fed once, then one token per step (no prefix recompute).
+// Stops after EOS or max_new_tokens. temperature 0 = greedy (gen untouched).
+Rollout sample_rollout(Decoder& actor, const Batch& prompts, const SamplingOptions& sampling, int64_t max_new_tokens,
+                       int64_t eos_id, int64_t pad_id, at::Generator& gen);
+
+// A generator's state as hex text and back (the sampling generator lives in trainer_state.json).
+std::string generator_state_hex(const at::Generator& gen);
+void set_generator_state_hex(at::Generator& gen, const std::string& hex, const std::string& source);
+
+}  // namespace infini
