@@ -227,7 +227,7 @@ TEST(Cli, TokenizerTrainAndDataPrepare) {
   const std::string dir = scratch_dir("data_cli");
   write_file(dir + "/text.txt", generated_text(800, 11));
   const std::string bin = INFINI_BINARY;
-  ASSERT_EQ(run(bin + " tokenizer train --input " + dir + "/text.txt --vocab-size 300 --out " + dir + "/t"), 0);
+  ASSERT_EQ(run(bin + " tokenizer train --input " + dir + "/text.txt --vocab-size 400 --out " + dir + "/t"), 0);
   EXPECT_TRUE(std::filesystem::exists(dir + "/t.model"));
   EXPECT_TRUE(std::filesystem::exists(dir + "/t.vocab"));
   ASSERT_EQ(run(bin + " data prepare --tokenizer " + dir + "/t.model --input " + dir + "/text.txt --out " + dir +
