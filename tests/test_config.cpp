@@ -68,7 +68,7 @@ TEST(Config, ReadsNestedValuesAndOverrides) {
 }
 
 TEST(Config, RoundTripThroughYamlIsIdentical) {
-  Config c = parse_config("stage: reward\n", "cfg.yaml",
+  Config c = parse_config("stage: reward\ndata: {format: preference}\n", "cfg.yaml",
                           {"optim.lr=1.2345678901234e-4", "model.norm_eps=1e-6", "data.val=[v.jsonl]",
                            "init_from=runs/sft", "data.chat.turn_end=\"\\n\"", "tokenizer.model=''"});
   const std::string text = config_to_yaml(c);
@@ -147,7 +147,9 @@ TEST(Config, ShippedConfigsLoad) {
     fs::path d = fs::path(INFINI_SOURCE_DIR) / dir;
     if (!fs::exists(d)) continue;
     for (const auto& e : fs::directory_iterator(d))
-      if (e.path().extension() == ".yaml") EXPECT_NO_THROW(load_config(e.path().string())) << e.path();
+      if (e.path().extension() == ".yaml") {
+        EXPECT_NO_THROW(load_config(e.path().string())) << e.path();
+      }
   }
 }
 

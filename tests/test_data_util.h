@@ -8,13 +8,16 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "data/tokenizer.h"
 
 namespace infini::testing {
 
 inline std::string scratch_dir(const std::string& name) {
   const char* base = std::getenv("INFINI_TEST_TMP");
-  const std::string dir = std::string(base && *base ? base : "/tmp") + "/" + name;
+  // One directory per process: ctest runs the tests of one binary as parallel processes.
+  const std::string dir = std::string(base && *base ? base : "/tmp") + "/" + name + "_" + std::to_string(::getpid());
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;

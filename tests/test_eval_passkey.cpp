@@ -149,7 +149,7 @@ TEST(EvalPasskey, StreamPromptEqualsParallelForward) {
 TEST(EvalPasskey, CliWritesEveryCase) {
   TinyEval t = tiny_eval();
   const std::string out = test::scratch_dir("eval_passkey_cli") + "/passkey.json";
-  auto r = test::infini("eval passkey --checkpoint " + t.dir + "/step --lengths 400,1k --depths 0,0.5,1 --trials 2 "
+  auto r = test::run_infini("eval passkey --checkpoint " + t.dir + "/step --lengths 400,1k --depths 0,0.5,1 --trials 2 "
                         "--digits 4 --seed 5 --threads 1 --out " + out);
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("passkey accuracy"), std::string::npos) << r.output;
@@ -173,16 +173,16 @@ TEST(EvalPasskey, CliWritesEveryCase) {
 
 TEST(EvalPasskey, CliRejectsBadInput) {
   TinyEval t = tiny_eval();
-  auto r = test::infini("eval passkey --checkpoint " + t.dir + "/step --lengths 8x");
+  auto r = test::run_infini("eval passkey --checkpoint " + t.dir + "/step --lengths 8x");
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_NE(r.output.find("error: --lengths"), std::string::npos) << r.output;
-  r = test::infini("eval passkey --checkpoint " + t.dir + "/step --lengths 10");
+  r = test::run_infini("eval passkey --checkpoint " + t.dir + "/step --lengths 10");
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.output.find("too short"), std::string::npos) << r.output;
-  r = test::infini("eval passkey --checkpoint " + t.dir + "/nowhere --lengths 1k");
+  r = test::run_infini("eval passkey --checkpoint " + t.dir + "/nowhere --lengths 1k");
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.output.find("nowhere"), std::string::npos) << r.output;
-  r = test::infini("eval ppl --checkpoint " + t.dir + "/step --text " + t.dir + "/missing.txt");
+  r = test::run_infini("eval ppl --checkpoint " + t.dir + "/step --text " + t.dir + "/missing.txt");
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_NE(r.output.find("missing.txt"), std::string::npos) << r.output;
 }
@@ -190,7 +190,7 @@ TEST(EvalPasskey, CliRejectsBadInput) {
 TEST(EvalPpl, CliComparesMemoryOnTheSameText) {
   TinyEval t = tiny_eval();
   const std::string out = test::scratch_dir("eval_ppl_cli") + "/ppl.json";
-  auto r = test::infini("eval ppl --checkpoint " + t.dir + "/step --text " + t.corpus +
+  auto r = test::run_infini("eval ppl --checkpoint " + t.dir + "/step --text " + t.corpus +
                         " --max-tokens 700 --compare --threads 1 --out " + out);
   ASSERT_EQ(r.code, 0) << r.output;
   nlohmann::json j = nlohmann::json::parse(test::read_text(out));

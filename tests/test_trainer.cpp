@@ -68,12 +68,12 @@ TEST(Trainer, ResumeIsBitwiseExactInFp32) {
   TinyData d = tiny_data("trainer_data");
   const std::string base = scratch_dir("trainer_resume");
   const std::string common = "train.max_steps=12 train.log_every=1 checkpoint.every=0 run.deterministic=true";
-  auto a = infini("train " + tiny_args(d, base + "/straight", common));
+  auto a = run_infini("train " + tiny_args(d, base + "/straight", common));
   ASSERT_EQ(a.code, 0) << a.output;
-  auto b1 = infini("train " + tiny_args(d, base + "/resumed", common + " train.stop_after=6"));
+  auto b1 = run_infini("train " + tiny_args(d, base + "/resumed", common + " train.stop_after=6"));
   ASSERT_EQ(b1.code, 0) << b1.output;
   EXPECT_EQ(losses_by_step(base + "/resumed").size(), 6u);
-  auto b2 = infini("train " + tiny_args(d, base + "/resumed", common));
+  auto b2 = run_infini("train " + tiny_args(d, base + "/resumed", common));
   ASSERT_EQ(b2.code, 0) << b2.output;
   EXPECT_NE(b2.output.find("resumed from"), std::string::npos) << b2.output;
   const auto la = losses_by_step(base + "/straight"), lb = losses_by_step(base + "/resumed");
@@ -86,16 +86,16 @@ TEST(Trainer, ResumeWithPrefetchIsExact) {
   TinyData d = tiny_data("trainer_data");
   const std::string base = scratch_dir("trainer_resume_prefetch");
   const std::string common = "train.max_steps=8 data.prefetch=2";
-  ASSERT_EQ(infini("train " + tiny_args(d, base + "/straight", common)).code, 0);
-  ASSERT_EQ(infini("train " + tiny_args(d, base + "/resumed", common + " train.stop_after=3")).code, 0);
-  ASSERT_EQ(infini("train " + tiny_args(d, base + "/resumed", common)).code, 0);
+  ASSERT_EQ(run_infini("train " + tiny_args(d, base + "/straight", common)).code, 0);
+  ASSERT_EQ(run_infini("train " + tiny_args(d, base + "/resumed", common + " train.stop_after=3")).code, 0);
+  ASSERT_EQ(run_infini("train " + tiny_args(d, base + "/resumed", common)).code, 0);
   EXPECT_EQ(losses_by_step(base + "/straight"), losses_by_step(base + "/resumed"));
 }
 
 TEST(Trainer, LearnsTheTinyCorpus) {
   TinyData d = tiny_data("trainer_data");
   const std::string run = scratch_dir("trainer_learn") + "/run";
-  auto r = infini("train " + tiny_args(d, run));
+  auto r = run_infini("train " + tiny_args(d, run));
   ASSERT_EQ(r.code, 0) << r.output;
   double val = -1;
   for (const auto& rec : read_metrics(run + "/metrics.jsonl"))
@@ -111,7 +111,7 @@ TEST(Trainer, LearnsTheTinyCorpus) {
 TEST(Trainer, GoldenLossCurveOfTinyConfig) {
   TinyData d = tiny_data("trainer_data");
   const std::string run = scratch_dir("trainer_golden") + "/run";
-  auto r = infini("train " + tiny_args(d, run, "train.max_steps=10 checkpoint.every=0 train.eval_every=0"));
+  auto r = run_infini("train " + tiny_args(d, run, "train.max_steps=10 checkpoint.every=0 train.eval_every=0"));
   ASSERT_EQ(r.code, 0) << r.output;
   const auto losses = train_losses(run);
   const std::string golden_path = source_path("tests/golden/tiny_pretrain_losses.json");
@@ -169,7 +169,7 @@ TEST(Trainer, KillNineAtRandomMomentsLeavesALoadableCheckpoint) {
   }
   EXPECT_GT(last_step, 0);
   // And the run resumes from where it was killed.
-  auto r = infini("train " + tiny_args(d, run, "train.max_steps=" + std::to_string(last_step + 2) +
+  auto r = run_infini("train " + tiny_args(d, run, "train.max_steps=" + std::to_string(last_step + 2) +
                                                  " checkpoint.every=1 train.eval_every=0"));
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("resumed from"), std::string::npos) << r.output;
@@ -179,7 +179,7 @@ TEST(Trainer, NonFiniteLossStopsWithClearMessage) {
   TinyData d = tiny_data("trainer_data");
   const std::string run = scratch_dir("trainer_nan") + "/run";
   // An absurd learning rate blows the weights up after the first update.
-  auto r = infini("train " + tiny_args(d, run, "optim.lr=1e30 schedule.warmup_steps=0 schedule.min_lr=0 "
+  auto r = run_infini("train " + tiny_args(d, run, "optim.lr=1e30 schedule.warmup_steps=0 schedule.min_lr=0 "
                                                  "optim.grad_clip=0 checkpoint.every=1 train.max_steps=20"));
   EXPECT_EQ(r.code, 4) << r.output;
   EXPECT_NE(r.output.find("non-finite loss"), std::string::npos) << r.output;
@@ -187,7 +187,7 @@ TEST(Trainer, NonFiniteLossStopsWithClearMessage) {
   EXPECT_FALSE(latest_checkpoint(run).empty());
   // skip mode keeps going and counts the skipped steps.
   const std::string run2 = scratch_dir("trainer_nan_skip") + "/run";
-  auto s = infini("train " + tiny_args(d, run2, "optim.lr=1e30 schedule.warmup_steps=0 schedule.min_lr=0 "
+  auto s = run_infini("train " + tiny_args(d, run2, "optim.lr=1e30 schedule.warmup_steps=0 schedule.min_lr=0 "
                                                   "optim.grad_clip=0 train.max_steps=4 train.on_nonfinite=skip"));
   EXPECT_EQ(s.code, 0) << s.output;
   int skipped = 0;
@@ -198,8 +198,8 @@ TEST(Trainer, NonFiniteLossStopsWithClearMessage) {
 TEST(Trainer, InitFromMismatchedModelNamesTensorAndShapes) {
   TinyData d = tiny_data("trainer_data");
   const std::string base = scratch_dir("trainer_initfrom");
-  ASSERT_EQ(infini("train " + tiny_args(d, base + "/a", "train.max_steps=1")).code, 0);
-  auto r = infini("train " + tiny_args(d, base + "/b", "train.max_steps=1 model.d_model=32 init_from=" + base + "/a"));
+  ASSERT_EQ(run_infini("train " + tiny_args(d, base + "/a", "train.max_steps=1")).code, 0);
+  auto r = run_infini("train " + tiny_args(d, base + "/b", "train.max_steps=1 model.d_model=32 init_from=" + base + "/a"));
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_NE(r.output.find("tok_embeddings.weight"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("32"), std::string::npos) << r.output;
@@ -239,8 +239,8 @@ TEST(Trainer, SftLossIgnoresPromptLabels) {
 TEST(Trainer, TinySftRunsFromPretrainedWeights) {
   TinyData d = tiny_data("trainer_data");
   const std::string base = scratch_dir("trainer_sft");
-  ASSERT_EQ(infini("train " + tiny_args(d, base + "/pre", "train.max_steps=5")).code, 0);
-  auto r = infini("train " + source_path("configs/tiny/sft.yaml") + " run.dir=" + base + "/sft tokenizer.model=" +
+  ASSERT_EQ(run_infini("train " + tiny_args(d, base + "/pre", "train.max_steps=5")).code, 0);
+  auto r = run_infini("train " + source_path("configs/tiny/sft.yaml") + " run.dir=" + base + "/sft tokenizer.model=" +
                   d.tokenizer + " data.train=[" + d.sft + "] init_from=" + base + "/pre train.max_steps=6");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("initialised weights from"), std::string::npos) << r.output;

@@ -99,6 +99,11 @@ int run_generate(const GenerateArgs& a) {
     prompt = parse_ids(a.prompt_ids);
   }
 
+  const int64_t V = model->config().vocab_size;
+  for (size_t i = 0; i < prompt.size(); ++i)
+    if (prompt[i] < 0 || prompt[i] >= V)
+      throw Error(fmt::format("prompt token {} (position {}) is outside the vocabulary [0, {})", prompt[i], i, V));
+
   GenerateOptions opts;
   opts.sampling.temperature = a.temperature;
   opts.sampling.top_k = a.top_k;

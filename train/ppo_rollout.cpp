@@ -11,7 +11,7 @@
 namespace infini {
 
 Rollout sample_rollout(Decoder& actor, const Batch& prompts, const SamplingOptions& sampling, int64_t max_new_tokens,
-                       int64_t eos_id, int64_t pad_id, at::Generator& gen) {
+                       int64_t eos_id, int64_t pad_id, at::Generator& gen, int64_t vocab_limit) {
   torch::NoGradGuard ng;
   const bool was_training = actor->is_training();
   actor->eval();
@@ -32,7 +32,8 @@ Rollout sample_rollout(Decoder& actor, const Batch& prompts, const SamplingOptio
     auto pc = prompt.to(torch::kCPU);
     seq.assign(pc.data_ptr<int64_t>(), pc.data_ptr<int64_t>() + P);
     for (int64_t i = 0; i < max_new_tokens; ++i) {
-      const int64_t next = sample_next(logits, sampling, gen).item<int64_t>();
+      const auto usable = vocab_limit > 0 ? logits.slice(-1, 0, vocab_limit) : logits;  // (1, V')
+      const int64_t next = sample_next(usable, sampling, gen).item<int64_t>();
       seq.push_back(next);
       if (next == eos_id) {
         eos[static_cast<size_t>(b)] = 1.f;

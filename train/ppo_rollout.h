@@ -27,9 +27,10 @@ struct Rollout {
 // Samples one response per prompt of `prompts` (tokens (B, P) right-padded, lengths (B)).
 // One prompt at a time: StreamState has one position for the whole batch, so prompts of different
 // lengths cannot share it; each prompt is fed once, then one token per step (no prefix recompute).
-// Stops after EOS or max_new_tokens. temperature 0 = greedy (gen untouched).
+// Stops after EOS or max_new_tokens. temperature 0 = greedy (gen untouched). vocab_limit > 0 samples
+// only ids below it (the tokenizer's vocabulary when the model's embedding table is larger).
 Rollout sample_rollout(Decoder& actor, const Batch& prompts, const SamplingOptions& sampling, int64_t max_new_tokens,
-                       int64_t eos_id, int64_t pad_id, at::Generator& gen);
+                       int64_t eos_id, int64_t pad_id, at::Generator& gen, int64_t vocab_limit = 0);
 
 // A generator's state as hex text and back (the sampling generator lives in trainer_state.json).
 std::string generator_state_hex(const at::Generator& gen);

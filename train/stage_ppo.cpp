@@ -259,7 +259,7 @@ int run_ppo(const Config& cfg) {
     for (const Batch& b : held_out) {
       Batch d = b;
       d.tokens = b.tokens.to(rt.device);
-      Rollout r = sample_rollout(actor, d, greedy, pc.max_new_tokens, tok.eos_id(), tok.pad_id(), unused);
+      Rollout r = sample_rollout(actor, d, greedy, pc.max_new_tokens, tok.eos_id(), tok.pad_id(), unused, tok.vocab_size());
       double rm_mean = 0, rule_mean = 0;
       bool has_answers = std::all_of(r.answers.begin(), r.answers.end(), [](const std::string& a) { return !a.empty(); });
       {
@@ -300,7 +300,7 @@ int run_ppo(const Config& cfg) {
     Batch pb = prompts.next();
     pb.tokens = pb.tokens.to(rt.device);
     Experience ex;
-    ex.rollout = sample_rollout(actor, pb, sampling, pc.max_new_tokens, tok.eos_id(), tok.pad_id(), gen);
+    ex.rollout = sample_rollout(actor, pb, sampling, pc.max_new_tokens, tok.eos_id(), tok.pad_id(), gen, tok.vocab_size());
     const Rollout& r = ex.rollout;
     const auto& mask = r.action_mask;  // (B, A)
     const int64_t B = r.tokens.size(0);

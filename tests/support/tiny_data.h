@@ -48,12 +48,12 @@ inline TinyData tiny_data(const std::string& name = "tiny_data") {
   ::flock(lock, LOCK_EX);
   if (!std::filesystem::exists(d.dir + "/.done")) {
     write_tiny_corpus(d.dir + "/corpus.txt", 6000, 7);
-    auto r = infini("tokenizer train --input " + d.dir + "/corpus.txt --vocab-size 320 --out " + d.dir + "/tok");
+    auto r = run_infini("tokenizer train --input " + d.dir + "/corpus.txt --vocab-size 320 --out " + d.dir + "/tok");
     EXPECT_EQ(r.code, 0) << r.output;
-    r = infini("data prepare --tokenizer " + d.tokenizer + " --input " + d.dir + "/corpus.txt --out " + d.shards +
+    r = run_infini("data prepare --tokenizer " + d.tokenizer + " --input " + d.dir + "/corpus.txt --out " + d.shards +
                " --val-fraction 0.1");
     EXPECT_EQ(r.code, 0) << r.output;
-    r = infini("data synth --task add --kind sft --count 200 --seed 1 --out " + d.sft);
+    r = run_infini("data synth --task add --kind sft --count 200 --seed 1 --out " + d.sft);
     EXPECT_EQ(r.code, 0) << r.output;
     std::ofstream(d.dir + "/.done") << "ok\n";
   }
