@@ -41,7 +41,7 @@ if [ ! -f "$W/sft_passkey.jsonl" ]; then
   cat "$W"/sft_add.jsonl "$W"/sft_reverse.jsonl "$W"/sft_sort.jsonl > "$W/sft_tasks.jsonl"
   cat "$W"/sft_add_val.jsonl "$W"/sft_reverse_val.jsonl "$W"/sft_sort_val.jsonl > "$W/sft_tasks_val.jsonl"
   $INFINI data synth --task passkey --kind sft --count 400 --seed 3 --tokenizer "$W/tokenizer.model" \
-    --length 1000 --out "$W/sft_passkey.jsonl"
+    --length 500 --out "$W/sft_passkey.jsonl"
 else
   echo "exists: $W/sft_*.jsonl"
 fi
