@@ -1,12 +1,7 @@
 // `infini bench model`: times the decoder (forward+backward and streaming) on random tokens for a
-// config's model section. Not a training run: no data, no optimizer, no checkpoint.
-//
-// FLOPs are counted per token, for one forward+backward (backward = 2x forward):
-//   6 * P_matmul                         P_matmul = all weights used in matmuls (q/k/v/o, FFN,
-//                                        output head); the embedding lookup is free
-// + 12 * n_layers * H * Dh * N           local attention: QK^T and AV over a full segment of N
-//                                        keys (causal masking not discounted, as in PaLM's MFU)
-// + 12 * n_layers * H * Dh * Dh          memory read sigma(q) M and update sigma(k)^T v (if enabled)
+// config's model section. `infini bench train`: a short real training run of a config, set against
+// the bare model step of the same shape (the trainer's overhead) and the time to write a checkpoint.
+// FLOPs per token follow core/flops.h (matmul weights, causal local attention, memory).
 #include <chrono>
 #include <cstdio>
 #include <thread>
@@ -16,8 +11,19 @@
 #include "core/compat.h"
 #include "core/decoder.h"
 #include "core/error.h"
+#include <filesystem>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "core/flops.h"
+#include "train/adamw.h"
+#include "train/checkpoint.h"
+#include "train/checkpoint_dir.h"
 #include "train/commands.h"
 #include "train/config.h"
+#include "train/metrics_log.h"
+#include "train/stages.h"
 
 namespace infini {
 namespace {
@@ -28,11 +34,90 @@ struct BenchArgs {
   int64_t batch = 4;
   int64_t seq = 1024;
   int64_t steps = 3;
+  bool batch_set = false, seq_set = false;  // bench train: override the config only when given
   std::vector<std::string> overrides;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Seconds of one forward+backward of `model` on random (B, T) tokens, after one warm-up step.
+double time_model_step(Decoder& model, int64_t batch, int64_t seq, bool bf16, int64_t steps) {
+  const int64_t V = model->config().vocab_size;
+  torch::Tensor tokens = torch::randint(0, V, {batch, seq + 1}, torch::kLong);
+  torch::Tensor inputs = tokens.narrow(1, 0, seq), targets = tokens.narrow(1, 1, seq);
+  auto step = [&]() {
+    torch::Tensor logits;
+    {
+      compat::AutocastGuard ac(bf16, torch::kCPU);
+      logits = model->forward(inputs);  // (B, T, V) fp32
+    }
+    torch::Tensor loss = torch::cross_entropy_loss(logits.reshape({-1, V}), targets.reshape({-1}));
+    loss.backward();
+    for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();
+  };
+  step();  // warm-up: allocator, oneDNN kernel selection
+  auto t0 = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < steps; ++i) step();
+  return seconds_since(t0) / static_cast<double>(steps);
+}
+
+int bench_train(const BenchArgs& a) {
+  namespace fs = std::filesystem;
+  const std::string dir = (fs::temp_directory_path() / fmt::format("infini-bench-train-{}", ::getpid())).string();
+  std::vector<std::string> ov = a.overrides;
+  for (const std::string& o :
+       {fmt::format("run.dir={}", dir), fmt::format("train.max_steps={}", a.steps + 1), std::string("train.log_every=1"),
+        std::string("train.eval_every=0"), std::string("train.eval_batches=1"), std::string("checkpoint.every=0"),
+        std::string("resume=never"), std::string("train.stop_after=0")})
+    ov.push_back(o);
+  if (!a.precision.empty()) ov.push_back("run.precision=" + a.precision);
+  if (a.batch_set) ov.push_back(fmt::format("train.batch_size={}", a.batch));
+  if (a.seq_set) ov.push_back(fmt::format("data.seq_len={}", a.seq));
+  Config cfg = load_config(a.config, ov);
+  if (cfg.stage == "ppo") throw ConfigError("bench train: stage ppo is not a single-loss stage; bench pretrain, sft or reward");
+  const int rc = run_stage(cfg);
+  if (rc != 0) return rc;
+  // Trainer throughput: steps 2.. (step 1 pays for warm-up).
+  double tps_sum = 0;
+  int n = 0;
+  for (const auto& r : read_metrics(dir + "/metrics.jsonl"))
+    if (r.value("kind", "") == "train" && r["step"].get<int64_t>() >= 2) {
+      tps_sum += r["tokens_per_s"].get<double>();
+      ++n;
+    }
+  const double trainer_tps = n > 0 ? tps_sum / n : 0.0;
+
+  // The bare model step of the same shape and precision, in the same process.
+  torch::manual_seed(cfg.run.seed);
+  Decoder model(cfg.model);
+  const bool bf16 = cfg.run.precision == "bf16";
+  const int64_t B = cfg.train.batch_size * cfg.train.grad_accum, T = cfg.data.seq_len;
+  const double bare_tps = static_cast<double>(B * T) / time_model_step(model, B, T, bf16, a.steps);
+
+  // Writing one checkpoint (weights + AdamW moments, fsync, rename).
+  AdamW opt(make_param_groups(*model, 0.1, 1.0), 0.9, 0.95, 1e-8);
+  const auto t0 = std::chrono::steady_clock::now();
+  commit_checkpoint(dir + "/ckbench", 1, [&](const std::string& d) {
+    save_model_and_optimizer(d, model, &opt, {});
+  });
+  const double ck_s = seconds_since(t0);
+  int64_t ck_bytes = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir + "/ckbench/checkpoints"))
+    if (e.is_regular_file()) ck_bytes += static_cast<int64_t>(e.file_size());
+  fs::remove_all(dir);
+
+  const double flops = training_flops_per_token(cfg.model, T);
+  std::printf("bench train: %s, precision %s, batch %lld x seq %lld, %lld timed steps\n", cfg.stage.c_str(),
+              cfg.run.precision.c_str(), static_cast<long long>(B), static_cast<long long>(T),
+              static_cast<long long>(a.steps));
+  std::printf("trainer:    %.0f tokens/s, %.1f GFLOP/s%s\n", trainer_tps, trainer_tps * flops / 1e9,
+              cfg.train.peak_flops > 0 ? fmt::format(", MFU {:.1f}%", 100 * trainer_tps * flops / cfg.train.peak_flops).c_str() : "");
+  std::printf("bare model: %.0f tokens/s (forward+backward only)\n", bare_tps);
+  std::printf("trainer overhead: %.1f%% (optimizer, clipping, data, logging)\n", 100.0 * (1.0 - trainer_tps / bare_tps));
+  std::printf("checkpoint: %.2f s for %.1f MB (model + optimizer, fsync + rename)\n", ck_s, ck_bytes / 1e6);
+  return 0;
 }
 
 int bench_model(const BenchArgs& a) {
@@ -50,31 +135,12 @@ int bench_model(const BenchArgs& a) {
 
   torch::manual_seed(cfg.run.seed);
   Decoder model(mc);
-  int64_t p_all = 0, p_embed = model->tok_embeddings->weight.numel();
+  int64_t p_all = 0;
   for (const auto& p : model->parameters()) p_all += p.numel();
-  // With tied embeddings the table is also the output matmul, so it counts once.
-  const int64_t p_matmul = p_all - (mc.tie_embeddings ? 0 : p_embed);
-  const double H = static_cast<double>(mc.n_heads), Dh = static_cast<double>(mc.head_dim());
-  const double L = static_cast<double>(mc.n_layers), N = static_cast<double>(mc.segment_len);
-  const double flops_per_token = 6.0 * static_cast<double>(p_matmul) + 12.0 * L * H * Dh * N +
-                                 (mc.memory.enabled ? 12.0 * L * H * Dh * Dh : 0.0);
+  const double flops_per_token = training_flops_per_token(mc, a.seq);  // convention: core/flops.h
 
-  torch::Tensor tokens = torch::randint(0, mc.vocab_size, {a.batch, a.seq + 1}, torch::kLong);
-  torch::Tensor inputs = tokens.narrow(1, 0, a.seq), targets = tokens.narrow(1, 1, a.seq);
-  auto step = [&]() {
-    torch::Tensor logits;
-    {
-      compat::AutocastGuard ac(bf16, torch::kCPU);
-      logits = model->forward(inputs);  // (B, T, V) fp32
-    }
-    torch::Tensor loss = torch::cross_entropy_loss(logits.reshape({-1, mc.vocab_size}), targets.reshape({-1}));
-    loss.backward();
-    for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();
-  };
-  step();  // warm-up: allocator, oneDNN kernel selection
-  auto t0 = std::chrono::steady_clock::now();
-  for (int64_t i = 0; i < a.steps; ++i) step();
-  const double train_s = seconds_since(t0) / static_cast<double>(a.steps);
+  const double train_s = time_model_step(model, a.batch, a.seq, bf16, a.steps);
+  torch::Tensor inputs = torch::randint(0, mc.vocab_size, {a.batch, a.seq}, torch::kLong);
   const double train_tps = static_cast<double>(a.batch * a.seq) / train_s;
 
   // Streaming, inference: the whole sequence in segment-sized chunks, then single tokens
@@ -82,7 +148,7 @@ int bench_model(const BenchArgs& a) {
   torch::NoGradGuard ng;
   compat::AutocastGuard ac(bf16, torch::kCPU);
   StreamState st = model->new_state(a.batch);
-  t0 = std::chrono::steady_clock::now();
+  auto t0 = std::chrono::steady_clock::now();
   for (int64_t at = 0; at < a.seq; at += mc.segment_len)
     model->forward_stream(st, inputs.narrow(1, at, std::min(mc.segment_len, a.seq - at)));
   const double chunk_tps = static_cast<double>(a.batch * a.seq) / seconds_since(t0);
@@ -113,7 +179,7 @@ int bench_model(const BenchArgs& a) {
 }  // namespace
 
 void add_bench_command(CLI::App& app) {
-  CLI::App* bench = app.add_subcommand("bench", "measure speed (model)");
+  CLI::App* bench = app.add_subcommand("bench", "measure speed (model, train)");
   bench->require_subcommand(1);
   auto a = std::make_shared<BenchArgs>();
   CLI::App* m = bench->add_subcommand("model", "time forward+backward and streaming of a config's model");
@@ -124,6 +190,17 @@ void add_bench_command(CLI::App& app) {
   m->add_option("--steps", a->steps, "timed training steps after one warm-up (default 3)");
   m->add_option("overrides", a->overrides, "key.path=value config overrides");
   m->callback([a]() { set_command([a]() { return bench_model(*a); }); });
+
+  auto t = std::make_shared<BenchArgs>();
+  t->steps = 5;
+  CLI::App* tr = bench->add_subcommand("train", "a short training run of a config vs the bare model step, and checkpoint time");
+  tr->add_option("--config", t->config, "a stage config (pretrain, sft or reward) whose data exists")->required();
+  tr->add_option("--precision", t->precision, "fp32 | bf16 (default: the config's run.precision)");
+  tr->add_option("--batch", t->batch, "sequences per step (default: the config's)")->each([t](const std::string&) { t->batch_set = true; });
+  tr->add_option("--seq", t->seq, "tokens per sequence (default: the config's data.seq_len)")->each([t](const std::string&) { t->seq_set = true; });
+  tr->add_option("--steps", t->steps, "timed steps after one warm-up step (default 5)");
+  tr->add_option("overrides", t->overrides, "key.path=value config overrides");
+  tr->callback([t]() { set_command([t]() { return bench_train(*t); }); });
 }
 
 }  // namespace infini
