@@ -133,5 +133,5 @@ cat <<TXT
   SFT run            runs/demo-sft/
   reward model       runs/demo-reward/  (eval_reward.json)
   PPO run            runs/demo-ppo/     (checkpoints/step_N/actor, critic)
-  try:               $INFINI generate --checkpoint runs/demo-sft --prompt "### User:\nWhat is 12 + 30?\n\n### Assistant:\n" --max-new-tokens 16
+  try:               $INFINI generate --checkpoint runs/demo-sft --prompt \$'### User:\\nWhat is 12 + 30?\\n\\n### Assistant:\\n' --max-new-tokens 16
 TXT
