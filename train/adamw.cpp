@@ -71,6 +71,22 @@ void AdamW::load_state_dict(const std::map<std::string, torch::Tensor>& state, c
   step_ = it->second.item<int64_t>();
 }
 
+double clip_grad_norm(const std::vector<AdamWGroup>& groups, double max_norm) {
+  torch::NoGradGuard ng;
+  double sq = 0.0;
+  for (const auto& g : groups)
+    for (const auto& p : g.params)
+      if (p.grad().defined()) sq += p.grad().to(torch::kFloat).pow(2).sum().item<double>();
+  const double norm = std::sqrt(sq);
+  if (max_norm > 0 && std::isfinite(norm) && norm > max_norm) {
+    const double scale = max_norm / (norm + 1e-6);
+    for (const auto& g : groups)
+      for (const auto& p : g.params)
+        if (p.grad().defined()) p.grad().mul_(scale);
+  }
+  return norm;
+}
+
 std::vector<AdamWGroup> make_param_groups(const torch::nn::Module& model, double weight_decay,
                                           double gate_lr_mult) {
   AdamWGroup decay{{}, {}, 1.0, weight_decay}, no_decay{{}, {}, 1.0, 0.0}, gates{{}, {}, gate_lr_mult, 0.0};

@@ -37,6 +37,10 @@ class AdamW {
   std::map<std::string, torch::Tensor> exp_avg_, exp_avg_sq_;
 };
 
+// Global gradient norm of every group's parameters (fp32 accumulation); when max_norm > 0 and the
+// norm is finite and larger, gradients are scaled in place down to max_norm. Returns the norm.
+double clip_grad_norm(const std::vector<AdamWGroup>& groups, double max_norm);
+
 // Groups a model's parameters: memory gates (name ends in ".gate") get lr * gate_lr_mult and no
 // decay; norms (1-d weights) and biases get no decay; every other matrix gets weight_decay.
 std::vector<AdamWGroup> make_param_groups(const torch::nn::Module& model, double weight_decay,

@@ -45,20 +45,6 @@ struct Experience {
   torch::Tensor returns;     // (B, A)
 };
 
-double global_grad_norm_clip(const std::vector<AdamWGroup>& groups, double max_norm) {
-  torch::NoGradGuard ng;
-  double sq = 0.0;
-  for (const auto& g : groups)
-    for (const auto& p : g.params)
-      if (p.grad().defined()) sq += p.grad().to(torch::kFloat).pow(2).sum().item<double>();
-  const double norm = std::sqrt(sq);
-  if (max_norm > 0 && std::isfinite(norm) && norm > max_norm)
-    for (const auto& g : groups)
-      for (const auto& p : g.params)
-        if (p.grad().defined()) p.grad().mul_(max_norm / (norm + 1e-6));
-  return norm;
-}
-
 // Log-probs of the actual next tokens (B, A) under logits (B, T, V) scaled by the sampling temperature.
 torch::Tensor sequence_logprobs(const torch::Tensor& logits, const torch::Tensor& tokens, double temperature) {
   auto l = logits.slice(1, 0, -1);  // (B, A, V)
@@ -355,11 +341,11 @@ int run_ppo(const Config& cfg) {
         }
         actor_opt.zero_grad();
         pl.loss.backward();
-        global_grad_norm_clip(actor_opt.groups(), cfg.optim.grad_clip);
+        clip_grad_norm(actor_opt.groups(), cfg.optim.grad_clip);
         actor_opt.step(pc.actor_lr);
         critic_opt.zero_grad();
         vl.loss.backward();
-        global_grad_norm_clip(critic_opt.groups(), cfg.optim.grad_clip);
+        clip_grad_norm(critic_opt.groups(), cfg.optim.grad_clip);
         critic_opt.step(pc.critic_lr);
         pl_sum += plv;
         vl_sum += vlv;

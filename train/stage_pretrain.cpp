@@ -8,13 +8,7 @@ StageSpec pretrain_stage() {
   StageSpec s;
   s.name = "pretrain";
   s.head = Head::lm;
-  s.loss = [](Decoder& model, const Batch& b) {
-    auto [loss, count] = masked_lm_loss(model->forward(b.tokens), b.tokens, b.loss_mask);
-    LossOutput out;
-    out.loss = loss;
-    out.weight = static_cast<double>(count);
-    return out;
-  };
+  s.loss = lm_loss;
   return s;
 }
 

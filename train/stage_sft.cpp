@@ -9,13 +9,7 @@ StageSpec sft_stage() {
   s.name = "sft";
   s.head = Head::lm;
   s.needs_tokenizer = true;
-  s.loss = [](Decoder& model, const Batch& b) {
-    auto [loss, count] = masked_lm_loss(model->forward(b.tokens), b.tokens, b.loss_mask);
-    LossOutput out;
-    out.loss = loss;
-    out.weight = static_cast<double>(count);
-    return out;
-  };
+  s.loss = lm_loss;
   return s;
 }
 

@@ -48,23 +48,6 @@ Batch to_device(const Batch& b, const torch::Device& d) {
   return o;
 }
 
-// Global gradient norm (fp32 accumulation); clips in place when max_norm > 0.
-double clip_gradients(const std::vector<AdamWGroup>& groups, double max_norm) {
-  torch::NoGradGuard ng;
-  double sq = 0.0;
-  for (const auto& g : groups)
-    for (const auto& p : g.params)
-      if (p.grad().defined()) sq += p.grad().to(torch::kFloat).pow(2).sum().item<double>();
-  const double norm = std::sqrt(sq);
-  if (max_norm > 0 && std::isfinite(norm) && norm > max_norm) {
-    const double scale = max_norm / (norm + 1e-6);
-    for (const auto& g : groups)
-      for (const auto& p : g.params)
-        if (p.grad().defined()) p.grad().mul_(scale);
-  }
-  return norm;
-}
-
 std::string format_duration(double s) {
   if (!std::isfinite(s) || s < 0) return "?";
   const int64_t t = static_cast<int64_t>(s + 0.5);
@@ -98,6 +81,14 @@ std::pair<torch::Tensor, int64_t> masked_lm_loss(const torch::Tensor& logits, co
   const int64_t count = static_cast<int64_t>(mask.sum().item<double>());
   auto loss = (nll * mask).sum() / std::max<int64_t>(1, count);
   return {loss, count};
+}
+
+LossOutput lm_loss(Decoder& model, const Batch& b) {
+  auto [loss, count] = masked_lm_loss(model->forward(b.tokens), b.tokens, b.loss_mask);
+  LossOutput out;
+  out.loss = loss;
+  out.weight = static_cast<double>(count);
+  return out;
 }
 
 int run_trainer(const Config& cfg, const StageSpec& spec) {
@@ -238,7 +229,7 @@ int run_trainer(const Config& cfg, const StageSpec& spec) {
       avg.add(out, lv);
       step_tokens += static_cast<double>(b.num_tokens());
     }
-    const double grad_norm = clip_gradients(opt.groups(), cfg.optim.grad_clip);
+    const double grad_norm = clip_grad_norm(opt.groups(), cfg.optim.grad_clip);
     if (!std::isfinite(grad_norm)) finite = false;
     const double lr = lr_at(cfg.schedule, cfg.optim.lr, cfg.train.max_steps, this_step);
     if (!finite) {

@@ -40,4 +40,8 @@ int run_trainer(const Config& cfg, const StageSpec& spec);
 std::pair<torch::Tensor, int64_t> masked_lm_loss(const torch::Tensor& logits, const torch::Tensor& tokens,
                                                  const torch::Tensor& loss_mask);
 
+// The language-model loss of pretrain and sft: masked_lm_loss over model->forward(b.tokens),
+// weighted by the number of counted targets.
+LossOutput lm_loss(Decoder& model, const Batch& b);
+
 }  // namespace infini
