@@ -12,16 +12,10 @@
 #include "data/records.h"
 #include "data/token_shards.h"
 #include "data/tokenizer.h"
+#include "data/seed_mix.h"
 
 namespace infini {
 namespace {
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
 
 std::string join(const std::vector<std::string>& v) {
   std::string out;

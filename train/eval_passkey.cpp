@@ -14,16 +14,10 @@
 #include "core/compat.h"
 #include "core/error.h"
 #include "data/synth.h"
+#include "data/seed_mix.h"
 
 namespace infini {
 namespace {
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
 
 std::string trim(const std::string& s) {
   size_t a = 0, b = s.size();
