@@ -24,33 +24,45 @@ MemoryState memory_update(const torch::Tensor& sk, const torch::Tensor& v, const
   return {s.M + torch::matmul(skT, write), s.z + sk.sum(-2)};
 }
 
-MemoryState memory_prefix_states(const torch::Tensor& sk, const torch::Tensor& v, MemoryUpdate rule,
-                                 MemoryGradient gradient, double eps) {
+torch::Tensor memory_read_packed(const torch::Tensor& sq, const torch::Tensor& Mz, double eps) {
+  const int64_t Dv = Mz.size(-1) - 1;
+  torch::Tensor r = torch::matmul(sq, Mz);                 // (..., R, Dv + 1): [sq M | sq z]
+  return r.narrow(-1, 0, Dv) / (r.narrow(-1, Dv, 1) + eps);
+}
+
+torch::Tensor memory_prefix_packed(const torch::Tensor& sk, const torch::Tensor& v, MemoryUpdate rule,
+                                   MemoryGradient gradient, double eps) {
   const int64_t S = sk.size(1);
   std::optional<torch::NoGradGuard> no_grad;
   if (gradient == MemoryGradient::detach) no_grad.emplace();
+  auto with_ones = [](const torch::Tensor& t) { return torch::constant_pad_nd(t, {0, 1}, 1.0); };  // [t | 1]
 
   if (rule == MemoryUpdate::linear) {
     // Segment s sees the sum of segments 0..s-1: shift the inclusive cumsum by one segment.
     // The last segment's own contribution is never read, so it is left out of the products.
-    torch::Tensor skh = sk.narrow(1, 0, S - 1);                           // (B, S-1, Hkv, N, Dk)
-    torch::Tensor kv = torch::matmul(skh.transpose(-1, -2), v.narrow(1, 0, S - 1));  // (B, S-1, Hkv, Dk, Dv)
-    torch::Tensor ks = skh.sum(-2);                                       // (B, S-1, Hkv, Dk)
-    torch::Tensor M = torch::constant_pad_nd(kv.cumsum(1), {0, 0, 0, 0, 0, 0, 1, 0});
-    torch::Tensor z = torch::constant_pad_nd(ks.cumsum(1), {0, 0, 0, 0, 1, 0});
-    return {M, z};
+    torch::Tensor skh = sk.narrow(1, 0, S - 1);                                                // (B, S-1, Hkv, N, Dk)
+    torch::Tensor kv = torch::matmul(skh.transpose(-1, -2), with_ones(v.narrow(1, 0, S - 1)));  // (B, S-1, Hkv, Dk, Dv+1)
+    return torch::constant_pad_nd(kv.cumsum(1), {0, 0, 0, 0, 0, 0, 1, 0});
   }
 
   // delta: M_s depends on M_{s-1} non-linearly; loop, collecting the state before each segment.
   const int64_t B = sk.size(0), H = sk.size(2), Dk = sk.size(4), Dv = v.size(4);
-  MemoryState st{torch::zeros({B, H, Dk, Dv}, sk.options()), torch::zeros({B, H, Dk}, sk.options())};
-  std::vector<torch::Tensor> Ms{st.M}, zs{st.z};
+  torch::Tensor Mz = torch::zeros({B, H, Dk, Dv + 1}, sk.options());
+  std::vector<torch::Tensor> states{Mz};
   for (int64_t s = 0; s + 1 < S; ++s) {
-    st = memory_update(sk.select(1, s), v.select(1, s), st, rule, eps);  // (B, Hkv, N, Dk)
-    Ms.push_back(st.M);
-    zs.push_back(st.z);
+    torch::Tensor sks = sk.select(1, s);  // (B, Hkv, N, Dk)
+    torch::Tensor write = with_ones(v.select(1, s) - memory_read_packed(sks, Mz, eps));
+    Mz = Mz + torch::matmul(sks.transpose(-1, -2), write);
+    states.push_back(Mz);
   }
-  return {torch::stack(Ms, 1), torch::stack(zs, 1)};
+  return torch::stack(states, 1);
+}
+
+MemoryState memory_prefix_states(const torch::Tensor& sk, const torch::Tensor& v, MemoryUpdate rule,
+                                 MemoryGradient gradient, double eps) {
+  torch::Tensor Mz = memory_prefix_packed(sk, v, rule, gradient, eps);
+  const int64_t Dv = v.size(-1);
+  return {Mz.narrow(-1, 0, Dv), Mz.select(-1, Dv)};
 }
 
 }  // namespace infini

@@ -34,4 +34,12 @@ MemoryState memory_update(const torch::Tensor& sk, const torch::Tensor& v, const
 MemoryState memory_prefix_states(const torch::Tensor& sk, const torch::Tensor& v, MemoryUpdate rule,
                                  MemoryGradient gradient, double eps);
 
+// The same states packed as Mz = [M | z] (B, S, Hkv, Dk, Dv + 1): z is what M would be for a
+// value column of ones, so one product updates both and one product reads both.
+torch::Tensor memory_prefix_packed(const torch::Tensor& sk, const torch::Tensor& v, MemoryUpdate rule,
+                                   MemoryGradient gradient, double eps);
+
+// memory_read on a packed state: sq (..., R, Dk), Mz (..., Dk, Dv + 1) -> (..., R, Dv).
+torch::Tensor memory_read_packed(const torch::Tensor& sq, const torch::Tensor& Mz, double eps);
+
 }  // namespace infini

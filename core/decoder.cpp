@@ -46,8 +46,7 @@ void DecoderImpl::init_weights() {
 
 torch::Tensor DecoderImpl::head(const torch::Tensor& h) {
   if (head_ == Head::scalar) return score(h).squeeze(-1).to(torch::kFloat);  // (B, T)
-  torch::Tensor w = output ? output->weight : tok_embeddings->weight;      // (V, D)
-  return torch::linear(h, w).to(torch::kFloat);                             // (B, T, V)
+  return torch::linear(h, lm_head_weight()).to(torch::kFloat);  // (B, T, V)
 }
 
 torch::Tensor DecoderImpl::trunk(const torch::Tensor& tokens) {

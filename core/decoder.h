@@ -35,6 +35,9 @@ struct DecoderImpl : torch::nn::Module {
   torch::Tensor forward_stream(StreamState& state, const torch::Tensor& tokens);
   torch::Tensor trunk_stream(StreamState& state, const torch::Tensor& tokens);  // (B, t, D)
 
+  // The LM head's (V, D) weight: `output`, or the embedding when tied. Head::lm only.
+  torch::Tensor lm_head_weight() const { return output ? output->weight : tok_embeddings->weight; }
+
   const ModelConfig& config() const { return cfg_; }
   Head head_kind() const { return head_; }
 

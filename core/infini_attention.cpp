@@ -14,19 +14,24 @@
 namespace infini {
 namespace {
 
-// True where query row r (position offset + r % rows, rows repeated `groups` times) must NOT see
-// key j, i.e. j > offset + r % rows. -> (groups*rows, keys)
-torch::Tensor future_mask(int64_t rows, int64_t keys, int64_t offset, int64_t groups, torch::Device dev) {
+// Additive causal bias for query row r (position offset + r % rows, rows repeated `groups` times)
+// and key j: 0 where j <= offset + r % rows, -inf after. -> (groups*rows, keys) of `dtype`.
+torch::Tensor causal_bias(int64_t rows, int64_t keys, int64_t offset, int64_t groups, torch::ScalarType dtype,
+                          torch::Device dev) {
   auto i64 = torch::TensorOptions().dtype(torch::kLong).device(dev);
   torch::Tensor qpos = (torch::arange(rows, i64) + offset).repeat({groups}).unsqueeze(1);  // (G*L, 1)
   torch::Tensor kpos = torch::arange(keys, i64).unsqueeze(0);                              // (1, K)
-  return kpos > qpos;
+  return torch::zeros({groups * rows, keys}, torch::TensorOptions().dtype(dtype).device(dev))
+      .masked_fill_(kpos > qpos, -std::numeric_limits<double>::infinity());
 }
 
-// softmax(scores masked) in fp32 -> probabilities (fp32, or fp64 in gradient checks).
-torch::Tensor masked_softmax(const torch::Tensor& scores, const torch::Tensor& mask) {
+// softmax over keys of (scores + causal bias) in fp32 (fp64 in gradient checks). Adding the fp32
+// bias to bf16 scores promotes them, so the upcast and the mask are one pass, and the backward of
+// the addition is the identity (no masked copy of the gradient).
+torch::Tensor masked_softmax(const torch::Tensor& scores, int64_t rows, int64_t keys, int64_t offset, int64_t groups) {
   compat::AutocastOff off;
-  return torch::softmax(upcast(scores).masked_fill(mask, -std::numeric_limits<double>::infinity()), -1);
+  const auto dtype = scores.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;
+  return torch::softmax(scores + causal_bias(rows, keys, offset, groups, dtype, scores.device()), -1);
 }
 
 }  // namespace
@@ -60,7 +65,7 @@ AttentionParts InfiniAttentionImpl::forward_parts(const torch::Tensor& x, bool k
                          .view({B, S, Hkv, G * N, Dh});                                 // (B, S, Hkv, G*N, Dh)
   torch::Tensor kr = apply_rope(k, rope);                                               // (B, S, Hkv, N, Dh)
   torch::Tensor scores = torch::matmul(qr, kr.transpose(-1, -2));                      // (B, S, Hkv, G*N, N)
-  torch::Tensor probs = masked_softmax(scores, future_mask(N, N, 0, G, x.device()));
+  torch::Tensor probs = masked_softmax(scores, N, N, 0, G);
   torch::Tensor a_dot = torch::matmul(probs, v);                                        // (B, S, Hkv, G*N, Dh)
 
   torch::Tensor a = a_dot, a_mem;
@@ -68,11 +73,13 @@ AttentionParts InfiniAttentionImpl::forward_parts(const torch::Tensor& x, bool k
     compat::AutocastOff off;
     torch::Tensor sq = memory_sigma(upcast(q)).reshape({B, S, Hkv, G * N, Dh});  // un-rotated q
     torch::Tensor sk = memory_sigma(upcast(k));                                   // (B, S, Hkv, N, Dh)
-    MemoryState prev = memory_prefix_states(sk, upcast(v), cfg.memory.update, cfg.memory.gradient,
-                                            cfg.memory_eps);  // state before each segment
-    a_mem = memory_read(sq, prev.M, prev.z, cfg.memory_eps);  // (B, S, Hkv, G*N, Dh)
+    torch::Tensor Mz = memory_prefix_packed(sk, upcast(v), cfg.memory.update, cfg.memory.gradient,
+                                            cfg.memory_eps);        // [M | z] before each segment
+    a_mem = memory_read_packed(sq, Mz, cfg.memory_eps);  // (B, S, Hkv, G*N, Dh)
     torch::Tensor g = torch::sigmoid(gate).view({Hkv, G, 1, 1});
-    a = (g * a_mem.view({B, S, Hkv, G, N, Dh}) + (1 - g) * upcast(a_dot).view({B, S, Hkv, G, N, Dh}));
+    // g a_mem + (1 - g) a_dot, then back to the compute dtype before the layout change.
+    a = torch::lerp(upcast(a_dot).view({B, S, Hkv, G, N, Dh}), a_mem.view({B, S, Hkv, G, N, Dh}), g)
+            .to(a_dot.scalar_type());
   }
 
   // Back to (B, T, H*Dh), heads in order h = kv * G + g.
@@ -121,7 +128,7 @@ torch::Tensor InfiniAttentionImpl::stream_piece(const torch::Tensor& x, LayerStr
                          .view({B, Hkv, G * L, Dh});                                  // (B, Hkv, G*L, Dh)
   torch::Tensor kr = apply_rope(kc, rope_tables(0, K, Dh, cfg.rope_theta, x.device()));
   torch::Tensor scores = torch::matmul(qr, kr.transpose(-1, -2));                    // (B, Hkv, G*L, K)
-  torch::Tensor probs = masked_softmax(scores, future_mask(L, K, pos, G, x.device()));
+  torch::Tensor probs = masked_softmax(scores, L, K, pos, G);
   torch::Tensor a_dot = torch::matmul(probs, vc);                                     // (B, Hkv, G*L, Dh)
 
   torch::Tensor a = a_dot;

@@ -12,12 +12,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/compat.h"
 #include "core/safetensors.h"
 #include "support/run_util.h"
 #include "support/tiny_data.h"
 #include "train/checkpoint.h"
 #include "train/checkpoint_dir.h"
 #include "train/metrics_log.h"
+#include "train/lm_head_loss.h"
 #include "train/trainer.h"
 
 using namespace infini;
@@ -209,31 +211,70 @@ TEST(Trainer, InitFromMismatchedModelNamesTensorAndShapes) {
 TEST(Trainer, SftLossIgnoresPromptLabels) {
   // Changing the label (target token) at a masked position changes neither the loss nor its gradient.
   torch::manual_seed(0);
-  auto logits = torch::randn({2, 6, 11}, torch::requires_grad());
+  auto hidden = torch::randn({2, 6, 5}, torch::requires_grad());
+  auto w = torch::randn({11, 5});
   auto tokens = torch::randint(0, 11, {2, 6}, torch::kLong);
   auto mask = torch::tensor({0, 0, 0, 1, 1, 1, 0, 0, 1, 1, 0, 0}, torch::kFloat).reshape({2, 6});
-  auto [l1, n1] = masked_lm_loss(logits, tokens, mask);
-  auto g1 = torch::autograd::grad({l1}, {logits})[0];
+  auto [l1, n1] = masked_lm_loss(hidden, w, tokens, mask);
+  auto g1 = torch::autograd::grad({l1}, {hidden})[0];
   auto tokens2 = tokens.clone();
   tokens2[0][1] = (tokens[0][1].item<int64_t>() + 1) % 11;  // a prompt label
   tokens2[1][4] = (tokens[1][4].item<int64_t>() + 3) % 11;  // a padding label
-  auto [l2, n2] = masked_lm_loss(logits, tokens2, mask);
-  auto g2 = torch::autograd::grad({l2}, {logits})[0];
+  auto [l2, n2] = masked_lm_loss(hidden, w, tokens2, mask);
+  auto g2 = torch::autograd::grad({l2}, {hidden})[0];
   EXPECT_EQ(n1, 5);
   EXPECT_EQ(n2, 5);
   EXPECT_EQ(l1.item<float>(), l2.item<float>());
   EXPECT_TRUE(torch::equal(g1, g2));
+  // ... and the hidden state of a masked position gets no gradient at all.
+  EXPECT_EQ(g1[0][0].abs().sum().item<float>(), 0.0f);
+  EXPECT_EQ(g1[1][4].abs().sum().item<float>(), 0.0f);
   // ... while a response label does change it.
   auto tokens3 = tokens.clone();
   tokens3[0][4] = (tokens[0][4].item<int64_t>() + 1) % 11;
-  auto [l3, n3] = masked_lm_loss(logits, tokens3, mask);
+  auto [l3, n3] = masked_lm_loss(hidden, w, tokens3, mask);
   EXPECT_NE(l1.item<float>(), l3.item<float>());
-  // Hand check: mean over the 5 counted targets of -log softmax.
-  auto logp = torch::log_softmax(logits.detach(), -1);
+  // Hand check: mean over the 5 counted targets of -log softmax(h W^T).
+  auto logp = torch::log_softmax(torch::matmul(hidden.detach(), w.t()), -1);
   double expect = 0;
   for (auto [b, t] : std::vector<std::pair<int, int>>{{0, 3}, {0, 4}, {0, 5}, {1, 2}, {1, 3}})
     expect -= logp[b][t - 1][tokens[b][t].item<int64_t>()].item<double>();
   EXPECT_NEAR(l1.item<double>(), expect / 5, 1e-6);
+}
+
+TEST(Trainer, FusedLmHeadLossEqualsUnfusedHead) {
+  // Loss and both gradients equal log_softmax over the full logits (fp64), for any chunking.
+  torch::manual_seed(3);
+  auto opt = torch::TensorOptions().dtype(torch::kDouble);
+  auto h = torch::randn({10, 6}, opt).requires_grad_();
+  auto w = torch::randn({13, 6}, opt).requires_grad_();
+  auto t = torch::randint(0, 13, {10}, torch::kLong);
+  auto wt = torch::rand({10}, opt);
+  auto ref = -(torch::log_softmax(torch::matmul(h, w.t()), 1).gather(1, t.unsqueeze(1)).squeeze(1) * wt).sum();
+  auto gref = torch::autograd::grad({ref}, {h, w});
+  for (int64_t chunk : {1, 3, 7, 10, 64}) {
+    auto loss = fused_lm_head_loss(h, w, t, wt, chunk);
+    auto g = torch::autograd::grad({loss * 2.5}, {h, w});  // the incoming gradient scales both
+    EXPECT_NEAR(loss.item<double>(), ref.item<double>(), 1e-12) << "chunk " << chunk;
+    EXPECT_TRUE(torch::allclose(g[0], gref[0] * 2.5, 1e-10, 1e-12)) << "chunk " << chunk;
+    EXPECT_TRUE(torch::allclose(g[1], gref[1] * 2.5, 1e-10, 1e-12)) << "chunk " << chunk;
+  }
+  {
+    torch::NoGradGuard ng;  // evaluation: same value, no gradient work
+    EXPECT_NEAR(fused_lm_head_loss(h, w, t, wt, 4).item<double>(), ref.item<double>(), 1e-12);
+  }
+  // Under bf16 autocast it agrees with the unfused bf16 head to bf16 accuracy.
+  auto hf = h.detach().to(torch::kFloat), wf = w.detach().to(torch::kFloat);
+  torch::Tensor fused, unfused;
+  {
+    compat::AutocastGuard ac(true, torch::kCPU);
+    fused = fused_lm_head_loss(hf, wf, t, wt.to(torch::kFloat), 4);
+    auto logits = torch::matmul(hf, wf.t()).to(torch::kFloat);
+    compat::AutocastOff off;
+    unfused = -(torch::log_softmax(logits, 1).gather(1, t.unsqueeze(1)).squeeze(1) * wt.to(torch::kFloat)).sum();
+  }
+  EXPECT_NEAR(fused.item<double>(), unfused.item<double>(), 1e-5 * std::abs(unfused.item<double>()) + 1e-6);
+  EXPECT_GT(std::abs(fused.item<double>() - ref.item<double>()), 0.0);  // it really ran in bf16
 }
 
 TEST(Trainer, TinySftRunsFromPretrainedWeights) {

@@ -22,6 +22,7 @@
 #include "train/checkpoint_dir.h"
 #include "train/commands.h"
 #include "train/config.h"
+#include "train/lm_head_loss.h"
 #include "train/metrics_log.h"
 #include "train/stages.h"
 
@@ -47,13 +48,11 @@ double time_model_step(Decoder& model, int64_t batch, int64_t seq, bool bf16, in
   const int64_t V = model->config().vocab_size;
   torch::Tensor tokens = torch::randint(0, V, {batch, seq + 1}, torch::kLong);
   torch::Tensor inputs = tokens.narrow(1, 0, seq), targets = tokens.narrow(1, 1, seq);
-  auto step = [&]() {
-    torch::Tensor logits;
-    {
-      compat::AutocastGuard ac(bf16, torch::kCPU);
-      logits = model->forward(inputs);  // (B, T, V) fp32
-    }
-    torch::Tensor loss = torch::cross_entropy_loss(logits.reshape({-1, V}), targets.reshape({-1}));
+  torch::Tensor weights = torch::full({batch * seq}, 1.0 / static_cast<double>(batch * seq));
+  auto step = [&]() {  // the trainer's LM step: trunk, then the fused head + cross-entropy
+    compat::AutocastGuard ac(bf16, torch::kCPU);
+    torch::Tensor h = model->trunk(inputs).reshape({batch * seq, -1});  // (B*T, D)
+    torch::Tensor loss = fused_lm_head_loss(h, model->lm_head_weight(), targets.reshape({-1}), weights);
     loss.backward();
     for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();
   };

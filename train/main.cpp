@@ -10,8 +10,10 @@
 #include "core/compat.h"
 #include "core/error.h"
 #include "train/commands.h"
+#include "train/runtime.h"
 
 int main(int argc, char** argv) {
+  infini::keep_freed_memory();
   CLI::App app{"infini: train and evaluate Infini-attention language models"};
   app.require_subcommand(0, 1);
   bool version = false;

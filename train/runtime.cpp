@@ -4,6 +4,10 @@
 
 #include <thread>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include <fmt/format.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -43,6 +47,14 @@ void setup_logging(const std::string& level, const std::string& log_file) {
   logger->set_level(spdlog::level::from_str(level));
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);
+}
+
+void keep_freed_memory() {
+#if defined(__GLIBC__)
+  mallopt(M_MMAP_MAX, 0);                 // large blocks come from the heap too ...
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);     // ... which is kept (up to 1 GB free at its top)
+  mallopt(M_TOP_PAD, 64 << 20);           // and grown in 64 MB steps
+#endif
 }
 
 }  // namespace infini

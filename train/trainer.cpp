@@ -21,6 +21,7 @@
 #include "train/adamw.h"
 #include "train/checkpoint.h"
 #include "train/checkpoint_dir.h"
+#include "train/lm_head_loss.h"
 #include "train/metrics_log.h"
 #include "train/runtime.h"
 #include "train/schedule.h"
@@ -69,22 +70,20 @@ struct Averager {
 
 }  // namespace
 
-std::pair<torch::Tensor, int64_t> masked_lm_loss(const torch::Tensor& logits, const torch::Tensor& tokens,
-                                                 const torch::Tensor& loss_mask) {
-  compat::AutocastOff fp32;
-  const int64_t V = logits.size(-1);
-  auto pred = logits.slice(1, 0, -1).to(torch::kFloat).reshape({-1, V});  // (B*(T-1), V)
-  auto target = tokens.slice(1, 1).reshape({-1});                         // (B*(T-1))
-  auto mask = loss_mask.slice(1, 1).reshape({-1}).to(torch::kFloat);      // (B*(T-1))
-  auto nll = torch::nn::functional::cross_entropy(
-      pred, target, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+std::pair<torch::Tensor, int64_t> masked_lm_loss(const torch::Tensor& hidden, const torch::Tensor& head_weight,
+                                                 const torch::Tensor& tokens, const torch::Tensor& loss_mask) {
+  const int64_t D = hidden.size(-1);
+  auto mask = loss_mask.slice(1, 1).reshape({-1}).to(torch::kFloat);  // (B*(T-1))
+  auto rows = mask.nonzero().squeeze(1);                               // counted targets only
   const int64_t count = static_cast<int64_t>(mask.sum().item<double>());
-  auto loss = (nll * mask).sum() / std::max<int64_t>(1, count);
-  return {loss, count};
+  auto h = hidden.slice(1, 0, -1).reshape({-1, D}).index_select(0, rows);   // (n, D)
+  auto target = tokens.slice(1, 1).reshape({-1}).index_select(0, rows);    // (n)
+  auto weight = mask.index_select(0, rows) / static_cast<double>(std::max<int64_t>(1, count));
+  return {fused_lm_head_loss(h, head_weight, target, weight), count};
 }
 
 LossOutput lm_loss(Decoder& model, const Batch& b) {
-  auto [loss, count] = masked_lm_loss(model->forward(b.tokens), b.tokens, b.loss_mask);
+  auto [loss, count] = masked_lm_loss(model->trunk(b.tokens), model->lm_head_weight(), b.tokens, b.loss_mask);
   LossOutput out;
   out.loss = loss;
   out.weight = static_cast<double>(count);

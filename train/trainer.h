@@ -34,13 +34,14 @@ struct StageSpec {
 // is written first), kExitNonFinite when a NaN/inf stopped it.
 int run_trainer(const Config& cfg, const StageSpec& spec);
 
-// Mean next-token cross entropy over the targets selected by loss_mask (fp32).
-// logits (B,T,V), tokens (B,T), loss_mask (B,T): position t predicts tokens[:, t+1] and counts when
-// loss_mask[:, t+1] is 1. Returns the mean and the number of counted targets.
-std::pair<torch::Tensor, int64_t> masked_lm_loss(const torch::Tensor& logits, const torch::Tensor& tokens,
-                                                 const torch::Tensor& loss_mask);
+// Mean next-token cross entropy over the targets selected by loss_mask, from the final hidden
+// states through the LM head (train/lm_head_loss.h: fused, only the counted rows are computed).
+// hidden (B,T,D), head_weight (V,D), tokens (B,T), loss_mask (B,T): position t predicts
+// tokens[:, t+1] and counts when loss_mask[:, t+1] is 1. Returns the mean and the number counted.
+std::pair<torch::Tensor, int64_t> masked_lm_loss(const torch::Tensor& hidden, const torch::Tensor& head_weight,
+                                                 const torch::Tensor& tokens, const torch::Tensor& loss_mask);
 
-// The language-model loss of pretrain and sft: masked_lm_loss over model->forward(b.tokens),
+// The language-model loss of pretrain and sft: masked_lm_loss over model->trunk(b.tokens),
 // weighted by the number of counted targets.
 LossOutput lm_loss(Decoder& model, const Batch& b);
 
