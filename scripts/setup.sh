@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what infini needs on Debian 12 (when missing) and builds it into build/. Idempotent.
-# Usage: scripts/setup.sh   (env: BUILD_DIR=build, BUILD_TYPE=Release, JOBS=nproc)
+# Usage: scripts/setup.sh   (env: BUILD_DIR=build, BUILD_TYPE=Release, JOBS=nproc, INFINI_UNITY_BUILD=ON)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,10 +37,11 @@ fi
 BUILD_DIR=${BUILD_DIR:-build}
 BUILD_TYPE=${BUILD_TYPE:-Release}
 JOBS=${JOBS:-$(nproc)}
+UNITY=${INFINI_UNITY_BUILD:-ON}  # unity batches: a fresh build in about a third of the time
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/ccache}
 export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
 step "configuring ($BUILD_TYPE) into $BUILD_DIR/"
-cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE="$BUILD_TYPE" >"$BUILD_DIR.cmake.log" 2>&1 \
+cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE="$BUILD_TYPE" -DINFINI_UNITY_BUILD="$UNITY" >"$BUILD_DIR.cmake.log" 2>&1 \
   || { cat "$BUILD_DIR.cmake.log" >&2; die "cmake configure" "see the messages above"; }
 step "building with $JOBS jobs"
 cmake --build "$BUILD_DIR" -j "$JOBS" || die "build" "the compiler reported errors above"

@@ -9,6 +9,9 @@
 #include "core/error.h"
 #include "train/config.h"
 
+// Everything of this file in its own namespace: the suite also builds as one unity translation unit.
+namespace test_config {
+
 using namespace infini;
 namespace fs = std::filesystem;
 
@@ -166,3 +169,4 @@ TEST(Config, CliExitsWithCode2OnConfigError) {
   std::getline(err, line);
   EXPECT_EQ(line, "error: " + path + ":3: unknown key model.d_modle (did you mean model.d_model?)");
 }
+}  // namespace test_config

@@ -9,6 +9,9 @@
 #include "core/error.h"
 #include "core/generate.h"
 
+// Everything of this file in its own namespace: the suite also builds as one unity translation unit.
+namespace test_core_generate {
+
 using namespace infini;
 
 namespace {
@@ -155,3 +158,4 @@ TEST(Generate, StopsAtEosAndChecksPrompt) {
   EXPECT_THROW(generate(model, {}, opts), Error);
   EXPECT_THROW(generate(model, {1, 48}, opts), Error);
 }
+}  // namespace test_core_generate

@@ -17,6 +17,9 @@
 #include "core/generate.h"
 #include "core/llama2c.h"
 
+// Everything of this file in its own namespace: the suite also builds as one unity translation unit.
+namespace test_core_llama2c {
+
 namespace fs = std::filesystem;
 using namespace infini;
 
@@ -204,3 +207,4 @@ TEST(Llama2c, ConvertGenerateInfoCli) {
   EXPECT_NE(out.find("error: "), std::string::npos) << out;
   EXPECT_NE(out.find("model.safetensors"), std::string::npos) << out;
 }
+}  // namespace test_core_llama2c

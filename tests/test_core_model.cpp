@@ -9,6 +9,9 @@
 #include "core/rope.h"
 #include "core/safetensors.h"
 
+// Everything of this file in its own namespace: the suite also builds as one unity translation unit.
+namespace test_core_model {
+
 namespace {
 
 using infini::Decoder;
@@ -126,3 +129,4 @@ TEST(ModelGolden, ScalarHeadShapeAndTiedHasNoOutput) {
 }
 
 }  // namespace
+}  // namespace test_core_model

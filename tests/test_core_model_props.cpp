@@ -10,6 +10,9 @@
 #include "core/decoder.h"
 #include "core/error.h"
 
+// Everything of this file in its own namespace: the suite also builds as one unity translation unit.
+namespace test_core_model_props {
+
 namespace {
 
 using infini::Decoder;
@@ -308,3 +311,4 @@ TEST(Decoder, BadConfigIsRefusedWithTheKey) {
 }
 
 }  // namespace
+}  // namespace test_core_model_props

@@ -11,6 +11,9 @@
 #include "core/model_io.h"
 #include "core/safetensors.h"
 
+// Everything of this file in its own namespace: the suite also builds as one unity translation unit.
+namespace test_core_safetensors {
+
 namespace fs = std::filesystem;
 using namespace infini;
 
@@ -315,3 +318,4 @@ TEST(ModelIo, LoadWeightsErrors) {
     EXPECT_EQ(std::string(e.what()), path + ": metadata has no 'format' (not a model file written by infini?)");
   }
 }
+}  // namespace test_core_safetensors

@@ -15,6 +15,9 @@
 #include "data/tokenizer.h"
 #include "tests/test_data_util.h"
 
+// Everything of this file in its own namespace: the suite also builds as one unity translation unit.
+namespace test_data_loader {
+
 using namespace infini;
 using infini::testing::generated_text;
 using infini::testing::read_file;
@@ -346,3 +349,4 @@ TEST(Synth, CliPasskeyRecords) {
   }
   EXPECT_NE(std::system((std::string(INFINI_BINARY) + " data synth --task nope --count 1 --out " + out + " >/dev/null 2>&1").c_str()), 0);
 }
+}  // namespace test_data_loader

@@ -13,6 +13,9 @@
 #include "data/tokenizer.h"
 #include "tests/test_data_util.h"
 
+// Everything of this file in its own namespace: the suite also builds as one unity translation unit.
+namespace test_data_records {
+
 using namespace infini;
 using infini::testing::scratch_dir;
 using infini::testing::tiny_tokenizer;
@@ -254,3 +257,4 @@ TEST(Records, LoaderBadInput) {
   cfg.format = "chat";
   EXPECT_THROW(Loader(cfg, Split::train, &tok(), 2, 0), ConfigError);
 }
+}  // namespace test_data_records

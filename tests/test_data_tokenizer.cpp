@@ -14,6 +14,9 @@
 #include "data/tokenizer.h"
 #include "tests/test_data_util.h"
 
+// Everything of this file in its own namespace: the suite also builds as one unity translation unit.
+namespace test_data_tokenizer {
+
 using namespace infini;
 using infini::testing::generated_text;
 using infini::testing::read_file;
@@ -239,3 +242,4 @@ TEST(Cli, TokenizerTrainAndDataPrepare) {
   EXPECT_NE(run(bin + " data prepare --tokenizer " + dir + "/none.model --input " + dir + "/text.txt --out " + dir + "/x"), 0);
   EXPECT_NE(run(bin + " tokenizer train --input " + dir + "/none.txt --vocab-size 300 --out " + dir + "/u"), 0);
 }
+}  // namespace test_data_tokenizer

@@ -18,8 +18,10 @@
 #include "train/eval_passkey.h"
 #include "train/eval_ppl.h"
 
+
 namespace infini {
-namespace {
+// Named, not anonymous: the suite also builds as one unity translation unit.
+namespace test_eval_passkey {
 
 struct TinyEval {
   std::string dir, tokenizer, model_file, corpus;
@@ -226,5 +228,5 @@ TEST(EvalPpl, TokenizeFileMatchesWholeEncode) {
   EXPECT_THROW(tokenize_text_file(tok, empty), Error);
 }
 
-}  // namespace
+}  // namespace test_eval_passkey
 }  // namespace infini

@@ -10,8 +10,10 @@
 #include "train/eval_ppl.h"
 #include "train/trainer.h"
 
+
 namespace infini {
-namespace {
+// Named, not anonymous: the suite also builds as one unity translation unit.
+namespace test_eval_ppl {
 
 ModelConfig tiny_config(int64_t segment_len = 8) {
   ModelConfig c;
@@ -172,5 +174,5 @@ TEST(EvalPpl, ParseTokenCounts) {
   EXPECT_FALSE(passkey_correct(" 02345", "12345"));
 }
 
-}  // namespace
+}  // namespace test_eval_ppl
 }  // namespace infini

@@ -8,8 +8,10 @@
 #include "train/ppo_math.h"
 #include "train/rewards.h"
 
+
 namespace infini {
-namespace {
+// Named, not anonymous: the suite also builds as one unity translation unit.
+namespace test_rlhf_math {
 
 torch::Tensor T(std::vector<float> v) { return torch::tensor(v, torch::kFloat); }
 torch::Tensor T2(std::vector<float> v, int64_t rows) { return T(v).reshape({rows, -1}); }
@@ -166,5 +168,5 @@ TEST(RlhfRewards, RuleReward) {
   EXPECT_THROW(rule_reward("1", "1", "fuzzy"), ConfigError);
 }
 
-}  // namespace
+}  // namespace test_rlhf_math
 }  // namespace infini

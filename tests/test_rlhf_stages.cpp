@@ -17,8 +17,10 @@
 #include "train/checkpoint_dir.h"
 #include "train/metrics_log.h"
 
+
 namespace infini::test {
-namespace {
+// Named, not anonymous: the suite also builds as one unity translation unit.
+namespace test_rlhf_stages {
 
 namespace fs = std::filesystem;
 
@@ -195,5 +197,5 @@ TEST(RlhfStages, PpoRaisesMeanReward) {
   for (auto& rec : ppo) EXPECT_LT(std::fabs(rec["kl"].get<double>()), 50.0);
 }
 
-}  // namespace
+}  // namespace test_rlhf_stages
 }  // namespace infini::test

@@ -22,6 +22,9 @@
 #include "train/lm_head_loss.h"
 #include "train/trainer.h"
 
+// Everything of this file in its own namespace: the suite also builds as one unity translation unit.
+namespace test_trainer {
+
 using namespace infini;
 using namespace infini::test;
 namespace fs = std::filesystem;
@@ -287,3 +290,4 @@ TEST(Trainer, TinySftRunsFromPretrainedWeights) {
   EXPECT_NE(r.output.find("initialised weights from"), std::string::npos) << r.output;
   EXPECT_EQ(train_losses(base + "/sft").size(), 6u);
 }
+}  // namespace test_trainer
