@@ -25,6 +25,7 @@
 #include "train/lm_head_loss.h"
 #include "train/metrics_log.h"
 #include "train/stages.h"
+#include "train/stopwatch.h"
 
 namespace infini {
 namespace {
@@ -38,10 +39,6 @@ struct BenchArgs {
   bool batch_set = false, seq_set = false;  // bench train: override the config only when given
   std::vector<std::string> overrides;
 };
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 // Seconds of one forward+backward of `model` on random (B, T) tokens, after one warm-up step.
 double time_model_step(Decoder& model, int64_t batch, int64_t seq, bool bf16, int64_t steps) {

@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "data/synth.h"
 #include "data/seed_mix.h"
+#include "train/stopwatch.h"
 
 namespace infini {
 namespace {
@@ -38,10 +39,6 @@ std::string length_label(int64_t n) {
   if (n % 1048576 == 0) return std::to_string(n / 1048576) + "M";
   if (n % 1024 == 0) return std::to_string(n / 1024) + "K";
   return std::to_string(n);
-}
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 }  // namespace

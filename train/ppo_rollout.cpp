@@ -22,27 +22,59 @@ Rollout sample_rollout(Decoder& actor, const Batch& prompts, const SamplingOptio
   Rollout r;
   r.responses.resize(static_cast<size_t>(B));
   std::vector<float> eos(static_cast<size_t>(B), 0.f);
-  for (int64_t b = 0; b < B; ++b) {
-    const int64_t P = plen[b].item<int64_t>();
-    if (P < 1) throw Error(fmt::format("ppo: prompt {} of the batch is empty", b));
-    auto prompt = prompts.tokens.slice(0, b, b + 1).slice(1, 0, P);  // (1, P)
-    StreamState st = actor->new_state(1);
-    auto logits = actor->forward_stream(st, prompt).select(1, P - 1);  // (1, V)
-    auto& seq = seqs[static_cast<size_t>(b)];
-    auto pc = prompt.to(torch::kCPU);
-    seq.assign(pc.data_ptr<int64_t>(), pc.data_ptr<int64_t>() + P);
-    for (int64_t i = 0; i < max_new_tokens; ++i) {
-      const auto usable = vocab_limit > 0 ? logits.slice(-1, 0, vocab_limit) : logits;  // (1, V')
-      const int64_t next = sample_next(usable, sampling, gen).item<int64_t>();
-      seq.push_back(next);
-      if (next == eos_id) {
-        eos[static_cast<size_t>(b)] = 1.f;
-        break;
+  // Prompts of equal length share one streaming state and decode as one batch (in the order of
+  // their first appearance); a row that has ended keeps being fed but takes no more tokens.
+  std::vector<int64_t> order;  // rows grouped by prompt length
+  std::vector<std::pair<int64_t, int64_t>> groups;  // (start in order, size)
+  {
+    std::vector<int64_t> lens(static_cast<size_t>(B));
+    for (int64_t b = 0; b < B; ++b) {
+      lens[static_cast<size_t>(b)] = plen[b].item<int64_t>();
+      if (lens[static_cast<size_t>(b)] < 1) throw Error(fmt::format("ppo: prompt {} of the batch is empty", b));
+    }
+    std::vector<bool> taken(static_cast<size_t>(B), false);
+    for (int64_t b = 0; b < B; ++b) {
+      if (taken[static_cast<size_t>(b)]) continue;
+      groups.emplace_back(static_cast<int64_t>(order.size()), 0);
+      for (int64_t c = b; c < B; ++c)
+        if (!taken[static_cast<size_t>(c)] && lens[static_cast<size_t>(c)] == lens[static_cast<size_t>(b)]) {
+          taken[static_cast<size_t>(c)] = true;
+          order.push_back(c);
+          ++groups.back().second;
+        }
+    }
+  }
+  for (const auto& [start, g] : groups) {
+    const std::vector<int64_t> rows(order.begin() + start, order.begin() + start + g);
+    const int64_t P = plen[rows[0]].item<int64_t>();
+    auto index = torch::tensor(rows, torch::kLong).to(device);
+    auto prompt = prompts.tokens.index_select(0, index).slice(1, 0, P);  // (g, P)
+    StreamState st = actor->new_state(g);
+    auto logits = actor->forward_stream(st, prompt).select(1, P - 1);  // (g, V)
+    auto pc = prompt.to(torch::kCPU).contiguous();
+    std::vector<bool> done(static_cast<size_t>(g), false);
+    int64_t live = g;
+    for (int64_t j = 0; j < g; ++j) {
+      const int64_t* row = pc.data_ptr<int64_t>() + j * P;
+      seqs[static_cast<size_t>(rows[static_cast<size_t>(j)])].assign(row, row + P);
+    }
+    for (int64_t i = 0; i < max_new_tokens && live > 0; ++i) {
+      const auto usable = vocab_limit > 0 ? logits.slice(-1, 0, vocab_limit) : logits;  // (g, V')
+      auto next = sample_next(usable, sampling, gen).to(torch::kCPU);                     // (g)
+      for (int64_t j = 0; j < g; ++j) {
+        if (done[static_cast<size_t>(j)]) continue;
+        const int64_t b = rows[static_cast<size_t>(j)], t = next[j].item<int64_t>();
+        seqs[static_cast<size_t>(b)].push_back(t);
+        if (t == eos_id) {
+          eos[static_cast<size_t>(b)] = 1.f;
+          done[static_cast<size_t>(j)] = true;
+          --live;
+        } else {
+          r.responses[static_cast<size_t>(b)].push_back(t);
+        }
       }
-      r.responses[static_cast<size_t>(b)].push_back(next);
-      if (i + 1 == max_new_tokens) break;  // no forward for a token that will not be sampled
-      auto step = torch::tensor({next}, torch::kLong).view({1, 1}).to(device);  // (1, 1)
-      logits = actor->forward_stream(st, step).select(1, 0);                    // (1, V)
+      if (i + 1 == max_new_tokens || live == 0) break;  // no forward for a token that will not be sampled
+      logits = actor->forward_stream(st, next.view({g, 1}).to(device)).select(1, 0);  // (g, V)
     }
   }
   if (was_training) actor->train();

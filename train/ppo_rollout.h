@@ -25,8 +25,9 @@ struct Rollout {
 };
 
 // Samples one response per prompt of `prompts` (tokens (B, P) right-padded, lengths (B)).
-// One prompt at a time: StreamState has one position for the whole batch, so prompts of different
-// lengths cannot share it; each prompt is fed once, then one token per step (no prefix recompute).
+// Prompts of equal length decode together (StreamState has one position for its whole batch, so
+// each length is its own group); each group's prompts are fed once, then one token per step for the
+// whole group (no prefix recompute).
 // Stops after EOS or max_new_tokens. temperature 0 = greedy (gen untouched). vocab_limit > 0 samples
 // only ids below it (the tokenizer's vocabulary when the model's embedding table is larger).
 Rollout sample_rollout(Decoder& actor, const Batch& prompts, const SamplingOptions& sampling, int64_t max_new_tokens,

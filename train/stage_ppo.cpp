@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <optional>
@@ -28,6 +29,7 @@
 #include "train/rewards.h"
 #include "train/runtime.h"
 #include "train/signals.h"
+#include "train/stopwatch.h"
 
 namespace fs = std::filesystem;
 
@@ -286,7 +288,10 @@ int run_ppo(const Config& cfg) {
     Batch pb = prompts.next();
     pb.tokens = pb.tokens.to(rt.device);
     Experience ex;
+    const auto t_gen = std::chrono::steady_clock::now();
     ex.rollout = sample_rollout(actor, pb, sampling, pc.max_new_tokens, tok.eos_id(), tok.pad_id(), gen, tok.vocab_size());
+    const double gen_s = seconds_since(t_gen);
+    const auto t_score = std::chrono::steady_clock::now();
     const Rollout& r = ex.rollout;
     const auto& mask = r.action_mask;  // (B, A)
     const int64_t B = r.tokens.size(0);
@@ -312,7 +317,10 @@ int run_ppo(const Config& cfg) {
       ex.returns = g.returns;
     }
 
+    const double score_s = seconds_since(t_score);
+
     // 5. ppo_epochs over shuffled mini-batches.
+    const auto t_update = std::chrono::steady_clock::now();
     double pl_sum = 0, vl_sum = 0, clip_sum = 0, vclip_sum = 0, akl_sum = 0, ent_sum = 0, n_mb = 0;
     bool finite = true;
     for (int64_t epoch = 0; epoch < pc.ppo_epochs && finite; ++epoch) {
@@ -357,6 +365,7 @@ int run_ppo(const Config& cfg) {
     }
     actor_opt.zero_grad();
     critic_opt.zero_grad();
+    const double update_s = seconds_since(t_update);
     if (!finite) {
       spdlog::error("rollout {}: non-finite PPO loss; stopping. The last good checkpoint is {}", this_step,
                     last_checkpoint.empty() ? "none" : last_checkpoint);
@@ -388,13 +397,21 @@ int run_ppo(const Config& cfg) {
                        {"explained_variance", ev},
                        {"response_length", resp_len},
                        {"eos_fraction", eos_frac},
-                       {"distinct_responses", static_cast<double>(distinct.size()) / static_cast<double>(B)}};
+                       {"distinct_responses", static_cast<double>(distinct.size()) / static_cast<double>(B)},
+                       // where the time goes: sampling, scoring (4 forward passes), PPO epochs
+                       {"generate_s", gen_s},
+                       {"score_s", score_s},
+                       {"update_s", update_s},
+                       {"generate_tokens_per_s", mask.sum().item<double>() / std::max(gen_s, 1e-9)},
+                       {"update_tokens_per_s",
+                        static_cast<double>(r.tokens.numel() * pc.ppo_epochs) / std::max(update_s, 1e-9)}};
     metrics.write(rec);
     spdlog::info("rollout {}/{} reward {:.3f}±{:.3f} kl {:.3f} (coef {:.3g}) pl {:.4f} vl {:.4f} clip {:.3f} "
-                 "approx_kl {:.4f} entropy {:.3f} ev {:.3f} len {:.1f} eos {:.2f} distinct {:.2f}",
+                 "approx_kl {:.4f} entropy {:.3f} ev {:.3f} len {:.1f} eos {:.2f} distinct {:.2f} | time: generate {:.1f}s "
+                 "score {:.1f}s update {:.1f}s",
                  step, cfg.train.max_steps, raw_score_mean, raw_score_std, kl_mean, kl_coef_used, pl_sum / n_mb,
                  vl_sum / n_mb, clip_sum / n_mb, akl_sum / n_mb, ent_sum / n_mb, ev, resp_len, eos_frac,
-                 static_cast<double>(distinct.size()) / static_cast<double>(B));
+                 static_cast<double>(distinct.size()) / static_cast<double>(B), gen_s, score_s, update_s);
     if (kl_mean < -1.0) spdlog::warn("rollout {}: KL to the reference is negative ({:.3f}); sampling and scoring "
                                      "disagree (temperature, top-k/top-p?)", step, kl_mean);
 
