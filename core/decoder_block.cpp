@@ -1,5 +1,5 @@
 // DecoderBlock: the two residual branches. The residual stream stays fp32 under autocast
-// (norm outputs are fp32, branch outputs are added to an fp32 stream).
+// (the branches compute in bf16 from a bf16 norm output; their outputs are added to the fp32 stream).
 #include "core/decoder_block.h"
 
 namespace infini {

@@ -12,10 +12,12 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps_) : eps(eps_) {
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  const bool lower = compat::autocast_active() && x.scalar_type() != torch::kDouble;
   compat::AutocastOff off;
   torch::Tensor xf = upcast(x);  // (..., D)
   torch::Tensor inv = torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);  // (..., 1)
-  return xf * inv * weight.to(xf.scalar_type());
+  torch::Tensor y = xf * inv * weight.to(xf.scalar_type());
+  return lower ? y.to(torch::kBFloat16) : y;
 }
 
 }  // namespace infini

@@ -9,8 +9,10 @@ namespace infini {
 
 struct RMSNormImpl : torch::nn::Module {
   RMSNormImpl(int64_t dim, double eps);
-  // x (..., D) any float dtype -> same shape; fp32 under autocast (the norm is an fp32 island),
-  // the input's own dtype otherwise (fp32 or fp64).
+  // x (..., D) any float dtype -> same shape. Computed in fp32 (the norm is an fp32 island); under
+  // autocast the result is rounded once to bf16, the dtype every consumer (q/k/v, w1/w3, the head)
+  // would cast it to anyway, so it is cast once instead of once per consumer. Without autocast:
+  // the input's own dtype (fp32 or fp64).
   torch::Tensor forward(const torch::Tensor& x);
 
   torch::Tensor weight;  // (D), initialised to 1

@@ -28,13 +28,20 @@ py_lin=$($PY tests/reference/model_reference.py --bench --bf16 --update linear -
   tee /dev/stderr | sed -n 's/^python reference: \([0-9]*\) tokens.*/\1/p')
 py_del=$($PY tests/reference/model_reference.py --bench --bf16 --update delta --batch "$B" --seq "$T" |
   tee /dev/stderr | sed -n 's/^python reference: \([0-9]*\) tokens.*/\1/p')
+# The same, with glibc malloc told to keep freed memory as infini does (train/runtime.h), to show
+# how much of the gap is the allocator and how much the model code.
+py_lin_m=$(MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1073741824 MALLOC_TOP_PAD_=67108864 \
+  $PY tests/reference/model_reference.py --bench --bf16 --update linear --batch "$B" --seq "$T" |
+  tee /dev/stderr | sed -n 's/^python reference: \([0-9]*\) tokens.*/\1/p')
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 echo "== summary (training tokens/s, fwd+bwd)"
 printf '%-34s %8s\n' "bf16 linear" "$bf16_lin" "bf16 delta" "$bf16_del" "fp32 linear" "$fp32_lin" \
-  "bf16 memory off" "$bf16_off" "python bf16 linear" "$py_lin" "python bf16 delta" "$py_del"
+  "bf16 memory off" "$bf16_off" "python bf16 linear" "$py_lin" "python bf16 delta" "$py_del" \
+  "python bf16 linear, tuned malloc" "$py_lin_m"
 echo "bf16 / fp32 (linear):          $(ratio "$bf16_lin" "$fp32_lin")x"
 echo "delta / linear (bf16):         $(ratio "$bf16_del" "$bf16_lin")x"
 echo "memory on / off (bf16 linear): $(ratio "$bf16_lin" "$bf16_off")x"
 echo "infini / python (bf16 linear): $(ratio "$bf16_lin" "$py_lin")x"
 echo "infini / python (bf16 delta):  $(ratio "$bf16_del" "$py_del")x"
+echo "infini / python, both with kept malloc (bf16 linear): $(ratio "$bf16_lin" "$py_lin_m")x"

@@ -69,22 +69,27 @@ int wait_code(pid_t pid) {
 
 }  // namespace
 
-TEST(Trainer, ResumeIsBitwiseExactInFp32) {
+// Stop at step 6 and resume to 12 == 12 straight, bitwise, in fp32 and under bf16 autocast alike
+// (on CPU the same kernels run on the same inputs in the same order).
+TEST(Trainer, ResumeIsBitwiseExactInFp32AndBf16) {
   TinyData d = tiny_data("trainer_data");
-  const std::string base = scratch_dir("trainer_resume");
-  const std::string common = "train.max_steps=12 train.log_every=1 checkpoint.every=0 run.deterministic=true";
-  auto a = run_infini("train " + tiny_args(d, base + "/straight", common));
-  ASSERT_EQ(a.code, 0) << a.output;
-  auto b1 = run_infini("train " + tiny_args(d, base + "/resumed", common + " train.stop_after=6"));
-  ASSERT_EQ(b1.code, 0) << b1.output;
-  EXPECT_EQ(losses_by_step(base + "/resumed").size(), 6u);
-  auto b2 = run_infini("train " + tiny_args(d, base + "/resumed", common));
-  ASSERT_EQ(b2.code, 0) << b2.output;
-  EXPECT_NE(b2.output.find("resumed from"), std::string::npos) << b2.output;
-  const auto la = losses_by_step(base + "/straight"), lb = losses_by_step(base + "/resumed");
-  ASSERT_EQ(la.size(), 12u);
-  ASSERT_EQ(lb.size(), 12u);
-  for (const auto& [step, loss] : la) EXPECT_EQ(loss, lb.at(step)) << "step " << step;  // bitwise
+  for (const std::string precision : {"fp32", "bf16"}) {
+    const std::string base = scratch_dir("trainer_resume_" + precision);
+    const std::string common =
+        "train.max_steps=12 train.log_every=1 checkpoint.every=0 run.deterministic=true run.precision=" + precision;
+    auto a = run_infini("train " + tiny_args(d, base + "/straight", common));
+    ASSERT_EQ(a.code, 0) << a.output;
+    auto b1 = run_infini("train " + tiny_args(d, base + "/resumed", common + " train.stop_after=6"));
+    ASSERT_EQ(b1.code, 0) << b1.output;
+    EXPECT_EQ(losses_by_step(base + "/resumed").size(), 6u);
+    auto b2 = run_infini("train " + tiny_args(d, base + "/resumed", common));
+    ASSERT_EQ(b2.code, 0) << b2.output;
+    EXPECT_NE(b2.output.find("resumed from"), std::string::npos) << b2.output;
+    const auto la = losses_by_step(base + "/straight"), lb = losses_by_step(base + "/resumed");
+    ASSERT_EQ(la.size(), 12u);
+    ASSERT_EQ(lb.size(), 12u);
+    for (const auto& [step, loss] : la) EXPECT_EQ(loss, lb.at(step)) << precision << " step " << step;  // bitwise
+  }
 }
 
 TEST(Trainer, ResumeWithPrefetchIsExact) {
