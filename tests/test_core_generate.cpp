@@ -1,5 +1,6 @@
 // Tests of core/generate: greedy / top-k / top-p / temperature against hand-computed distributions,
-// seeded reproducibility, and streaming generation == recomputing the whole prefix every step.
+// seeded reproducibility, streaming generation == recomputing the whole prefix every step, and
+// PPO rollouts decoding equal-length prompts as one batch == generating each prompt alone.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -8,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/generate.h"
+#include "train/ppo_rollout.h"
 
 // Everything of this file in its own namespace: the suite also builds as one unity translation unit.
 namespace test_core_generate {
@@ -158,4 +160,35 @@ TEST(Generate, StopsAtEosAndChecksPrompt) {
   EXPECT_THROW(generate(model, {}, opts), Error);
   EXPECT_THROW(generate(model, {1, 48}, opts), Error);
 }
+TEST(PpoRollout, BatchedGreedyEqualsEachPromptAlone) {
+  // Six prompts of three lengths (two groups share a length, one is alone): greedy rollouts decoded
+  // group by group give exactly the tokens of generate() on each prompt by itself.
+  torch::manual_seed(5);
+  Decoder model(small_config(MemoryUpdate::delta));
+  const std::vector<std::vector<int64_t>> prompts = {{1, 5, 9}, {1, 7, 3, 11, 20, 4}, {1, 8, 8},
+                                                     {1, 30}, {1, 2, 40, 6, 6, 9}, {1, 12, 13}};
+  const int64_t B = static_cast<int64_t>(prompts.size()), P = 6, pad = 0, eos = 3, max_new = 9;
+  Batch b;
+  b.tokens = torch::full({B, P}, pad, torch::kLong);
+  b.lengths = torch::empty({B}, torch::kLong);
+  for (int64_t i = 0; i < B; ++i) {
+    const auto& p = prompts[static_cast<size_t>(i)];
+    b.tokens[i].slice(0, 0, static_cast<int64_t>(p.size())).copy_(torch::tensor(p, torch::kLong));
+    b.lengths[i] = static_cast<int64_t>(p.size());
+  }
+  at::Generator gen = make_generator(0);
+  Rollout r = sample_rollout(model, b, {0.0, 0, 1.0}, max_new, eos, pad, gen);
+  for (int64_t i = 0; i < B; ++i) {
+    GenerateOptions o;
+    o.sampling.temperature = 0;
+    o.max_new_tokens = max_new;
+    o.eos_id = eos;
+    const std::vector<int64_t> want = generate(model, prompts[static_cast<size_t>(i)], o);
+    const int64_t L = r.lengths[i].item<int64_t>();
+    ASSERT_EQ(L, static_cast<int64_t>(want.size())) << "prompt " << i;
+    for (int64_t t = 0; t < L; ++t) EXPECT_EQ(r.tokens[i][t].item<int64_t>(), want[static_cast<size_t>(t)]) << i << "," << t;
+    EXPECT_EQ(r.ended_eos[i].item<float>() == 1.f, want.back() == eos) << "prompt " << i;
+  }
+}
+
 }  // namespace test_core_generate

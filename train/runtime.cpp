@@ -2,6 +2,7 @@
 // Called once per process by the commands; model and data code never touch these globals.
 #include "train/runtime.h"
 
+#include <cstdlib>
 #include <thread>
 
 #if defined(__GLIBC__)
@@ -51,6 +52,7 @@ void setup_logging(const std::string& level, const std::string& log_file) {
 
 void keep_freed_memory() {
 #if defined(__GLIBC__)
+  if (const char* e = std::getenv("INFINI_KEEP_FREED_MEMORY"); e && std::string(e) == "0") return;
   mallopt(M_MMAP_MAX, 0);                 // large blocks come from the heap too ...
   mallopt(M_TRIM_THRESHOLD, 1 << 30);     // ... which is kept (up to 1 GB free at its top)
   mallopt(M_TOP_PAD, 64 << 20);           // and grown in 64 MB steps

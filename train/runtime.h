@@ -22,7 +22,9 @@ Runtime setup_runtime(const RunConfig& run);
 // Keeps freed memory in the process (glibc malloc) instead of returning every large block to the
 // OS: LibTorch's CPU tensors are plain malloc blocks, and by default each training step's
 // activations are mmap'ed, page-faulted in and unmapped again, which cost ~30% of a step here.
-// Peak memory is unchanged; the heap just does not shrink. Called once, first thing in main().
+// The heap does not shrink, so resident memory stays near the peak of the run (up to 1 GB of it
+// free for reuse). INFINI_KEEP_FREED_MEMORY=0 in the environment keeps glibc's defaults.
+// Called once, first thing in main().
 void keep_freed_memory();
 
 // Console logging at `level`; when log_file is not empty, also to that file (appending).
