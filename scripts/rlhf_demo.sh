@@ -28,16 +28,24 @@ timed "sft" $INFINI train configs/rlhf/sft.yaml run.threads=$THREADS
 timed "reward" $INFINI train configs/rlhf/reward.yaml run.threads=$THREADS
 timed "eval reward (held-out pairs)" $INFINI eval reward --checkpoint runs/rlhf-reward --data $W/pref_val.jsonl \
   --threads "$THREADS" --out runs/rlhf-reward/eval_reward.json
-timed "ppo" $INFINI train configs/rlhf/ppo.yaml run.threads=$THREADS
+# PPO twice from the same SFT model: rewarded by the reward model (RLHF proper), and by the rule
+# (exact match with the reference answer). True accuracy is logged for both.
+timed "ppo (reward model)" $INFINI train configs/rlhf/ppo.yaml run.threads=$THREADS
+timed "ppo (rule reward)" $INFINI train configs/rlhf/ppo.yaml run.dir=runs/rlhf-ppo-rule ppo.reward_source=rule \
+  run.threads=$THREADS
 /usr/bin/python3 - <<'PY'
 import json
-ev = [r for r in map(json.loads, open("runs/rlhf-ppo/metrics.jsonl")) if r.get("kind") == "eval"]
-pp = [r for r in map(json.loads, open("runs/rlhf-ppo/metrics.jsonl")) if r.get("kind") == "ppo"]
 rm = json.load(open("runs/rlhf-reward/eval_reward.json"))
 print("reward model, held-out pairs: accuracy %.3f, margin %.3f" % (rm["accuracy"], rm.get("mean_margin", float("nan"))))
-for r in ev:
-    print("rollout %3d: true accuracy %.3f, reward-model score %.3f" % (r["step"], r["true_accuracy"], r.get("rm_score", float("nan"))))
-if pp:
-    print("final KL %.3f; generation %.0f%% of PPO time" % (pp[-1]["kl"], 100 * sum(r["generate_s"] for r in pp) /
-          sum(r["generate_s"] + r["score_s"] + r["update_s"] for r in pp)))
+for run in ("runs/rlhf-ppo", "runs/rlhf-ppo-rule"):
+    recs = [json.loads(l) for l in open(run + "/metrics.jsonl")]
+    ev = [r for r in recs if r.get("kind") == "eval"]
+    pp = [r for r in recs if r.get("kind") == "ppo"]
+    print(run)
+    for r in ev:
+        print("  rollout %3d: true accuracy %.3f, reward-model score %.3f" % (r["step"], r["true_accuracy"], r.get("rm_score", float("nan"))))
+    if pp:
+        t = [sum(r[k] for r in pp) for k in ("generate_s", "score_s", "update_s")]
+        print("  final KL %.3f (max %.3f); time: generation %.0f%%, scoring %.0f%%, updates %.0f%%" % (
+            pp[-1]["kl"], max(r["kl"] for r in pp), *(100 * x / sum(t) for x in t)))
 PY
