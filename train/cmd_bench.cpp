@@ -47,10 +47,13 @@ double time_model_step(Decoder& model, int64_t batch, int64_t seq, bool bf16, in
   torch::Tensor inputs = tokens.narrow(1, 0, seq), targets = tokens.narrow(1, 1, seq);
   torch::Tensor weights = torch::full({batch * seq}, 1.0 / static_cast<double>(batch * seq));
   auto step = [&]() {  // the trainer's LM step: trunk, then the fused head + cross-entropy
-    compat::AutocastGuard ac(bf16, torch::kCPU);
-    torch::Tensor h = model->trunk(inputs).reshape({batch * seq, -1});  // (B*T, D)
-    torch::Tensor loss = fused_lm_head_loss(h, model->lm_head_weight(), targets.reshape({-1}), weights);
-    loss.backward();
+    torch::Tensor loss;
+    {
+      compat::AutocastGuard ac(bf16, torch::kCPU);
+      torch::Tensor h = model->trunk(inputs).reshape({batch * seq, -1});  // (B*T, D)
+      loss = fused_lm_head_loss(h, model->lm_head_weight(), targets.reshape({-1}), weights);
+    }
+    loss.backward();  // outside autocast, as in the trainer: backward ops keep their forward dtypes
     for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();
   };
   step();  // warm-up: allocator, oneDNN kernel selection
