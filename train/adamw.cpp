@@ -41,7 +41,8 @@ void AdamW::step(double lr) {
       if (g.weight_decay != 0) p.mul_(1.0 - glr * g.weight_decay);
       m.mul_(beta1_).add_(grad, 1.0 - beta1_);
       v.mul_(beta2_).addcmul_(grad, grad, 1.0 - beta2_);
-      const torch::Tensor denom = (v.sqrt() / std::sqrt(bc2)).add_(eps_);
+      torch::Tensor denom = v.sqrt();  // one temporary, finished in place
+      denom.div_(std::sqrt(bc2)).add_(eps_);
       p.addcdiv_(m, denom, -glr / bc1);
     }
   }
@@ -73,11 +74,11 @@ void AdamW::load_state_dict(const std::map<std::string, torch::Tensor>& state, c
 
 double clip_grad_norm(const std::vector<AdamWGroup>& groups, double max_norm) {
   torch::NoGradGuard ng;
-  double sq = 0.0;
+  std::vector<torch::Tensor> norms;  // one per gradient; one synchronisation for all of them
   for (const auto& g : groups)
     for (const auto& p : g.params)
-      if (p.grad().defined()) sq += p.grad().to(torch::kFloat).pow(2).sum().item<double>();
-  const double norm = std::sqrt(sq);
+      if (p.grad().defined()) norms.push_back(p.grad().to(torch::kFloat).norm().to(torch::kDouble));
+  const double norm = norms.empty() ? 0.0 : torch::stack(norms).norm().item<double>();
   if (max_norm > 0 && std::isfinite(norm) && norm > max_norm) {
     const double scale = max_norm / (norm + 1e-6);
     for (const auto& g : groups)
