@@ -24,29 +24,22 @@ Rollout sample_rollout(Decoder& actor, const Batch& prompts, const SamplingOptio
   std::vector<float> eos(static_cast<size_t>(B), 0.f);
   // Prompts of equal length share one streaming state and decode as one batch (in the order of
   // their first appearance); a row that has ended keeps being fed but takes no more tokens.
-  std::vector<int64_t> order;  // rows grouped by prompt length
-  std::vector<std::pair<int64_t, int64_t>> groups;  // (start in order, size)
-  {
-    std::vector<int64_t> lens(static_cast<size_t>(B));
-    for (int64_t b = 0; b < B; ++b) {
-      lens[static_cast<size_t>(b)] = plen[b].item<int64_t>();
-      if (lens[static_cast<size_t>(b)] < 1) throw Error(fmt::format("ppo: prompt {} of the batch is empty", b));
-    }
-    std::vector<bool> taken(static_cast<size_t>(B), false);
-    for (int64_t b = 0; b < B; ++b) {
-      if (taken[static_cast<size_t>(b)]) continue;
-      groups.emplace_back(static_cast<int64_t>(order.size()), 0);
-      for (int64_t c = b; c < B; ++c)
-        if (!taken[static_cast<size_t>(c)] && lens[static_cast<size_t>(c)] == lens[static_cast<size_t>(b)]) {
-          taken[static_cast<size_t>(c)] = true;
-          order.push_back(c);
-          ++groups.back().second;
-        }
+  std::vector<int64_t> group_len;               // prompt length of each group
+  std::vector<std::vector<int64_t>> group_rows;  // the batch rows of each group
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t P = plen[b].item<int64_t>();
+    if (P < 1) throw Error(fmt::format("ppo: prompt {} of the batch is empty", b));
+    const auto it = std::find(group_len.begin(), group_len.end(), P);
+    if (it != group_len.end()) {
+      group_rows[static_cast<size_t>(it - group_len.begin())].push_back(b);
+    } else {
+      group_len.push_back(P);
+      group_rows.push_back({b});
     }
   }
-  for (const auto& [start, g] : groups) {
-    const std::vector<int64_t> rows(order.begin() + start, order.begin() + start + g);
-    const int64_t P = plen[rows[0]].item<int64_t>();
+  for (size_t k = 0; k < group_len.size(); ++k) {
+    const std::vector<int64_t>& rows = group_rows[k];
+    const int64_t P = group_len[k], g = static_cast<int64_t>(rows.size());
     auto index = torch::tensor(rows, torch::kLong).to(device);
     auto prompt = prompts.tokens.index_select(0, index).slice(1, 0, P);  // (g, P)
     StreamState st = actor->new_state(g);
