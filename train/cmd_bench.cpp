@@ -2,6 +2,7 @@
 // config's model section. `infini bench train`: a short real training run of a config, set against
 // the bare model step of the same shape (the trainer's overhead) and the time to write a checkpoint.
 // FLOPs per token follow core/flops.h (matmul weights, causal local attention, memory).
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <thread>
@@ -40,8 +41,16 @@ struct BenchArgs {
   std::vector<std::string> overrides;
 };
 
-// Seconds of one forward+backward of `model` on random (B, T) tokens, after one warm-up step.
-double time_model_step(Decoder& model, int64_t batch, int64_t seq, bool bf16, int64_t steps) {
+double median(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// Seconds of each of `steps` forward+backward passes of `model` on random (B, T) tokens, after one
+// warm-up step.
+std::vector<double> time_model_steps(Decoder& model, int64_t batch, int64_t seq, bool bf16, int64_t steps) {
   const int64_t V = model->config().vocab_size;
   torch::Tensor tokens = torch::randint(0, V, {batch, seq + 1}, torch::kLong);
   torch::Tensor inputs = tokens.narrow(1, 0, seq), targets = tokens.narrow(1, 1, seq);
@@ -57,9 +66,13 @@ double time_model_step(Decoder& model, int64_t batch, int64_t seq, bool bf16, in
     for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();
   };
   step();  // warm-up: allocator, oneDNN kernel selection
-  auto t0 = std::chrono::steady_clock::now();
-  for (int64_t i = 0; i < steps; ++i) step();
-  return seconds_since(t0) / static_cast<double>(steps);
+  std::vector<double> seconds;
+  for (int64_t i = 0; i < steps; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    step();
+    seconds.push_back(seconds_since(t0));
+  }
+  return seconds;
 }
 
 int bench_train(const BenchArgs& a) {
@@ -78,22 +91,29 @@ int bench_train(const BenchArgs& a) {
   if (cfg.stage == "ppo") throw ConfigError("bench train: stage ppo is not a single-loss stage; bench pretrain, sft or reward");
   const int rc = run_stage(cfg);
   if (rc != 0) return rc;
-  // Trainer throughput: steps 2.. (step 1 pays for warm-up).
-  double tps_sum = 0;
-  int n = 0;
+  // Per-step records (log_every = 1) from step 2 on (step 1 pays for warm-up); medians, so that a
+  // stray slow step on a shared machine does not move the figures.
+  std::vector<double> step_s, data_s, model_s, optim_s, own_share;
+  double tokens = 0;
   for (const auto& r : read_metrics(dir + "/metrics.jsonl"))
     if (r.value("kind", "") == "train" && r["step"].get<int64_t>() >= 2) {
-      tps_sum += r["tokens_per_s"].get<double>();
-      ++n;
+      const double w = r["window_s"].get<double>();
+      step_s.push_back(w);
+      data_s.push_back(r["data_s"].get<double>());
+      model_s.push_back(r["model_s"].get<double>());
+      optim_s.push_back(r["optim_s"].get<double>());
+      own_share.push_back(w > 0 ? 1.0 - r["model_s"].get<double>() / w : 0.0);
+      tokens = r["tokens_per_s"].get<double>() * w;
     }
-  const double trainer_tps = n > 0 ? tps_sum / n : 0.0;
+  if (step_s.empty()) throw Error("bench train: the run logged no timed steps (use --steps >= 1)");
+  const double trainer_tps = tokens / median(step_s);
 
   // The bare model step of the same shape and precision, in the same process.
   torch::manual_seed(cfg.run.seed);
   Decoder model(cfg.model);
   const bool bf16 = cfg.run.precision == "bf16";
   const int64_t B = cfg.train.batch_size * cfg.train.grad_accum, T = cfg.data.seq_len;
-  const double bare_tps = static_cast<double>(B * T) / time_model_step(model, B, T, bf16, a.steps);
+  const double bare_tps = static_cast<double>(B * T) / median(time_model_steps(model, B, T, bf16, a.steps));
 
   // Writing one checkpoint (weights + AdamW moments, fsync, rename).
   AdamW opt(make_param_groups(*model, 0.1, 1.0), 0.9, 0.95, 1e-8);
@@ -113,8 +133,16 @@ int bench_train(const BenchArgs& a) {
               static_cast<long long>(a.steps));
   std::printf("trainer:    %.0f tokens/s, %.1f GFLOP/s%s\n", trainer_tps, trainer_tps * flops / 1e9,
               cfg.train.peak_flops > 0 ? fmt::format(", MFU {:.1f}%", 100 * trainer_tps * flops / cfg.train.peak_flops).c_str() : "");
-  std::printf("bare model: %.0f tokens/s (forward+backward only)\n", bare_tps);
-  std::printf("trainer overhead: %.1f%% (optimizer, clipping, data, logging)\n", 100.0 * (1.0 - trainer_tps / bare_tps));
+  const double st = median(step_s);
+  std::printf("trainer step: %.3f s = data %.1f%% + forward/backward %.1f%% + clip/AdamW %.1f%% + rest %.1f%% "
+              "(medians over steps)\n", st, 100 * median(data_s) / st, 100 * median(model_s) / st,
+              100 * median(optim_s) / st,
+              100 * std::max(0.0, 1.0 - (median(data_s) + median(model_s) + median(optim_s)) / st));
+  std::printf("trainer overhead within its own steps: %.1f%% (time outside forward/backward; median of steps)\n",
+              100 * median(own_share));
+  std::printf("bare model: %.0f tokens/s (forward+backward only, timed after the run)\n", bare_tps);
+  std::printf("trainer vs bare model: %.1f%% slower (includes the machine's drift between the two timings)\n",
+              100.0 * (1.0 - trainer_tps / bare_tps));
   std::printf("checkpoint: %.2f s for %.1f MB (model + optimizer, fsync + rename)\n", ck_s, ck_bytes / 1e6);
   return 0;
 }
@@ -138,7 +166,7 @@ int bench_model(const BenchArgs& a) {
   for (const auto& p : model->parameters()) p_all += p.numel();
   const double flops_per_token = training_flops_per_token(mc, a.seq);  // convention: core/flops.h
 
-  const double train_s = time_model_step(model, a.batch, a.seq, bf16, a.steps);
+  const double train_s = median(time_model_steps(model, a.batch, a.seq, bf16, a.steps));
   torch::Tensor inputs = torch::randint(0, mc.vocab_size, {a.batch, a.seq}, torch::kLong);
   const double train_tps = static_cast<double>(a.batch * a.seq) / train_s;
 

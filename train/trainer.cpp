@@ -26,6 +26,7 @@
 #include "train/runtime.h"
 #include "train/schedule.h"
 #include "train/signals.h"
+#include "train/stopwatch.h"
 
 namespace fs = std::filesystem;
 
@@ -33,10 +34,6 @@ namespace infini {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
 
 Batch to_device(const Batch& b, const torch::Device& d) {
   if (d.is_cpu()) return b;
@@ -207,6 +204,9 @@ int run_trainer(const Config& cfg, const StageSpec& spec) {
   const int64_t first_step = step;
   auto window_start = Clock::now();
   double window_tokens = 0;
+  // Where the window's time went: waiting for batches, forward+backward (the model step proper),
+  // clipping + AdamW + zeroing gradients. The rest of window_s is logging, evaluation and checkpoints.
+  double window_data_s = 0, window_model_s = 0, window_optim_s = 0;
   int64_t nonfinite_count = 0;
   model->train();
 
@@ -216,7 +216,10 @@ int run_trainer(const Config& cfg, const StageSpec& spec) {
     double step_tokens = 0;
     bool finite = true;
     for (int64_t micro = 0; micro < cfg.train.grad_accum; ++micro) {
+      auto t0 = Clock::now();
       const Batch b = to_device(train_loader.next(), rt.device);
+      window_data_s += seconds_since(t0);
+      t0 = Clock::now();
       LossOutput out;
       {
         compat::AutocastGuard ac(rt.bf16, rt.device.type());
@@ -225,9 +228,11 @@ int run_trainer(const Config& cfg, const StageSpec& spec) {
       const double lv = out.loss.item<double>();
       if (!std::isfinite(lv)) finite = false;
       (out.loss / static_cast<double>(cfg.train.grad_accum)).backward();
+      window_model_s += seconds_since(t0);
       avg.add(out, lv);
       step_tokens += static_cast<double>(b.num_tokens());
     }
+    const auto optim_t0 = Clock::now();
     const double grad_norm = clip_grad_norm(opt.groups(), cfg.optim.grad_clip);
     if (!std::isfinite(grad_norm)) finite = false;
     const double lr = lr_at(cfg.schedule, cfg.optim.lr, cfg.train.max_steps, this_step);
@@ -247,6 +252,7 @@ int run_trainer(const Config& cfg, const StageSpec& spec) {
       opt.step(lr);
       opt.zero_grad();
     }
+    window_optim_s += seconds_since(optim_t0);
     step = this_step;
     tokens_seen += step_tokens;
     window_tokens += step_tokens;
@@ -260,7 +266,8 @@ int run_trainer(const Config& cfg, const StageSpec& spec) {
       nlohmann::json rec{{"kind", "train"}, {"step", step}, {"loss", avg.mean_loss()},
                          {"ppl", std::exp(avg.mean_loss())}, {"lr", lr}, {"grad_norm", grad_norm},
                          {"tokens_per_s", tps}, {"tokens_seen", tokens_seen}, {"elapsed_s", elapsed},
-                         {"eta_s", eta}};
+                         {"eta_s", eta}, {"window_s", dt}, {"data_s", window_data_s},
+                         {"model_s", window_model_s}, {"optim_s", window_optim_s}};
       if (cfg.train.peak_flops > 0) rec["mfu"] = mfu;
       std::string extra;
       for (const auto& [k, v] : avg.sums) {
@@ -275,6 +282,7 @@ int run_trainer(const Config& cfg, const StageSpec& spec) {
                    format_duration(elapsed), format_duration(eta));
       window_start = Clock::now();
       window_tokens = 0;
+      window_data_s = window_model_s = window_optim_s = 0;
     } else if (tty) {
       const int width = 30;
       const int filled = static_cast<int>(width * step / cfg.train.max_steps);
