@@ -2,6 +2,7 @@
 # Model speed, one run for every comparison: fp32 vs bf16, linear vs delta, memory on vs off, and
 # the Python reference (tests/reference/model_reference.py) of the same shape under bf16 autocast.
 # Not a correctness check (the tests are). Usage: scripts/bench.sh [BUILD_DIR] [BATCH] [SEQ]
+# (env THREADS=N: both sides on N threads, default 0 = all cores; STEPS=N timed steps, default 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
@@ -9,11 +10,14 @@ B=${2:-4}
 T=${3:-1024}
 BIN="$BUILD/infini"
 CFG=configs/bench/model.yaml
-PY=/usr/bin/python3
+THREADS=${THREADS:-0}
+STEPS=${STEPS:-3}
+PY="/usr/bin/python3"
+PYBENCH="tests/reference/model_reference.py --bench --threads $THREADS --steps $STEPS"
 [[ -x "$BIN" ]] || { echo "error: $BIN not found; build first (cmake --build $BUILD --target infini)" >&2; exit 1; }
 
 train_tps() {  # prints the fwd+bwd tokens/s of one `infini bench model` run
-  "$BIN" bench model --config "$CFG" --batch "$B" --seq "$T" "$@" | tee /dev/stderr |
+  "$BIN" bench model --config "$CFG" --batch "$B" --seq "$T" --steps "$STEPS" run.threads="$THREADS" "$@" | tee /dev/stderr |
     sed -n 's/^train fwd+bwd: \([0-9]*\) tokens.*/\1/p'
 }
 
@@ -24,24 +28,30 @@ fp32_lin=$(train_tps --precision fp32 model.memory.update=linear)
 bf16_off=$(train_tps --precision bf16 model.memory.enabled=false)
 
 echo "== Python reference (bf16 autocast, same shape)"
-py_lin=$($PY tests/reference/model_reference.py --bench --bf16 --update linear --batch "$B" --seq "$T" |
+py_lin=$($PY $PYBENCH --bf16 --update linear --batch "$B" --seq "$T" |
   tee /dev/stderr | sed -n 's/^python reference: \([0-9]*\) tokens.*/\1/p')
-py_del=$($PY tests/reference/model_reference.py --bench --bf16 --update delta --batch "$B" --seq "$T" |
+py_del=$($PY $PYBENCH --bf16 --update delta --batch "$B" --seq "$T" |
   tee /dev/stderr | sed -n 's/^python reference: \([0-9]*\) tokens.*/\1/p')
 # The same, with glibc malloc told to keep freed memory as infini does (train/runtime.h), to show
 # how much of the gap is the allocator and how much the model code.
 py_lin_m=$(MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1073741824 MALLOC_TOP_PAD_=67108864 \
-  $PY tests/reference/model_reference.py --bench --bf16 --update linear --batch "$B" --seq "$T" |
+  $PY $PYBENCH --bf16 --update linear --batch "$B" --seq "$T" |
+  tee /dev/stderr | sed -n 's/^python reference: \([0-9]*\) tokens.*/\1/p')
+# Memory off, both with kept malloc: the rest of the model code side by side. (With memory on, the
+# reference's memory products run in bf16 under autocast; infini keeps them in fp32 as designed.)
+py_off_m=$(MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1073741824 MALLOC_TOP_PAD_=67108864 \
+  $PY $PYBENCH --bf16 --no-memory --batch "$B" --seq "$T" |
   tee /dev/stderr | sed -n 's/^python reference: \([0-9]*\) tokens.*/\1/p')
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 echo "== summary (training tokens/s, fwd+bwd)"
 printf '%-34s %8s\n' "bf16 linear" "$bf16_lin" "bf16 delta" "$bf16_del" "fp32 linear" "$fp32_lin" \
   "bf16 memory off" "$bf16_off" "python bf16 linear" "$py_lin" "python bf16 delta" "$py_del" \
-  "python bf16 linear, tuned malloc" "$py_lin_m"
+  "python bf16 linear, tuned malloc" "$py_lin_m" "python bf16 memory off, tuned malloc" "$py_off_m"
 echo "bf16 / fp32 (linear):          $(ratio "$bf16_lin" "$fp32_lin")x"
 echo "delta / linear (bf16):         $(ratio "$bf16_del" "$bf16_lin")x"
 echo "memory on / off (bf16 linear): $(ratio "$bf16_lin" "$bf16_off")x"
 echo "infini / python (bf16 linear): $(ratio "$bf16_lin" "$py_lin")x"
 echo "infini / python (bf16 delta):  $(ratio "$bf16_del" "$py_del")x"
 echo "infini / python, both with kept malloc (bf16 linear): $(ratio "$bf16_lin" "$py_lin_m")x"
+echo "infini / python, both with kept malloc (bf16 memory off): $(ratio "$bf16_off" "$py_off_m")x"

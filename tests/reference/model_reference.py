@@ -8,6 +8,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import struct
 import time
 
@@ -200,7 +201,7 @@ def write_goldens(out_dir):
 
 
 def bench(a):
-    torch.set_num_threads(os.cpu_count())
+    torch.set_num_threads(a.threads if a.threads > 0 else os.cpu_count())
     cfg = dict(BASE, vocab_size=a.vocab, d_model=a.d_model, n_layers=a.layers, n_heads=a.heads,
                n_kv_heads=a.heads, segment_len=a.segment, init_std=0.02, update=a.update,
                memory_enabled=not a.no_memory)
@@ -218,11 +219,13 @@ def bench(a):
             v.grad = None
 
     step()  # warm-up
-    t0 = time.perf_counter()
+    times = []
     for _ in range(a.steps):
+        t0 = time.perf_counter()
         step()
-    dt = (time.perf_counter() - t0) / a.steps
-    print(f"python reference: {a.batch * a.seq / dt:.0f} tokens/s (fwd+bwd, "
+        times.append(time.perf_counter() - t0)
+    dt = statistics.median(times)
+    print(f"python reference: {a.batch * a.seq / dt:.0f} tokens/s (fwd+bwd, median of {a.steps} steps, "
           f"{'bf16' if a.bf16 else 'fp32'}, {a.update}, memory {'off' if a.no_memory else 'on'})")
 
 
@@ -241,6 +244,7 @@ if __name__ == "__main__":
     ap.add_argument("--vocab", type=int, default=8192)
     ap.add_argument("--segment", type=int, default=256)
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=0, help="0 = all cores")
     a = ap.parse_args()
     if a.bench:
         bench(a)
