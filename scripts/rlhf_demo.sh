@@ -13,7 +13,7 @@ THREADS=${THREADS:-0}
 timed() { local name=$1; shift; local t0=$SECONDS; "$@"; echo "== $name: $((SECONDS - t0)) s"; }
 
 mkdir -p $W
-if [[ ! -f $W/prompts_val.jsonl ]]; then
+if [[ ! -f $W/prompts_val_sort.jsonl ]]; then
   synth() {  # task kind count seed extra... -> stdout
     local f; f=$(mktemp); $INFINI data synth --task "$1" --kind "$2" --count "$3" --seed "$4" "${@:5}" --out "$f" >/dev/null
     cat "$f"; rm -f "$f"
@@ -21,13 +21,20 @@ if [[ ! -f $W/prompts_val.jsonl ]]; then
   for kind in sft preference prompts; do
     out=$kind; [[ $kind == preference ]] && out=pref
     { synth add $kind 3000 11 --digits 2; synth reverse $kind 3000 12 --items 3; synth sort $kind 3000 13 --items 3; } > $W/$out.jsonl
-    { synth add $kind 100 21 --digits 2; synth reverse $kind 100 22 --items 3; synth sort $kind 100 23 --items 3; } > $W/${out}_val.jsonl
+    synth add $kind 100 21 --digits 2 > $W/${out}_val_add.jsonl
+    synth reverse $kind 100 22 --items 3 > $W/${out}_val_reverse.jsonl
+    synth sort $kind 100 23 --items 3 > $W/${out}_val_sort.jsonl
+    cat $W/${out}_val_{add,reverse,sort}.jsonl > $W/${out}_val.jsonl
   done
 fi
 timed "sft" $INFINI train configs/rlhf/sft.yaml run.threads=$THREADS
 timed "reward" $INFINI train configs/rlhf/reward.yaml run.threads=$THREADS
 timed "eval reward (held-out pairs)" $INFINI eval reward --checkpoint runs/rlhf-reward --data $W/pref_val.jsonl \
   --threads "$THREADS" --out runs/rlhf-reward/eval_reward.json
+for t in add reverse sort; do
+  $INFINI eval reward --checkpoint runs/rlhf-reward --data $W/pref_val_$t.jsonl --threads "$THREADS" \
+    --out runs/rlhf-reward/eval_reward_$t.json > /dev/null
+done
 # PPO twice from the same SFT model: rewarded by the reward model (RLHF proper), and by the rule
 # (exact match with the reference answer). True accuracy is logged for both.
 timed "ppo (reward model)" $INFINI train configs/rlhf/ppo.yaml run.threads=$THREADS
@@ -36,14 +43,19 @@ timed "ppo (rule reward)" $INFINI train configs/rlhf/ppo.yaml run.dir=runs/rlhf-
 /usr/bin/python3 - <<'PY'
 import json
 rm = json.load(open("runs/rlhf-reward/eval_reward.json"))
-print("reward model, held-out pairs: accuracy %.3f, margin %.3f" % (rm["accuracy"], rm.get("mean_margin", float("nan"))))
+print("reward model, held-out pairs: accuracy %.3f, margin %.3f (%s)" % (
+    rm["accuracy"], rm.get("mean_margin", float("nan")),
+    ", ".join("%s %.2f" % (t, json.load(open("runs/rlhf-reward/eval_reward_%s.json" % t))["accuracy"])
+              for t in ("add", "reverse", "sort"))))
 for run in ("runs/rlhf-ppo", "runs/rlhf-ppo-rule"):
     recs = [json.loads(l) for l in open(run + "/metrics.jsonl")]
     ev = [r for r in recs if r.get("kind") == "eval"]
     pp = [r for r in recs if r.get("kind") == "ppo"]
     print(run)
     for r in ev:
-        print("  rollout %3d: true accuracy %.3f, reward-model score %.3f" % (r["step"], r["true_accuracy"], r.get("rm_score", float("nan"))))
+        per = "".join(" %s %.2f" % (k.replace("prompts_val_", ""), v) for k, v in r.get("true_accuracy_per_file", {}).items())
+        print("  rollout %3d: true accuracy %.3f (%s), reward-model score %.3f" % (
+            r["step"], r["true_accuracy"], per.strip(), r.get("rm_score", float("nan"))))
     if pp:
         t = [sum(r[k] for r in pp) for k in ("generate_s", "score_s", "update_s")]
         print("  final KL %.3f (max %.3f); time: generation %.0f%%, scoring %.0f%%, updates %.0f%%" % (

@@ -197,5 +197,36 @@ TEST(RlhfStages, PpoRaisesMeanReward) {
   for (auto& rec : ppo) EXPECT_LT(std::fabs(rec["kl"].get<double>()), 50.0);
 }
 
+TEST(RlhfStages, PpoReportsTrueAccuracyPerValFile) {
+  // Two held-out files (say, two tasks): the accuracy of each is logged, and the overall accuracy is
+  // their prompt-weighted mean.
+  const Pipeline& p = pipeline();
+  const std::string run = scratch_dir("rlhf_ppo_per_file");
+  std::vector<std::string> lines;
+  {
+    std::ifstream in(p.prompts_val);
+    for (std::string l; std::getline(in, l);) lines.push_back(l);
+  }
+  ASSERT_EQ(lines.size(), 32u);
+  const std::string a = run + "_part_a.jsonl", b = run + "_part_b.jsonl";
+  {
+    std::ofstream fa(a), fb(b);
+    for (size_t i = 0; i < lines.size(); ++i) (i < 10 ? fa : fb) << lines[i] << "\n";
+  }
+  auto r = run_infini(ppo_args(p, run, "train.max_steps=1 ppo.eval_prompts=32 ppo.eval_every=0 checkpoint.every=0 "
+                                   "data.val=[" + a + "," + b + "]"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  auto ev = records_of(run, "eval");
+  ASSERT_FALSE(ev.empty());
+  const auto& per = ev.front()["true_accuracy_per_file"];
+  const std::string stem_a = fs::path(a).stem().string(), stem_b = fs::path(b).stem().string();
+  ASSERT_TRUE(per.contains(stem_a) && per.contains(stem_b)) << ev.front().dump();
+  const double acc_a = per[stem_a].get<double>(), acc_b = per[stem_b].get<double>();
+  EXPECT_NEAR(ev.front()["true_accuracy"].get<double>(), (10 * acc_a + 22 * acc_b) / 32, 1e-12);
+  // Each is a fraction of that file's prompts answered exactly.
+  EXPECT_NEAR(acc_a * 10, std::round(acc_a * 10), 1e-9);
+  EXPECT_NEAR(acc_b * 22, std::round(acc_b * 22), 1e-9);
+}
+
 }  // namespace test_rlhf_stages
 }  // namespace infini::test

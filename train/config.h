@@ -85,7 +85,7 @@ struct PPOConfig {
   double reward_clip = 0.0;           // clip scores to +-reward_clip; 0 = off
   double missing_eos_penalty = 0.0;   // subtracted from the score of a response without EOS; 0 = off
   int64_t eval_every = 0;             // greedy true accuracy on data.val every K rollouts (and first/last); 0 = first/last only
-  int64_t eval_prompts = 32;          // held-out prompts per evaluation
+  int64_t eval_prompts = 32;          // held-out prompts per data.val file per evaluation (accuracy per file too)
 };
 
 struct Config {
@@ -169,7 +169,7 @@ template <class V> void visit_fields(PPOConfig& c, V& v) {
   v("reward_clip", c.reward_clip, "score clip; 0 = off");
   v("missing_eos_penalty", c.missing_eos_penalty, "penalty for no EOS; 0 = off");
   v("eval_every", c.eval_every, "true accuracy every K rollouts; 0 = first/last");
-  v("eval_prompts", c.eval_prompts, "held-out prompts per evaluation");
+  v("eval_prompts", c.eval_prompts, "held-out prompts per data.val file per evaluation");
 }
 template <class V> void visit_fields(Config& c, V& v) {
   v("stage", c.stage, "pretrain | sft | reward | ppo");

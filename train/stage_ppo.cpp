@@ -126,19 +126,27 @@ int run_ppo(const Config& cfg) {
                    cfg.optim.betas[1], cfg.optim.eps);
 
   Loader prompts(cfg.data, Split::train, &tok, cfg.train.batch_size, static_cast<uint64_t>(cfg.run.seed));
-  std::vector<Batch> held_out;
-  if (!cfg.data.val.empty() && pc.eval_prompts > 0) {
-    Loader val(cfg.data, Split::val, &tok, std::min<int64_t>(pc.eval_prompts, 64), static_cast<uint64_t>(cfg.run.seed));
-    int64_t n = 0;
-    for (Batch& b : val.all_batches()) {
-      if (n >= pc.eval_prompts) break;
-      const int64_t keep = std::min<int64_t>(b.size(), pc.eval_prompts - n);
-      Batch k = b;
-      k.tokens = b.tokens.slice(0, 0, keep);
-      k.lengths = b.lengths.slice(0, 0, keep);
-      k.answers.resize(static_cast<size_t>(keep));
-      held_out.push_back(k);
-      n += keep;
+  // Held-out prompts: up to eval_prompts from each data.val file, kept per file so that the true
+  // accuracy is reported per file (e.g. one file per task) as well as overall.
+  std::vector<std::pair<std::string, std::vector<Batch>>> held_out;
+  if (pc.eval_prompts > 0) {
+    for (const std::string& file : cfg.data.val) {
+      DataConfig one = cfg.data;
+      one.val = {file};
+      Loader val(one, Split::val, &tok, std::min<int64_t>(pc.eval_prompts, 64), static_cast<uint64_t>(cfg.run.seed));
+      std::vector<Batch> batches;
+      int64_t n = 0;
+      for (Batch& b : val.all_batches()) {
+        if (n >= pc.eval_prompts) break;
+        const int64_t keep = std::min<int64_t>(b.size(), pc.eval_prompts - n);
+        Batch k = b;
+        k.tokens = b.tokens.slice(0, 0, keep);
+        k.lengths = b.lengths.slice(0, 0, keep);
+        k.answers.resize(static_cast<size_t>(keep));
+        batches.push_back(k);
+        n += keep;
+      }
+      held_out.emplace_back(std::filesystem::path(file).stem().string(), std::move(batches));
     }
   }
 
@@ -244,33 +252,48 @@ int run_ppo(const Config& cfg) {
     greedy.temperature = 0.0;
     at::Generator unused = make_generator(0);
     double acc = 0, rm = 0, n = 0, len = 0;
-    for (const Batch& b : held_out) {
-      Batch d = b;
-      d.tokens = b.tokens.to(rt.device);
-      Rollout r = sample_rollout(actor, d, greedy, pc.max_new_tokens, tok.eos_id(), tok.pad_id(), unused, tok.vocab_size());
-      double rm_mean = 0, rule_mean = 0;
-      bool has_answers = std::all_of(r.answers.begin(), r.answers.end(), [](const std::string& a) { return !a.empty(); });
-      {
-        torch::NoGradGuard ng;
-        if (reward_model) rm_mean = last_token_scores((*reward_model)->forward(r.tokens), r.lengths).mean().item<double>();
+    nlohmann::json per_file = nlohmann::json::object();
+    std::string per_file_text;
+    for (const auto& [name, batches] : held_out) {
+      double file_acc = 0, file_n = 0;
+      for (const Batch& b : batches) {
+        Batch d = b;
+        d.tokens = b.tokens.to(rt.device);
+        Rollout r = sample_rollout(actor, d, greedy, pc.max_new_tokens, tok.eos_id(), tok.pad_id(), unused,
+                                   tok.vocab_size());
+        double rm_mean = 0, rule_mean = 0;
+        bool has_answers =
+            std::all_of(r.answers.begin(), r.answers.end(), [](const std::string& a) { return !a.empty(); });
+        {
+          torch::NoGradGuard ng;
+          if (reward_model) rm_mean = last_token_scores((*reward_model)->forward(r.tokens), r.lengths).mean().item<double>();
+        }
+        if (has_answers) {
+          for (size_t i = 0; i < r.answers.size(); ++i)
+            rule_mean += rule_reward(decode_ids(tok, r.responses[i]), r.answers[i], pc.rule);
+          rule_mean /= static_cast<double>(r.answers.size());
+        }
+        const double w = static_cast<double>(d.size());
+        file_acc += rule_mean * w;
+        file_n += w;
+        rm += rm_mean * w;
+        len += (r.action_mask.sum().item<double>());
       }
-      if (has_answers) {
-        for (size_t i = 0; i < r.answers.size(); ++i)
-          rule_mean += rule_reward(decode_ids(tok, r.responses[i]), r.answers[i], pc.rule);
-        rule_mean /= static_cast<double>(r.answers.size());
+      acc += file_acc;
+      n += file_n;
+      if (file_n > 0) {
+        per_file[name] = file_acc / file_n;
+        per_file_text += fmt::format(" {} {:.3f}", name, file_acc / file_n);
       }
-      const double w = static_cast<double>(d.size());
-      acc += rule_mean * w;
-      rm += rm_mean * w;
-      len += (r.action_mask.sum().item<double>());
-      n += w;
     }
+    if (n == 0) return;
     nlohmann::json rec{{"kind", "eval"}, {"step", at}, {"true_accuracy", acc / n}, {"response_length", len / n}};
+    if (held_out.size() > 1) rec["true_accuracy_per_file"] = per_file;
     if (reward_model) rec["rm_score"] = rm / n;
     metrics.write(rec);
-    spdlog::info("eval rollout {}: true accuracy {:.3f} (greedy, {} held-out prompts){} response length {:.1f}", at,
-                 acc / n, static_cast<int64_t>(n), reward_model ? fmt::format(" rm score {:.3f}", rm / n) : "",
-                 len / n);
+    spdlog::info("eval rollout {}: true accuracy {:.3f} (greedy, {} held-out prompts){}{} response length {:.1f}", at,
+                 acc / n, static_cast<int64_t>(n), held_out.size() > 1 ? " by file:" + per_file_text + ";" : "",
+                 reward_model ? fmt::format(" rm score {:.3f}", rm / n) : "", len / n);
   };
 
   if (step >= cfg.train.max_steps) {
