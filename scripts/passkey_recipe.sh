@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The passkey recipe of docs/passkey.md, end to end, with the wall-clock time of each stage:
-# pretrain (configs/passkey/pretrain.yaml) -> passkey SFT records of 1K-4K tokens -> SFT
-# (configs/passkey/sft.yaml) -> eval passkey at 32K, 128K and 1M tokens, depths 0, 0.5 and 1.
-# Needs the demo tokenizer and shards (scripts/run.sh makes them). Re-running resumes.
+#   1. pretrain on the default corpora (configs/passkey/pretrain.yaml)
+#   2. continue pretraining on 192-token passkey documents, plain text (retrieval.yaml)
+#   3. SFT on 256-token passkey records, 5-digit keys (sft_256.yaml)
+#   4. SFT on 1K-token records, 1-digit keys (sft_1k_d1.yaml)
+#   5. SFT on 4K-token records, 1-digit keys (sft_4k_d1.yaml)
+#   6. eval passkey (1-digit keys) at LENGTHS, depths 0, 0.5 and 1
+# Needs the demo tokenizer and shards (scripts/run.sh makes them). Re-running resumes or skips.
 # Usage: scripts/passkey_recipe.sh   (env: THREADS=0 for all cores, TRIALS=1, LENGTHS=32k,128k,1m)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,17 +18,34 @@ TRIALS=${TRIALS:-1}
 LENGTHS=${LENGTHS:-32k,128k,1m}
 [[ -x $INFINI && -f $T ]] || { echo "error: run scripts/run.sh first (needs $INFINI and $T)" >&2; exit 1; }
 timed() { local name=$1; shift; local t0=$SECONDS; "$@"; echo "== $name: $((SECONDS - t0)) s"; }
+synth() {  # out count seed length digits
+  [[ -f $1 ]] || $INFINI data synth --task passkey --kind sft --tokenizer $T --out "$1" --count "$2" --seed "$3" \
+    --length "$4" --digits "$5"
+}
+
+mkdir -p $W
+synth $W/docs_192.jsonl 20000 7 192 5
+if [[ ! -f $W/text_shards/index.json ]]; then
+  # Passkey documents as plain text (prompt + answer), one per paragraph, for the pretrain stage.
+  /usr/bin/python3 -c '
+import json, sys
+with open(sys.argv[2], "w") as f:
+    for line in open(sys.argv[1]):
+        r = json.loads(line)
+        f.write(r["prompt"] + r["response"] + "\n\n")' $W/docs_192.jsonl $W/docs_192.txt
+  $INFINI data prepare --tokenizer $T --input $W/docs_192.txt --out $W/text_shards --threads "$THREADS"
+fi
+synth $W/sft_256.jsonl 8000 8 256 5
+synth $W/sft_val_256.jsonl 64 97 256 5
+synth $W/sft_1k_d1.jsonl 2400 9 1024 1
+synth $W/sft_val_1k_d1.jsonl 32 96 1024 1
+synth $W/sft_4k_d1.jsonl 600 10 4096 1
+synth $W/sft_val_4k_d1.jsonl 16 95 4096 1
 
 timed "pretrain" $INFINI train configs/passkey/pretrain.yaml run.threads=$THREADS
-mkdir -p $W
-if [[ ! -f $W/sft_val.jsonl ]]; then
-  for spec in "1024 1" "2048 2" "4096 3"; do
-    set -- $spec
-    $INFINI data synth --task passkey --kind sft --count 300 --seed $2 --tokenizer $T --length $1 \
-      --out $W/sft_$(( $1 / 1024 ))k.jsonl
-  done
-  $INFINI data synth --task passkey --kind sft --count 32 --seed 99 --tokenizer $T --length 2048 --out $W/sft_val.jsonl
-fi
-timed "sft" $INFINI train configs/passkey/sft.yaml run.threads=$THREADS
-timed "eval passkey" $INFINI eval passkey --checkpoint runs/passkey-sft --chat --precision bf16 \
-  --lengths "$LENGTHS" --depths 0,0.5,1 --trials "$TRIALS" --threads "$THREADS" --out runs/passkey-sft/passkey.json
+timed "passkey documents" $INFINI train configs/passkey/retrieval.yaml run.threads=$THREADS
+timed "sft 256 tokens" $INFINI train configs/passkey/sft_256.yaml run.threads=$THREADS
+timed "sft 1K tokens" $INFINI train configs/passkey/sft_1k_d1.yaml run.threads=$THREADS
+timed "sft 4K tokens" $INFINI train configs/passkey/sft_4k_d1.yaml run.threads=$THREADS
+timed "eval passkey" $INFINI eval passkey --checkpoint runs/passkey-sft-4k-d1 --chat --precision bf16 --digits 1 \
+  --lengths "$LENGTHS" --depths 0,0.5,1 --trials "$TRIALS" --threads "$THREADS" --out runs/passkey-sft-4k-d1/passkey.json
