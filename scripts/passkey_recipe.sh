@@ -4,7 +4,7 @@
 #   2. continue pretraining on 192-token passkey documents, plain text (retrieval.yaml)
 #   3. SFT on 256-token passkey records, 5-digit keys (sft_256.yaml)
 #   4. SFT on 1K-token records, 1-digit keys (sft_1k_d1.yaml)
-#   5. SFT on 4K-token records, 1-digit keys (sft_4k_d1.yaml)
+#   5. SFT on ~4K-token records of four lengths, 1-digit keys (sft_4k_d1.yaml)
 #   6. eval passkey (1-digit keys) at LENGTHS, depths 0, 0.5 and 1
 # Needs the demo tokenizer and shards (scripts/run.sh makes them). Re-running resumes or skips.
 # Usage: scripts/passkey_recipe.sh   (env: THREADS=0 for all cores, TRIALS=1, LENGTHS=32k,128k,1m)
@@ -39,7 +39,10 @@ synth $W/sft_256.jsonl 8000 8 256 5
 synth $W/sft_val_256.jsonl 64 97 256 5
 synth $W/sft_1k_d1.jsonl 2400 9 1024 1
 synth $W/sft_val_1k_d1.jsonl 32 96 1024 1
-synth $W/sft_4k_d1.jsonl 600 10 4096 1
+if [[ ! -f $W/sft_4k_d1_mix.jsonl ]]; then
+  for e in 16 48 80 112; do synth $W/sft_4k_d1_$e.jsonl 150 $((20 + e)) $((4096 - e)) 1; done
+  cat $W/sft_4k_d1_{16,48,80,112}.jsonl > $W/sft_4k_d1_mix.jsonl
+fi
 synth $W/sft_val_4k_d1.jsonl 16 95 4096 1
 
 timed "pretrain" $INFINI train configs/passkey/pretrain.yaml run.threads=$THREADS
