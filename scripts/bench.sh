@@ -17,7 +17,7 @@ PYBENCH="tests/reference/model_reference.py --bench --threads $THREADS --steps $
 [[ -x "$BIN" ]] || { echo "error: $BIN not found; build first (cmake --build $BUILD --target infini)" >&2; exit 1; }
 
 train_tps() {  # prints the fwd+bwd tokens/s of one `infini bench model` run
-  "$BIN" bench model --config "$CFG" --batch "$B" --seq "$T" --steps "$STEPS" run.threads="$THREADS" "$@" | tee /dev/stderr |
+  "$BIN" bench model --config "$CFG" --batch "$B" --seq "$T" --steps "$STEPS" run.threads="$THREADS" "$@" | tee >(cat >&2) |
     sed -n 's/^train fwd+bwd: \([0-9]*\) tokens.*/\1/p'
 }
 
@@ -29,19 +29,19 @@ bf16_off=$(train_tps --precision bf16 model.memory.enabled=false)
 
 echo "== Python reference (bf16 autocast, same shape)"
 py_lin=$($PY $PYBENCH --bf16 --update linear --batch "$B" --seq "$T" |
-  tee /dev/stderr | sed -n 's/^python reference: \([0-9]*\) tokens.*/\1/p')
+  tee >(cat >&2) | sed -n 's/^python reference: \([0-9]*\) tokens.*/\1/p')
 py_del=$($PY $PYBENCH --bf16 --update delta --batch "$B" --seq "$T" |
-  tee /dev/stderr | sed -n 's/^python reference: \([0-9]*\) tokens.*/\1/p')
+  tee >(cat >&2) | sed -n 's/^python reference: \([0-9]*\) tokens.*/\1/p')
 # The same, with glibc malloc told to keep freed memory as infini does (train/runtime.h), to show
 # how much of the gap is the allocator and how much the model code.
 py_lin_m=$(MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1073741824 MALLOC_TOP_PAD_=67108864 \
   $PY $PYBENCH --bf16 --update linear --batch "$B" --seq "$T" |
-  tee /dev/stderr | sed -n 's/^python reference: \([0-9]*\) tokens.*/\1/p')
+  tee >(cat >&2) | sed -n 's/^python reference: \([0-9]*\) tokens.*/\1/p')
 # Memory off, both with kept malloc: the rest of the model code side by side. (With memory on, the
 # reference's memory products run in bf16 under autocast; infini keeps them in fp32 as designed.)
 py_off_m=$(MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1073741824 MALLOC_TOP_PAD_=67108864 \
   $PY $PYBENCH --bf16 --no-memory --batch "$B" --seq "$T" |
-  tee /dev/stderr | sed -n 's/^python reference: \([0-9]*\) tokens.*/\1/p')
+  tee >(cat >&2) | sed -n 's/^python reference: \([0-9]*\) tokens.*/\1/p')
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 echo "== summary (training tokens/s, fwd+bwd)"

@@ -141,8 +141,8 @@ int bench_train(const BenchArgs& a) {
   std::printf("trainer overhead within its own steps: %.1f%% (time outside forward/backward; median of steps)\n",
               100 * median(own_share));
   std::printf("bare model: %.0f tokens/s (forward+backward only, timed after the run)\n", bare_tps);
-  std::printf("trainer vs bare model: %.1f%% slower (includes the machine's drift between the two timings)\n",
-              100.0 * (1.0 - trainer_tps / bare_tps));
+  std::printf("trainer vs bare model: %+.1f%% time per token (+ = trainer slower; includes the machine's drift "
+              "between the two timings)\n", 100.0 * (bare_tps / trainer_tps - 1.0));
   std::printf("checkpoint: %.2f s for %.1f MB (model + optimizer, fsync + rename)\n", ck_s, ck_bytes / 1e6);
   return 0;
 }
