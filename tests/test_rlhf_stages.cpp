@@ -228,5 +228,24 @@ TEST(RlhfStages, PpoReportsTrueAccuracyPerValFile) {
   EXPECT_NEAR(acc_b * 22, std::round(acc_b * 22), 1e-9);
 }
 
+TEST(RlhfStages, PpoCriticWarmupLeavesTheActorUnchanged) {
+  // ppo.critic_warmup = K: for the first K rollouts only the critic learns, so after K rollouts the
+  // actor's weights are still exactly the SFT weights while the critic's have moved.
+  const Pipeline& p = pipeline();
+  const std::string run = scratch_dir("rlhf_ppo_warmup");
+  auto r = run_infini(ppo_args(p, run, "train.max_steps=2 ppo.critic_warmup=2 ppo.eval_every=0 checkpoint.every=0"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  const std::string ck = run + "/checkpoints/" + read_text(run + "/checkpoints/latest").substr(0, 13);
+  auto a = load_safetensors(ck + "/actor/model.safetensors");
+  auto s = load_safetensors(model_file(p.sft_run));
+  for (auto& [name, t] : a.tensors) EXPECT_TRUE(torch::equal(t, s.tensors.at(name))) << name;
+  auto c = load_safetensors(ck + "/critic/model.safetensors");
+  auto rm = load_safetensors(model_file(p.reward_run));
+  double diff = 0;
+  for (auto& [name, t] : c.tensors)
+    if (rm.tensors.count(name)) diff += (t - rm.tensors.at(name)).abs().sum().item<double>();
+  EXPECT_GT(diff, 0.0);
+}
+
 }  // namespace test_rlhf_stages
 }  // namespace infini::test

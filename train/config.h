@@ -86,6 +86,7 @@ struct PPOConfig {
   double missing_eos_penalty = 0.0;   // subtracted from the score of a response without EOS; 0 = off
   int64_t eval_every = 0;             // greedy true accuracy on data.val every K rollouts (and first/last); 0 = first/last only
   int64_t eval_prompts = 32;          // held-out prompts per data.val file per evaluation (accuracy per file too)
+  int64_t critic_warmup = 0;          // the first K rollouts update the critic only (actor unchanged); 0 = off
 };
 
 struct Config {
@@ -170,6 +171,7 @@ template <class V> void visit_fields(PPOConfig& c, V& v) {
   v("missing_eos_penalty", c.missing_eos_penalty, "penalty for no EOS; 0 = off");
   v("eval_every", c.eval_every, "true accuracy every K rollouts; 0 = first/last");
   v("eval_prompts", c.eval_prompts, "held-out prompts per data.val file per evaluation");
+  v("critic_warmup", c.critic_warmup, "first K rollouts update the critic only");
 }
 template <class V> void visit_fields(Config& c, V& v) {
   v("stage", c.stage, "pretrain | sft | reward | ppo");

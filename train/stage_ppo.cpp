@@ -370,10 +370,12 @@ int run_ppo(const Config& cfg) {
           finite = false;
           break;
         }
-        actor_opt.zero_grad();
-        pl.loss.backward();
-        clip_grad_norm(actor_opt.groups(), cfg.optim.grad_clip);
-        actor_opt.step(pc.actor_lr);
+        if (this_step > pc.critic_warmup) {  // during the warm-up only the critic learns
+          actor_opt.zero_grad();
+          pl.loss.backward();
+          clip_grad_norm(actor_opt.groups(), cfg.optim.grad_clip);
+          actor_opt.step(pc.actor_lr);
+        }
         critic_opt.zero_grad();
         vl.loss.backward();
         clip_grad_norm(critic_opt.groups(), cfg.optim.grad_clip);
