@@ -191,4 +191,35 @@ TEST(PpoRollout, BatchedGreedyEqualsEachPromptAlone) {
   }
 }
 
+TEST(PpoRollout, RepeatedPromptsStayTogetherWithTheirAnswers) {
+  // Two prompts, three samples each: rows 0-2 are prompt 0 with answer "a", rows 3-5 prompt 1 with "b";
+  // sampled rollouts keep each copy's prompt tokens and answer.
+  Batch b;
+  b.tokens = torch::tensor({1, 5, 9, 0, 1, 7, 3, 11}, torch::kLong).view({2, 4});
+  b.lengths = torch::tensor({3, 4}, torch::kLong);
+  b.answers = {"a", "b"};
+  Batch r = repeat_prompts(b, 3);
+  ASSERT_EQ(r.size(), 6);
+  EXPECT_EQ(r.answers, (std::vector<std::string>{"a", "a", "a", "b", "b", "b"}));
+  for (int64_t i = 0; i < 6; ++i) {
+    EXPECT_TRUE(torch::equal(r.tokens[i], b.tokens[i / 3])) << i;
+    EXPECT_EQ(r.lengths[i].item<int64_t>(), b.lengths[i / 3].item<int64_t>()) << i;
+  }
+  EXPECT_EQ(repeat_prompts(b, 1).size(), 2);
+  torch::manual_seed(5);
+  Decoder model(small_config(MemoryUpdate::delta));
+  at::Generator gen = make_generator(3);
+  Rollout ro = sample_rollout(model, r, {1.0, 0, 1.0}, 5, 3, 0, gen);
+  EXPECT_EQ(ro.answers, r.answers);
+  for (int64_t i = 0; i < 6; ++i) {
+    const int64_t P = b.lengths[i / 3].item<int64_t>();
+    EXPECT_EQ(ro.prompt_lengths[i].item<int64_t>(), P);
+    EXPECT_TRUE(torch::equal(ro.tokens[i].slice(0, 0, P), b.tokens[i / 3].slice(0, 0, P))) << i;
+  }
+  // Groups {1,1,0} (mixed), {1,1,1}, {0,0,0}, {0.5,0.5,0.2} (mixed): half of them.
+  EXPECT_DOUBLE_EQ(mixed_group_fraction(torch::tensor({1.f, 1.f, 0.f, 1.f, 1.f, 1.f, 0.f, 0.f, 0.f, .5f, .5f, .2f}), 3),
+                   0.5);
+  EXPECT_DOUBLE_EQ(mixed_group_fraction(torch::tensor({1.f, 0.f}), 1), 0.0);
+}
+
 }  // namespace test_core_generate

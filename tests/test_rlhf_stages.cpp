@@ -120,6 +120,22 @@ TEST(RlhfStages, RewardModelLearnsPairs) {
   EXPECT_NE(bad.output.find("reward model"), std::string::npos) << bad.output;
 }
 
+TEST(RlhfStages, RewardInitFromARewardModelKeepsItsHead) {
+  // init_from an SFT model starts the score head fresh (loss ~log 2, see above); init_from a reward
+  // model must keep its trained head: the first step's loss on the memorised pairs is the source's.
+  const Pipeline& p = pipeline();
+  const std::string run = scratch_dir("rlhf_reward_from_reward") + "/r";
+  auto r = run_infini("train " + source_path("configs/tiny/reward.yaml") + " " + common_overrides(p) + " run.dir=" +
+                      run + " data.train=[" + p.pref + "] data.val=[" + p.pref_val + "] init_from=" + p.reward_run +
+                      " train.max_steps=1 train.log_every=1");
+  ASSERT_EQ(r.code, 0) << r.output;
+  auto train = records_of(run, "train");
+  ASSERT_EQ(train.size(), 1u);
+  const double source_last = records_of(p.reward_run, "train").back()["loss"].get<double>();
+  EXPECT_LT(train[0]["loss"].get<double>(), std::log(2.0) - 0.1);
+  EXPECT_LT(train[0]["loss"].get<double>(), source_last + 0.2) << "source's last loss " << source_last;
+}
+
 TEST(RlhfStages, PpoRunsWithSeparateFrozenReference) {
   const Pipeline& p = pipeline();
   const std::string run = scratch_dir("rlhf_ppo_frozen");
@@ -226,6 +242,29 @@ TEST(RlhfStages, PpoReportsTrueAccuracyPerValFile) {
   // Each is a fraction of that file's prompts answered exactly.
   EXPECT_NEAR(acc_a * 10, std::round(acc_a * 10), 1e-9);
   EXPECT_NEAR(acc_b * 22, std::round(acc_b * 22), 1e-9);
+}
+
+TEST(RlhfStages, PpoSamplesSeveralResponsesPerPrompt) {
+  // ppo.samples_per_prompt = 4 with 4 prompts: a rollout of 16 responses, and the share of prompts whose
+  // four responses scored differently is logged as a multiple of 1/4.
+  const Pipeline& p = pipeline();
+  const std::string run = scratch_dir("rlhf_ppo_group");
+  auto r = run_infini(ppo_args(p, run, "train.max_steps=2 train.batch_size=4 ppo.samples_per_prompt=4 "
+                                   "ppo.reward_source=rule ppo.eval_every=0 checkpoint.every=0"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  auto ppo = records_of(run, "ppo");
+  ASSERT_EQ(ppo.size(), 2u);
+  for (auto& rec : ppo) {
+    ASSERT_TRUE(rec.contains("mixed_groups")) << rec.dump();
+    const double m = rec["mixed_groups"].get<double>();
+    EXPECT_NEAR(m * 4, std::round(m * 4), 1e-9);
+    // 16 responses: distinct_responses is a multiple of 1/16.
+    const double d = rec["distinct_responses"].get<double>();
+    EXPECT_NEAR(d * 16, std::round(d * 16), 1e-9) << d;
+  }
+  auto bad = run_infini(ppo_args(p, run + "_bad", "ppo.samples_per_prompt=0"));
+  EXPECT_EQ(bad.code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("ppo.samples_per_prompt"), std::string::npos) << bad.output;
 }
 
 TEST(RlhfStages, PpoCriticWarmupLeavesTheActorUnchanged) {

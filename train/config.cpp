@@ -343,6 +343,8 @@ void validate_values(const Config& c) {
   check(c.ppo.eval_every >= 0, fmt::format("ppo.eval_every: expected >= 0, found {}", c.ppo.eval_every));
   check(c.ppo.critic_warmup >= 0,
         fmt::format("ppo.critic_warmup: expected >= 0, found {}", c.ppo.critic_warmup));
+  check(c.ppo.samples_per_prompt >= 1,
+        fmt::format("ppo.samples_per_prompt: expected >= 1, found {}", c.ppo.samples_per_prompt));
   check(c.ppo.eval_prompts >= 0, fmt::format("ppo.eval_prompts: expected >= 0, found {}", c.ppo.eval_prompts));
   if (c.stage == "ppo") {
     check(c.ppo.reward_source == "rule" || !c.ppo.reward_model.empty(),

@@ -87,6 +87,7 @@ struct PPOConfig {
   int64_t eval_every = 0;             // greedy true accuracy on data.val every K rollouts (and first/last); 0 = first/last only
   int64_t eval_prompts = 32;          // held-out prompts per data.val file per evaluation (accuracy per file too)
   int64_t critic_warmup = 0;          // the first K rollouts update the critic only (actor unchanged); 0 = off
+  int64_t samples_per_prompt = 1;     // responses sampled per prompt; a rollout holds batch_size x this
 };
 
 struct Config {
@@ -172,6 +173,7 @@ template <class V> void visit_fields(PPOConfig& c, V& v) {
   v("eval_every", c.eval_every, "true accuracy every K rollouts; 0 = first/last");
   v("eval_prompts", c.eval_prompts, "held-out prompts per data.val file per evaluation");
   v("critic_warmup", c.critic_warmup, "first K rollouts update the critic only");
+  v("samples_per_prompt", c.samples_per_prompt, "responses per prompt in a rollout");
 }
 template <class V> void visit_fields(Config& c, V& v) {
   v("stage", c.stage, "pretrain | sft | reward | ppo");

@@ -126,4 +126,22 @@ void set_generator_state_hex(at::Generator& gen, const std::string& hex, const s
   }
 }
 
+Batch repeat_prompts(const Batch& b, int64_t times) {
+  if (times == 1) return b;
+  Batch r = b;
+  r.tokens = b.tokens.repeat_interleave(times, 0);
+  if (b.loss_mask.defined()) r.loss_mask = b.loss_mask.repeat_interleave(times, 0);
+  r.lengths = b.lengths.repeat_interleave(times, 0);
+  r.answers.clear();
+  for (const std::string& a : b.answers)
+    for (int64_t k = 0; k < times; ++k) r.answers.push_back(a);
+  return r;
+}
+
+double mixed_group_fraction(const torch::Tensor& score, int64_t group) {
+  auto s = score.to(torch::kCPU).view({-1, group});
+  auto spread = std::get<0>(s.max(1)) - std::get<0>(s.min(1));
+  return (spread > 1e-6).to(torch::kFloat).mean().item<double>();
+}
+
 }  // namespace infini

@@ -308,7 +308,7 @@ int run_ppo(const Config& cfg) {
   while (step < cfg.train.max_steps) {
     const int64_t this_step = step + 1;
     // 1. Rollout.
-    Batch pb = prompts.next();
+    Batch pb = repeat_prompts(prompts.next(), pc.samples_per_prompt);
     pb.tokens = pb.tokens.to(rt.device);
     Experience ex;
     const auto t_gen = std::chrono::steady_clock::now();
@@ -320,7 +320,7 @@ int run_ppo(const Config& cfg) {
     const int64_t B = r.tokens.size(0);
 
     // 2. Score and 3. per-token rewards, 4. GAE - all without gradients.
-    double rm_mean = 0, rule_mean = 0, kl_mean = 0, raw_score_mean = 0, raw_score_std = 0;
+    double rm_mean = 0, rule_mean = 0, kl_mean = 0, raw_score_mean = 0, raw_score_std = 0, mixed_groups = 0;
     torch::Tensor rewards;
     {
       torch::NoGradGuard ng;
@@ -330,6 +330,7 @@ int run_ppo(const Config& cfg) {
       auto score = score_rollout(r, &rm_mean, &rule_mean);                                       // (B)
       raw_score_mean = score.mean().item<double>();
       raw_score_std = B > 1 ? score.std().item<double>() : 0.0;
+      if (pc.samples_per_prompt > 1) mixed_groups = mixed_group_fraction(score, pc.samples_per_prompt);
       if (pc.reward_clip > 0) score = score.clamp(-pc.reward_clip, pc.reward_clip);
       if (pc.missing_eos_penalty > 0) score = score - pc.missing_eos_penalty * (1 - r.ended_eos.to(rt.device));
       ex.score = score;
@@ -430,6 +431,7 @@ int run_ppo(const Config& cfg) {
                        {"generate_tokens_per_s", mask.sum().item<double>() / std::max(gen_s, 1e-9)},
                        {"update_tokens_per_s",
                         static_cast<double>(r.tokens.numel() * pc.ppo_epochs) / std::max(update_s, 1e-9)}};
+    if (pc.samples_per_prompt > 1) rec["mixed_groups"] = mixed_groups;
     metrics.write(rec);
     spdlog::info("rollout {}/{} reward {:.3f}±{:.3f} kl {:.3f} (coef {:.3g}) pl {:.4f} vl {:.4f} clip {:.3f} "
                  "approx_kl {:.4f} entropy {:.3f} ev {:.3f} len {:.1f} eos {:.2f} distinct {:.2f} | time: generate {:.1f}s "
