@@ -82,6 +82,27 @@ TEST(RlhfMath, GaeHandComputed) {
   EXPECT_TRUE(torch::allclose(g1.advantages, T2({0, 0.5f, 0.6f, 0.7f, 0.8f, 0}, 1), 1e-6, 1e-6));
 }
 
+TEST(RlhfMath, LeaveOneOutBaselineAndRlooAdvantages) {
+  // Two prompts, four samples each. Scores [1, 0, 0, 1 | 2, 2, 2, 5]:
+  //   group 1 sum 2:  b = [(2-1)/3, 2/3, 2/3, 1/3];  group 2 sum 11: b = [9/3, 9/3, 9/3, 6/3].
+  auto s = T({1, 0, 0, 1, 2, 2, 2, 5});
+  auto b = leave_one_out_baseline(s, 4);
+  EXPECT_TRUE(torch::allclose(b, T({1.f / 3, 2.f / 3, 2.f / 3, 1.f / 3, 3, 3, 3, 2}), 1e-6, 1e-6)) << b;
+  // Groups of 2: each baseline is the other sample's score.
+  EXPECT_TRUE(torch::equal(leave_one_out_baseline(T({1, 0, 3, 7}), 2), T({0, 1, 7, 3})));
+  EXPECT_THROW(leave_one_out_baseline(s, 3), Error);
+  EXPECT_THROW(leave_one_out_baseline(s, 1), Error);
+  // The rloo advantage as the stage builds it: per-token rewards of (score - baseline), then GAE
+  // with V = 0, gamma 1, lambda 1 = the return-to-go. One row, mask [0, 1, 1, 1], score - baseline
+  // = 2/3, logp - logp_ref = [., 0.5, -0.5, 1], kl_coef 0.1: rewards [0, -0.05, 0.05, -0.1 + 2/3],
+  // advantages [0, 0.5667, 0.6167, 0.5667].
+  auto logp = T2({-1, -1, -2, -1}, 1), ref = T2({-1, -1.5f, -1.5f, -2}, 1), mask = T2({0, 1, 1, 1}, 1);
+  auto r = per_token_rewards(logp, ref, mask, T({2.f / 3}), 0.1);
+  auto g = gae(r, torch::zeros_like(r), mask, 1.0, 1.0);
+  EXPECT_TRUE(torch::allclose(g.advantages, T2({0, 0.56666667f, 0.61666667f, 0.56666667f}, 1), 1e-6, 1e-6))
+      << g.advantages;
+}
+
 TEST(RlhfMath, WhitenOverMask) {
   // x = [1, 2, 3, 4] (the 100 is masked out): mean 2.5, unbiased var 5/3.
   auto x = T2({1, 2, 100, 3, 4}, 1), m = T2({1, 1, 0, 1, 1}, 1);

@@ -286,5 +286,32 @@ TEST(RlhfStages, PpoCriticWarmupLeavesTheActorUnchanged) {
   EXPECT_GT(diff, 0.0);
 }
 
+TEST(RlhfStages, PpoRlooUpdatesTheActorWithoutACritic) {
+  // ppo.advantage = rloo: the actor learns from each response's score against the prompt's other
+  // samples; the critic is not used, so it is still exactly the reward model it started from.
+  const Pipeline& p = pipeline();
+  const std::string run = scratch_dir("rlhf_ppo_rloo");
+  auto r = run_infini(ppo_args(p, run, "train.max_steps=2 train.batch_size=4 ppo.samples_per_prompt=4 "
+                                   "ppo.advantage=rloo ppo.reward_source=model ppo.eval_every=0 checkpoint.every=0"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  auto ppo = records_of(run, "ppo");
+  ASSERT_EQ(ppo.size(), 2u);
+  EXPECT_FALSE(ppo[0].contains("explained_variance"));
+  EXPECT_EQ(ppo[0]["value_loss"].get<double>(), 0.0);
+  const std::string ck = run + "/checkpoints/" + read_text(run + "/checkpoints/latest").substr(0, 13);
+  auto c = load_safetensors(ck + "/critic/model.safetensors");
+  auto rm = load_safetensors(model_file(p.reward_run));
+  for (auto& [name, t] : c.tensors) EXPECT_TRUE(torch::equal(t, rm.tensors.at(name))) << name;
+  auto a = load_safetensors(ck + "/actor/model.safetensors");
+  auto s = load_safetensors(model_file(p.sft_run));
+  double diff = 0;
+  for (auto& [name, t] : a.tensors) diff += (t - s.tensors.at(name)).abs().sum().item<double>();
+  EXPECT_GT(diff, 0.0);
+  // rloo without several samples per prompt is refused with the key named.
+  auto bad = run_infini(ppo_args(p, run + "_bad", "ppo.advantage=rloo"));
+  EXPECT_EQ(bad.code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("ppo.advantage"), std::string::npos) << bad.output;
+}
+
 }  // namespace test_rlhf_stages
 }  // namespace infini::test

@@ -345,6 +345,10 @@ void validate_values(const Config& c) {
         fmt::format("ppo.critic_warmup: expected >= 0, found {}", c.ppo.critic_warmup));
   check(c.ppo.samples_per_prompt >= 1,
         fmt::format("ppo.samples_per_prompt: expected >= 1, found {}", c.ppo.samples_per_prompt));
+  check(c.ppo.advantage == "gae" || c.ppo.advantage == "rloo",
+        fmt::format("ppo.advantage: expected gae or rloo, found '{}'", c.ppo.advantage));
+  check(c.ppo.advantage != "rloo" || c.ppo.samples_per_prompt >= 2,
+        fmt::format("ppo.advantage: rloo needs ppo.samples_per_prompt >= 2, found {}", c.ppo.samples_per_prompt));
   check(c.ppo.eval_prompts >= 0, fmt::format("ppo.eval_prompts: expected >= 0, found {}", c.ppo.eval_prompts));
   if (c.stage == "ppo") {
     check(c.ppo.reward_source == "rule" || !c.ppo.reward_model.empty(),

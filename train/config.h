@@ -88,6 +88,8 @@ struct PPOConfig {
   int64_t eval_prompts = 32;          // held-out prompts per data.val file per evaluation (accuracy per file too)
   int64_t critic_warmup = 0;          // the first K rollouts update the critic only (actor unchanged); 0 = off
   int64_t samples_per_prompt = 1;     // responses sampled per prompt; a rollout holds batch_size x this
+  std::string advantage = "gae";      // gae (critic + GAE) | rloo (score minus the mean of the prompt's
+                                      // other samples, KL as return-to-go; no critic; needs samples_per_prompt >= 2)
 };
 
 struct Config {
@@ -174,6 +176,7 @@ template <class V> void visit_fields(PPOConfig& c, V& v) {
   v("eval_prompts", c.eval_prompts, "held-out prompts per data.val file per evaluation");
   v("critic_warmup", c.critic_warmup, "first K rollouts update the critic only");
   v("samples_per_prompt", c.samples_per_prompt, "responses per prompt in a rollout");
+  v("advantage", c.advantage, "gae | rloo");
 }
 template <class V> void visit_fields(Config& c, V& v) {
   v("stage", c.stage, "pretrain | sft | reward | ppo");

@@ -82,6 +82,13 @@ Advantages gae(const torch::Tensor& rewards, const torch::Tensor& values, const 
   return out;
 }
 
+torch::Tensor leave_one_out_baseline(const torch::Tensor& score, int64_t group) {
+  if (group < 2 || score.numel() % group != 0)
+    throw Error(fmt::format("leave-one-out baseline: {} scores do not form groups of {} (>= 2)", score.numel(), group));
+  auto s = score.to(torch::kFloat).reshape({-1, group});  // (B / group, group)
+  return ((s.sum(1, true) - s) / static_cast<double>(group - 1)).reshape(score.sizes());
+}
+
 torch::Tensor masked_mean(const torch::Tensor& x, const torch::Tensor& mask) {
   auto m = mask.to(torch::kFloat);
   return (x.to(torch::kFloat) * m).sum() / m.sum().clamp_min(1.0);

@@ -46,6 +46,11 @@ struct Advantages {
 Advantages gae(const torch::Tensor& rewards, const torch::Tensor& values, const torch::Tensor& mask, double gamma,
                double lambda);
 
+// Leave-one-out baseline of scores (B) in groups of `group` consecutive sequences (several samples of
+// one prompt): b_i = (sum of the group's scores - s_i) / (group - 1). group >= 2. (RLOO, Ahmadian et
+// al. 2024: REINFORCE with the other samples of the same prompt as the baseline, no critic.)
+torch::Tensor leave_one_out_baseline(const torch::Tensor& score, int64_t group);
+
 // (x - mean) / sqrt(var + 1e-8) over the masked entries (unbiased variance, like TRL);
 // masked-out entries become 0. shift_mean=false keeps the mean (for rewards).
 torch::Tensor masked_whiten(const torch::Tensor& x, const torch::Tensor& mask, bool shift_mean = true);

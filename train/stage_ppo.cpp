@@ -1,5 +1,6 @@
 // stage: ppo - per rollout: sample responses (streaming), score them (reward model and/or rule),
-// per-token KL penalty toward the frozen reference, GAE, then ppo_epochs of clipped actor/critic updates.
+// per-token KL penalty toward the frozen reference, GAE (or the critic-free leave-one-out baseline),
+// then ppo_epochs of clipped actor/critic updates.
 #include "train/ppo_stage.h"
 
 #include <fcntl.h>
@@ -96,6 +97,7 @@ int run_ppo(const Config& cfg) {
                                   cfg.model.vocab_size, tok.vocab_size(), cfg.tokenizer.model));
   const bool use_rm = pc.reward_source != "rule";
   const bool use_rule = pc.reward_source != "model";
+  const bool rloo = pc.advantage == "rloo";  // critic-free advantages from the other samples of each prompt
   spdlog::info("stage ppo -> {} ({} threads, {}, reward: {})", run_dir, rt.threads, rt.device.is_cpu() ? "cpu" : "cuda",
                pc.reward_source);
 
@@ -326,7 +328,8 @@ int run_ppo(const Config& cfg) {
       torch::NoGradGuard ng;
       ex.logp_old = sequence_logprobs(actor->forward(r.tokens), r.tokens, pc.temperature);       // (B, A)
       ex.logp_ref = sequence_logprobs(reference->forward(r.tokens), r.tokens, pc.temperature);   // (B, A)
-      ex.values_old = critic->forward(r.tokens).slice(1, 0, -1) * mask;                          // (B, A)
+      ex.values_old = rloo ? torch::zeros_like(ex.logp_old)
+                           : critic->forward(r.tokens).slice(1, 0, -1) * mask;                   // (B, A)
       auto score = score_rollout(r, &rm_mean, &rule_mean);                                       // (B)
       raw_score_mean = score.mean().item<double>();
       raw_score_std = B > 1 ? score.std().item<double>() : 0.0;
@@ -335,8 +338,11 @@ int run_ppo(const Config& cfg) {
       if (pc.missing_eos_penalty > 0) score = score - pc.missing_eos_penalty * (1 - r.ended_eos.to(rt.device));
       ex.score = score;
       kl_mean = ((ex.logp_old - ex.logp_ref) * mask).sum(1).mean().item<double>();  // per sequence
+      // rloo: the score relative to the prompt's other samples, then the (discounted) return-to-go
+      // of the per-token rewards as the advantage: GAE with V = 0 and lambda = 1.
+      if (rloo) score = score - leave_one_out_baseline(score, pc.samples_per_prompt);
       rewards = per_token_rewards(ex.logp_old, ex.logp_ref, mask, score, kl.value);
-      Advantages g = gae(rewards, ex.values_old, mask, pc.gamma, pc.lambda);
+      Advantages g = gae(rewards, ex.values_old, mask, pc.gamma, rloo ? 1.0 : pc.lambda);
       ex.advantages = pc.whiten_advantages ? masked_whiten(g.advantages, mask) : g.advantages;
       ex.returns = g.returns;
     }
@@ -363,10 +369,13 @@ int run_ppo(const Config& cfg) {
           auto l = logits.slice(1, 0, -1) / pc.temperature;
           ent_sum += masked_mean(token_entropy(l), m).item<double>();
         }
-        auto values = critic->forward(tokens).slice(1, 0, -1);  // (b, A)
-        ValueLoss vl = value_loss(values, ex.values_old.index_select(0, idx), ex.returns.index_select(0, idx), m,
-                                  pc.value_clip);
-        const double plv = pl.loss.item<double>(), vlv = vl.loss.item<double>();
+        ValueLoss vl;  // rloo: no critic
+        if (!rloo) {
+          auto values = critic->forward(tokens).slice(1, 0, -1);  // (b, A)
+          vl = value_loss(values, ex.values_old.index_select(0, idx), ex.returns.index_select(0, idx), m,
+                          pc.value_clip);
+        }
+        const double plv = pl.loss.item<double>(), vlv = rloo ? 0.0 : vl.loss.item<double>();
         if (!std::isfinite(plv) || !std::isfinite(vlv)) {
           finite = false;
           break;
@@ -377,10 +386,12 @@ int run_ppo(const Config& cfg) {
           clip_grad_norm(actor_opt.groups(), cfg.optim.grad_clip);
           actor_opt.step(pc.actor_lr);
         }
-        critic_opt.zero_grad();
-        vl.loss.backward();
-        clip_grad_norm(critic_opt.groups(), cfg.optim.grad_clip);
-        critic_opt.step(pc.critic_lr);
+        if (!rloo) {
+          critic_opt.zero_grad();
+          vl.loss.backward();
+          clip_grad_norm(critic_opt.groups(), cfg.optim.grad_clip);
+          critic_opt.step(pc.critic_lr);
+        }
         pl_sum += plv;
         vl_sum += vlv;
         clip_sum += pl.clip_fraction;
@@ -404,7 +415,7 @@ int run_ppo(const Config& cfg) {
 
     const double resp_len = mask.sum().item<double>() / static_cast<double>(B);
     const double eos_frac = r.ended_eos.mean().item<double>();
-    const double ev = explained_variance(ex.values_old, ex.returns, mask);
+    const double ev = rloo ? 0.0 : explained_variance(ex.values_old, ex.returns, mask);
     std::set<std::vector<int64_t>> distinct(r.responses.begin(), r.responses.end());
     nlohmann::json rec{{"kind", "ppo"},
                        {"step", step},
@@ -420,7 +431,6 @@ int run_ppo(const Config& cfg) {
                        {"value_clip_fraction", vclip_sum / n_mb},
                        {"approx_kl", akl_sum / n_mb},
                        {"entropy", ent_sum / n_mb},
-                       {"explained_variance", ev},
                        {"response_length", resp_len},
                        {"eos_fraction", eos_frac},
                        {"distinct_responses", static_cast<double>(distinct.size()) / static_cast<double>(B)},
@@ -432,6 +442,7 @@ int run_ppo(const Config& cfg) {
                        {"update_tokens_per_s",
                         static_cast<double>(r.tokens.numel() * pc.ppo_epochs) / std::max(update_s, 1e-9)}};
     if (pc.samples_per_prompt > 1) rec["mixed_groups"] = mixed_groups;
+    if (!rloo) rec["explained_variance"] = ev;
     metrics.write(rec);
     spdlog::info("rollout {}/{} reward {:.3f}±{:.3f} kl {:.3f} (coef {:.3g}) pl {:.4f} vl {:.4f} clip {:.3f} "
                  "approx_kl {:.4f} entropy {:.3f} ev {:.3f} len {:.1f} eos {:.2f} distinct {:.2f} | time: generate {:.1f}s "
