@@ -5,7 +5,10 @@
 #   3. SFT on 256-token passkey records, 5-digit keys (sft_256.yaml)
 #   4. SFT on 1K-token records, 1-digit keys (sft_1k_d1.yaml)
 #   5. SFT on ~4K-token records of four lengths, 1-digit keys (sft_4k_d1.yaml)
-#   6. eval passkey (1-digit keys) at LENGTHS, depths 0, 0.5 and 1
+#   6. SFT on ~16K-token records (sft_16k_d1.yaml), then 7. the same plus records that end at a
+#      segment boundary (sft_16k_d1b.yaml)
+#   8. SFT on ~64K-token records, half of them ending at a segment boundary (sft_64k_d1.yaml)
+#   9. eval passkey (1-digit keys) at LENGTHS, depths 0, 0.5 and 1
 # Needs the demo tokenizer and shards (scripts/run.sh makes them). Re-running resumes or skips.
 # Usage: scripts/passkey_recipe.sh   (env: THREADS=0 for all cores, TRIALS=1, LENGTHS=32k,128k,1m)
 set -euo pipefail
@@ -44,11 +47,29 @@ if [[ ! -f $W/sft_4k_d1_mix.jsonl ]]; then
   cat $W/sft_4k_d1_{16,48,80,112}.jsonl > $W/sft_4k_d1_mix.jsonl
 fi
 synth $W/sft_val_4k_d1.jsonl 16 95 4096 1
+if [[ ! -f $W/sft_16k_d1_mix.jsonl ]]; then
+  for e in 16 48 80 112; do synth $W/sft_16k_d1_$e.jsonl 80 $((40 + e)) $((16384 - e)) 1; done
+  cat $W/sft_16k_d1_{16,48,80,112}.jsonl > $W/sft_16k_d1_mix.jsonl
+fi
+synth $W/sft_val_16k_d1.jsonl 8 94 16384 1
+if [[ ! -f $W/sft_16k_d1_mix2.jsonl ]]; then
+  # Prompt lengths 16364-16369 + the 18-token chat template end 5..0 tokens before a segment boundary.
+  for L in 16364 16365 16366 16367 16368 16369; do synth $W/sft_16k_d1_b$L.jsonl 50 $L $L 1; done
+  cat $W/sft_16k_d1_mix.jsonl $W/sft_16k_d1_b163{64,65,66,67,68,69}.jsonl > $W/sft_16k_d1_mix2.jsonl
+fi
+if [[ ! -f $W/sft_64k_d1_mix.jsonl ]]; then
+  for L in 65518 65519 65470 65400; do synth $W/sft_64k_d1_$L.jsonl 30 $L $L 1; done
+  cat $W/sft_64k_d1_{65518,65519,65470,65400}.jsonl > $W/sft_64k_d1_mix.jsonl
+fi
+synth $W/sft_val_64k_d1.jsonl 4 93 65518 1
 
 timed "pretrain" $INFINI train configs/passkey/pretrain.yaml run.threads=$THREADS
 timed "passkey documents" $INFINI train configs/passkey/retrieval.yaml run.threads=$THREADS
 timed "sft 256 tokens" $INFINI train configs/passkey/sft_256.yaml run.threads=$THREADS
 timed "sft 1K tokens" $INFINI train configs/passkey/sft_1k_d1.yaml run.threads=$THREADS
 timed "sft 4K tokens" $INFINI train configs/passkey/sft_4k_d1.yaml run.threads=$THREADS
-timed "eval passkey" $INFINI eval passkey --checkpoint runs/passkey-sft-4k-d1 --chat --precision bf16 --digits 1 \
-  --lengths "$LENGTHS" --depths 0,0.5,1 --trials "$TRIALS" --threads "$THREADS" --out runs/passkey-sft-4k-d1/passkey.json
+timed "sft 16K tokens" $INFINI train configs/passkey/sft_16k_d1.yaml run.threads=$THREADS
+timed "sft 16K tokens, boundaries" $INFINI train configs/passkey/sft_16k_d1b.yaml run.threads=$THREADS
+timed "sft 64K tokens" $INFINI train configs/passkey/sft_64k_d1.yaml run.threads=$THREADS
+timed "eval passkey" $INFINI eval passkey --checkpoint runs/passkey-sft-64k-d1 --chat --precision bf16 --digits 1 \
+  --lengths "$LENGTHS" --depths 0,0.5,1 --trials "$TRIALS" --threads "$THREADS" --out runs/passkey-sft-64k-d1/passkey.json

@@ -27,6 +27,7 @@ if [[ ! -f $W/prompts_val_sort.jsonl ]]; then
     cat $W/${out}_val_{add,reverse,sort}.jsonl > $W/${out}_val.jsonl
   done
 fi
+[[ -f $W/prompts_add.jsonl ]] || grep '"What is ' $W/prompts.jsonl > $W/prompts_add.jsonl
 timed "sft" $INFINI train configs/rlhf/sft.yaml run.threads=$THREADS
 timed "reward" $INFINI train configs/rlhf/reward.yaml run.threads=$THREADS
 timed "eval reward (held-out pairs)" $INFINI eval reward --checkpoint runs/rlhf-reward --data $W/pref_val.jsonl \
@@ -40,6 +41,8 @@ done
 timed "ppo (reward model)" $INFINI train configs/rlhf/ppo.yaml run.threads=$THREADS
 timed "ppo (rule reward)" $INFINI train configs/rlhf/ppo.yaml run.dir=runs/rlhf-ppo-rule ppo.reward_source=rule \
   run.threads=$THREADS
+# The rule reward with 8 samples per prompt and the leave-one-out baseline, on the addition prompts.
+timed "ppo (rule reward, rloo)" $INFINI train configs/rlhf/ppo_rloo.yaml run.threads=$THREADS
 /usr/bin/python3 - <<'PY'
 import json
 rm = json.load(open("runs/rlhf-reward/eval_reward.json"))
@@ -47,7 +50,7 @@ print("reward model, held-out pairs: accuracy %.3f, margin %.3f (%s)" % (
     rm["accuracy"], rm.get("mean_margin", float("nan")),
     ", ".join("%s %.2f" % (t, json.load(open("runs/rlhf-reward/eval_reward_%s.json" % t))["accuracy"])
               for t in ("add", "reverse", "sort"))))
-for run in ("runs/rlhf-ppo", "runs/rlhf-ppo-rule"):
+for run in ("runs/rlhf-ppo", "runs/rlhf-ppo-rule", "runs/rlhf-ppo-rloo"):
     recs = [json.loads(l) for l in open(run + "/metrics.jsonl")]
     ev = [r for r in recs if r.get("kind") == "eval"]
     pp = [r for r in recs if r.get("kind") == "ppo"]
