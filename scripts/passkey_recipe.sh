@@ -7,7 +7,7 @@
 #   5. SFT on ~4K-token records of four lengths, 1-digit keys (sft_4k_d1.yaml)
 #   6. SFT on ~16K-token records (sft_16k_d1.yaml), then 7. the same plus records that end at a
 #      segment boundary (sft_16k_d1b.yaml)
-#   8. SFT on ~64K-token records, half of them ending at a segment boundary (sft_64k_d1.yaml)
+#   8. SFT on ~32K-token records, half of them ending at a segment boundary (sft_32k_d1.yaml)
 #   9. eval passkey (1-digit keys) at LENGTHS, depths 0, 0.5 and 1
 # Needs the demo tokenizer and shards (scripts/run.sh makes them). Re-running resumes or skips.
 # Usage: scripts/passkey_recipe.sh   (env: THREADS=0 for all cores, TRIALS=1, LENGTHS=32k,128k,1m)
@@ -57,11 +57,11 @@ if [[ ! -f $W/sft_16k_d1_mix2.jsonl ]]; then
   for L in 16364 16365 16366 16367 16368 16369; do synth $W/sft_16k_d1_b$L.jsonl 50 $L $L 1; done
   cat $W/sft_16k_d1_mix.jsonl $W/sft_16k_d1_b163{64,65,66,67,68,69}.jsonl > $W/sft_16k_d1_mix2.jsonl
 fi
-if [[ ! -f $W/sft_64k_d1_mix.jsonl ]]; then
-  for L in 65518 65519 65470 65400; do synth $W/sft_64k_d1_$L.jsonl 30 $L $L 1; done
-  cat $W/sft_64k_d1_{65518,65519,65470,65400}.jsonl > $W/sft_64k_d1_mix.jsonl
+if [[ ! -f $W/sft_32k_d1_mix.jsonl ]]; then
+  for L in 32750 32751 32700 32640; do synth $W/sft_32k_d1_$L.jsonl 30 $L $L 1; done
+  cat $W/sft_32k_d1_{32750,32751,32700,32640}.jsonl > $W/sft_32k_d1_mix.jsonl
 fi
-synth $W/sft_val_64k_d1.jsonl 4 93 65518 1
+synth $W/sft_val_32k_d1.jsonl 4 92 32750 1
 
 timed "pretrain" $INFINI train configs/passkey/pretrain.yaml run.threads=$THREADS
 timed "passkey documents" $INFINI train configs/passkey/retrieval.yaml run.threads=$THREADS
@@ -70,6 +70,6 @@ timed "sft 1K tokens" $INFINI train configs/passkey/sft_1k_d1.yaml run.threads=$
 timed "sft 4K tokens" $INFINI train configs/passkey/sft_4k_d1.yaml run.threads=$THREADS
 timed "sft 16K tokens" $INFINI train configs/passkey/sft_16k_d1.yaml run.threads=$THREADS
 timed "sft 16K tokens, boundaries" $INFINI train configs/passkey/sft_16k_d1b.yaml run.threads=$THREADS
-timed "sft 64K tokens" $INFINI train configs/passkey/sft_64k_d1.yaml run.threads=$THREADS
-timed "eval passkey" $INFINI eval passkey --checkpoint runs/passkey-sft-64k-d1 --chat --precision bf16 --digits 1 \
-  --lengths "$LENGTHS" --depths 0,0.5,1 --trials "$TRIALS" --threads "$THREADS" --out runs/passkey-sft-64k-d1/passkey.json
+timed "sft 32K tokens" $INFINI train configs/passkey/sft_32k_d1.yaml run.threads=$THREADS
+timed "eval passkey" $INFINI eval passkey --checkpoint runs/passkey-sft-32k-d1 --chat --precision bf16 --digits 1 \
+  --lengths "$LENGTHS" --depths 0,0.5,1 --trials "$TRIALS" --threads "$THREADS" --out runs/passkey-sft-32k-d1/passkey.json
