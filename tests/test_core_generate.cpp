@@ -216,10 +216,6 @@ TEST(PpoRollout, RepeatedPromptsStayTogetherWithTheirAnswers) {
     EXPECT_EQ(ro.prompt_lengths[i].item<int64_t>(), P);
     EXPECT_TRUE(torch::equal(ro.tokens[i].slice(0, 0, P), b.tokens[i / 3].slice(0, 0, P))) << i;
   }
-  // Groups {1,1,0} (mixed), {1,1,1}, {0,0,0}, {0.5,0.5,0.2} (mixed): half of them.
-  EXPECT_DOUBLE_EQ(mixed_group_fraction(torch::tensor({1.f, 1.f, 0.f, 1.f, 1.f, 1.f, 0.f, 0.f, 0.f, .5f, .5f, .2f}), 3),
-                   0.5);
-  EXPECT_DOUBLE_EQ(mixed_group_fraction(torch::tensor({1.f, 0.f}), 1), 0.0);
 }
 
 }  // namespace test_core_generate

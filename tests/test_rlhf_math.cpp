@@ -82,7 +82,7 @@ TEST(RlhfMath, GaeHandComputed) {
   EXPECT_TRUE(torch::allclose(g1.advantages, T2({0, 0.5f, 0.6f, 0.7f, 0.8f, 0}, 1), 1e-6, 1e-6));
 }
 
-TEST(RlhfMath, LeaveOneOutBaselineAndRlooAdvantages) {
+TEST(RlhfMath, LeaveOneOutBaselineMixedGroupsAndRlooAdvantages) {
   // Two prompts, four samples each. Scores [1, 0, 0, 1 | 2, 2, 2, 5]:
   //   group 1 sum 2:  b = [(2-1)/3, 2/3, 2/3, 1/3];  group 2 sum 11: b = [9/3, 9/3, 9/3, 6/3].
   auto s = T({1, 0, 0, 1, 2, 2, 2, 5});
@@ -92,6 +92,9 @@ TEST(RlhfMath, LeaveOneOutBaselineAndRlooAdvantages) {
   EXPECT_TRUE(torch::equal(leave_one_out_baseline(T({1, 0, 3, 7}), 2), T({0, 1, 7, 3})));
   EXPECT_THROW(leave_one_out_baseline(s, 3), Error);
   EXPECT_THROW(leave_one_out_baseline(s, 1), Error);
+  // Groups {1,1,0} (mixed), {1,1,1}, {0,0,0}, {0.5,0.5,0.2} (mixed): half of them.
+  EXPECT_DOUBLE_EQ(mixed_group_fraction(T({1, 1, 0, 1, 1, 1, 0, 0, 0, .5f, .5f, .2f}), 3), 0.5);
+  EXPECT_DOUBLE_EQ(mixed_group_fraction(T({1, 0}), 1), 0.0);
   // The rloo advantage as the stage builds it: per-token rewards of (score - baseline), then GAE
   // with V = 0, gamma 1, lambda 1 = the return-to-go. One row, mask [0, 1, 1, 1], score - baseline
   // = 2/3, logp - logp_ref = [., 0.5, -0.5, 1], kl_coef 0.1: rewards [0, -0.05, 0.05, -0.1 + 2/3],

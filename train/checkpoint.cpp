@@ -92,7 +92,8 @@ void init_weights_from(const std::string& ck, Decoder& model, const std::set<std
   SafeTensors st = load_safetensors(path);
   for (const auto& name : ignore) st.tensors.erase(name);
   for (const auto& item : model->named_parameters(true))
-    if (fresh.count(item.key()) && !st.tensors.count(item.key())) st.tensors[item.key()] = item.value().detach().to(torch::kCPU).clone();
+    if (fresh.count(item.key()) && !st.tensors.count(item.key()))
+      st.tensors[item.key()] = item.value().detach().to(torch::kCPU).clone();
   load_weights(model, st, path);
 }
 

@@ -89,6 +89,12 @@ torch::Tensor leave_one_out_baseline(const torch::Tensor& score, int64_t group) 
   return ((s.sum(1, true) - s) / static_cast<double>(group - 1)).reshape(score.sizes());
 }
 
+double mixed_group_fraction(const torch::Tensor& score, int64_t group) {
+  auto s = score.to(torch::kCPU).view({-1, group});
+  auto spread = std::get<0>(s.max(1)) - std::get<0>(s.min(1));
+  return (spread > 1e-6).to(torch::kFloat).mean().item<double>();
+}
+
 torch::Tensor masked_mean(const torch::Tensor& x, const torch::Tensor& mask) {
   auto m = mask.to(torch::kFloat);
   return (x.to(torch::kFloat) * m).sum() / m.sum().clamp_min(1.0);

@@ -51,6 +51,10 @@ Advantages gae(const torch::Tensor& rewards, const torch::Tensor& values, const 
 // al. 2024: REINFORCE with the other samples of the same prompt as the baseline, no critic.)
 torch::Tensor leave_one_out_baseline(const torch::Tensor& score, int64_t group);
 
+// Share of the groups of `group` consecutive scores (B = groups * group) that are not all equal: the
+// prompts where sampling found both better and worse responses, where a policy gradient can learn.
+double mixed_group_fraction(const torch::Tensor& score, int64_t group);
+
 // (x - mean) / sqrt(var + 1e-8) over the masked entries (unbiased variance, like TRL);
 // masked-out entries become 0. shift_mean=false keeps the mean (for rewards).
 torch::Tensor masked_whiten(const torch::Tensor& x, const torch::Tensor& mask, bool shift_mean = true);

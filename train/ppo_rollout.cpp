@@ -138,10 +138,4 @@ Batch repeat_prompts(const Batch& b, int64_t times) {
   return r;
 }
 
-double mixed_group_fraction(const torch::Tensor& score, int64_t group) {
-  auto s = score.to(torch::kCPU).view({-1, group});
-  auto spread = std::get<0>(s.max(1)) - std::get<0>(s.min(1));
-  return (spread > 1e-6).to(torch::kFloat).mean().item<double>();
-}
-
 }  // namespace infini

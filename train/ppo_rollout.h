@@ -37,10 +37,6 @@ Rollout sample_rollout(Decoder& actor, const Batch& prompts, const SamplingOptio
 // times - 1), answers too: a rollout that samples several responses per prompt.
 Batch repeat_prompts(const Batch& b, int64_t times);
 
-// Share of the groups of `group` consecutive scores (B = groups * group) that are not all equal: the
-// prompts where sampling found both better and worse responses, where a policy gradient can learn.
-double mixed_group_fraction(const torch::Tensor& score, int64_t group);
-
 // A generator's state as hex text and back (the sampling generator lives in trainer_state.json).
 std::string generator_state_hex(const at::Generator& gen);
 void set_generator_state_hex(at::Generator& gen, const std::string& hex, const std::string& source);
