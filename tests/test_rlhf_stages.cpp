@@ -304,5 +304,49 @@ TEST(RlhfStages, PpoRlooUpdatesTheActorWithoutACritic) {
   EXPECT_NE(bad.output.find("ppo.advantage"), std::string::npos) << bad.output;
 }
 
+TEST(RlhfStages, DeeperRewardModelGrownFromTheSftTrunk) {
+  // init_extra_layers: a 3-block reward model from the 2-block SFT model. At lr 0 its checkpoint
+  // holds the SFT blocks unchanged and a third block equal to a fresh model's (same seed); without
+  // the flag the depth mismatch is an error naming the key. PPO then builds the reward model and the
+  // critic with the reward model's own depth.
+  const Pipeline& p = pipeline();
+  const std::string dir = scratch_dir("rlhf_reward_deeper");
+  auto reward = [&](const std::string& run, const std::string& extra) {
+    return run_infini("train " + source_path("configs/tiny/reward.yaml") + " " + common_overrides(p) + " run.dir=" +
+                      dir + "/" + run + " data.train=[" + p.pref + "] data.val=[" + p.pref_val +
+                      "] model.n_layers=3 train.max_steps=1 " + extra);
+  };
+  auto grown = reward("grown", "init_from=" + p.sft_run + " init_extra_layers=true optim.lr=0 schedule.min_lr=0");
+  ASSERT_EQ(grown.code, 0) << grown.output;
+  auto fresh = reward("fresh", "init_from= optim.lr=0 schedule.min_lr=0");
+  ASSERT_EQ(fresh.code, 0) << fresh.output;
+  auto g = load_safetensors(model_file(dir + "/grown")), f = load_safetensors(model_file(dir + "/fresh"));
+  auto sft = load_safetensors(model_file(p.sft_run));
+  int64_t from_sft = 0, from_fresh = 0;
+  for (auto& [name, t] : g.tensors) {
+    if (name.rfind("layers.2.", 0) == 0) {
+      EXPECT_TRUE(torch::equal(t, f.tensors.at(name))) << name;
+      ++from_fresh;
+    } else if (sft.tensors.count(name)) {
+      EXPECT_TRUE(torch::equal(t, sft.tensors.at(name))) << name;
+      ++from_sft;
+    }
+  }
+  EXPECT_GT(from_fresh, 5);
+  EXPECT_GT(from_sft, 10);
+  auto refused = reward("refused", "init_from=" + p.sft_run);
+  EXPECT_NE(refused.code, 0);
+  EXPECT_NE(refused.output.find("init_extra_layers"), std::string::npos) << refused.output;
+
+  auto trained = reward("trained", "init_from=" + p.sft_run + " init_extra_layers=true train.max_steps=5");
+  ASSERT_EQ(trained.code, 0) << trained.output;
+  const std::string run = dir + "/ppo";
+  auto r = run_infini(ppo_args(p, run, "train.max_steps=2 ppo.reward_model=" + dir + "/trained"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  ASSERT_EQ(records_of(run, "ppo").size(), 2u);
+  auto critic = load_safetensors(resolve_checkpoint(run) + "/critic/model.safetensors");
+  EXPECT_TRUE(critic.tensors.count("layers.2.attention.wq.weight"));
+}
+
 }  // namespace test_rlhf_stages
 }  // namespace infini::test

@@ -85,16 +85,28 @@ nlohmann::json load_trainer_state(const std::string& dir) {
   return j;
 }
 
-void init_weights_from(const std::string& ck, Decoder& model, const std::set<std::string>& ignore,
-                       const std::set<std::string>& fresh) {
+int64_t init_weights_from(const std::string& ck, Decoder& model, const std::set<std::string>& ignore,
+                          const std::set<std::string>& fresh, bool extra_layers) {
   const std::string dir = resolve_checkpoint(ck);
   const std::string path = (fs::path(dir) / "model.safetensors").string();
   SafeTensors st = load_safetensors(path);
   for (const auto& name : ignore) st.tensors.erase(name);
+  const int64_t source_layers = read_model_config(path).n_layers;
+  const int64_t model_layers = model->config().n_layers;
+  if (model_layers > source_layers && !extra_layers)
+    throw Error(fmt::format("{}: has {} blocks (model.n_layers), this model {}; set init_extra_layers: true to "
+                            "start layers.{}-{} fresh",
+                            path, source_layers, model_layers, source_layers, model_layers - 1));
+  const int64_t added = extra_layers ? std::max<int64_t>(0, model_layers - source_layers) : 0;
+  auto deeper = [&](const std::string& name) {  // "layers.<i>." with i >= the source's depth
+    if (!added || name.rfind("layers.", 0) != 0) return false;
+    return std::stoll(name.substr(7, name.find('.', 7) - 7)) >= source_layers;
+  };
   for (const auto& item : model->named_parameters(true))
-    if (fresh.count(item.key()) && !st.tensors.count(item.key()))
+    if ((fresh.count(item.key()) || deeper(item.key())) && !st.tensors.count(item.key()))
       st.tensors[item.key()] = item.value().detach().to(torch::kCPU).clone();
   load_weights(model, st, path);
+  return added;
 }
 
 }  // namespace infini

@@ -31,9 +31,10 @@ nlohmann::json load_trainer_state(const std::string& dir);
 // Loads only weights from CK (a run or step directory) into `model`, for init_from: tensors in
 // `ignore` are skipped in the source, those in `fresh` keep their initial values when the source
 // lacks them (a reward model from an SFT model gets a new score head; from a reward model it keeps
-// the trained one). Every other mismatch (missing, unexpected, mis-shaped tensor) is an error
-// naming the tensor and shapes.
-void init_weights_from(const std::string& ck, Decoder& model, const std::set<std::string>& ignore = {},
-                       const std::set<std::string>& fresh = {});
+// the trained one). With extra_layers, the blocks of `model` deeper than the source's keep their
+// initial values too (a deeper model grown from a shallower one; returns how many). Every other
+// mismatch (missing, unexpected, mis-shaped tensor) is an error naming the tensor and shapes.
+int64_t init_weights_from(const std::string& ck, Decoder& model, const std::set<std::string>& ignore = {},
+                          const std::set<std::string>& fresh = {}, bool extra_layers = false);
 
 }  // namespace infini

@@ -102,13 +102,24 @@ int run_ppo(const Config& cfg) {
                pc.reward_source);
 
   // Four models: actor and reference from the SFT model, critic and reward model from the reward model.
+  // The reward model (and the critic started from it) keep the shape it was trained with, which may
+  // be deeper than the policy (init_extra_layers); they read the policy's tokens, so the vocabulary
+  // must match.
+  ModelConfig rm_cfg = cfg.model;
+  if (!pc.reward_model.empty()) {
+    const std::string path = (fs::path(resolve_checkpoint(pc.reward_model)) / "model.safetensors").string();
+    rm_cfg = read_model_config(path);
+    if (rm_cfg.vocab_size != cfg.model.vocab_size)
+      throw ConfigError(fmt::format("ppo.reward_model: {} has vocab_size {}, the policy (model.vocab_size) {}", path,
+                                    rm_cfg.vocab_size, cfg.model.vocab_size));
+  }
   Decoder actor(cfg.model, Head::lm), reference(cfg.model, Head::lm);
-  Decoder critic(cfg.model, Head::scalar);
+  Decoder critic(rm_cfg, Head::scalar);
   std::optional<Decoder> reward_model;
   if (!cfg.init_from.empty()) init_weights_from(cfg.init_from, reference);
   else spdlog::warn("init_from is empty: actor and reference start from random weights");
   if (!pc.reward_model.empty()) {
-    reward_model.emplace(cfg.model, Head::scalar);
+    reward_model.emplace(rm_cfg, Head::scalar);
     init_weights_from(pc.reward_model, *reward_model);
   }
   if (use_rm && !reward_model)

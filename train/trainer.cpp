@@ -136,8 +136,10 @@ int run_trainer(const Config& cfg, const StageSpec& spec) {
     if (st.contains("rng_cpu")) set_rng_state_hex(st["rng_cpu"].get<std::string>(), resume_dir);
     spdlog::info("resumed from {} (step {})", resume_dir, step);
   } else if (!cfg.init_from.empty()) {
-    init_weights_from(cfg.init_from, model, spec.init_from_ignore, spec.init_from_fresh);
+    const int64_t added =
+        init_weights_from(cfg.init_from, model, spec.init_from_ignore, spec.init_from_fresh, cfg.init_extra_layers);
     spdlog::info("initialised weights from {}", cfg.init_from);
+    if (added) spdlog::info("init_extra_layers: the last {} of {} blocks start fresh", added, cfg.model.n_layers);
   }
 
   std::map<std::string, std::string> meta{{"stage", spec.name}};
