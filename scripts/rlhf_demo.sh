@@ -13,11 +13,11 @@ THREADS=${THREADS:-0}
 timed() { local name=$1; shift; local t0=$SECONDS; "$@"; echo "== $name: $((SECONDS - t0)) s"; }
 
 mkdir -p $W
+synth() {  # task kind count seed extra... -> stdout
+  local f; f=$(mktemp); $INFINI data synth --task "$1" --kind "$2" --count "$3" --seed "$4" "${@:5}" --out "$f" >/dev/null
+  cat "$f"; rm -f "$f"
+}
 if [[ ! -f $W/prompts_val_sort.jsonl ]]; then
-  synth() {  # task kind count seed extra... -> stdout
-    local f; f=$(mktemp); $INFINI data synth --task "$1" --kind "$2" --count "$3" --seed "$4" "${@:5}" --out "$f" >/dev/null
-    cat "$f"; rm -f "$f"
-  }
   for kind in sft preference prompts; do
     out=$kind; [[ $kind == preference ]] && out=pref
     { synth add $kind 3000 11 --digits 2; synth reverse $kind 3000 12 --items 3; synth sort $kind 3000 13 --items 3; } > $W/$out.jsonl
@@ -28,6 +28,19 @@ if [[ ! -f $W/prompts_val_sort.jsonl ]]; then
   done
 fi
 [[ -f $W/prompts_add.jsonl ]] || grep '"What is ' $W/prompts.jsonl > $W/prompts_add.jsonl
+# The reward model's data: 11,900 more addition SFT records for its trunk and 14,851 addition pairs
+# (plus the reverse/sort pairs above), held-out prompts removed.
+if [[ ! -f $W/pref_big.jsonl ]]; then
+  grep -o '"prompt":"[^"]*"' $W/prompts_val_add.jsonl > $W/held_out_add.txt
+  { cat $W/sft.jsonl; synth add sft 12000 41 --digits 2 | grep -vFf $W/held_out_add.txt; } > $W/sft_big.jsonl
+  { synth add preference 15000 31 --digits 2 | grep -vFf $W/held_out_add.txt
+    grep -v '"prompt":"What is ' $W/pref.jsonl; } > $W/pref_big.jsonl
+fi
+# Addition prompts that no model here trains on (in none of the SFT, pair or prompt files): the
+# ~500 left of the 10,000 possible once all the training files are drawn.
+[[ -f $W/prompts_unseen_add.jsonl ]] || synth add prompts 60000 51 --digits 2 | awk '!seen[$0]++' |
+  grep -vFf <(grep -oh '"prompt":"What is [^"]*"' $W/{sft_big,pref_big,prompts,prompts_val_add}.jsonl) \
+  > $W/prompts_unseen_add.jsonl
 timed "sft" $INFINI train configs/rlhf/sft.yaml run.threads=$THREADS
 timed "reward" $INFINI train configs/rlhf/reward.yaml run.threads=$THREADS
 timed "eval reward (held-out pairs)" $INFINI eval reward --checkpoint runs/rlhf-reward --data $W/pref_val.jsonl \

@@ -307,7 +307,8 @@ TEST(RlhfStages, PpoRlooUpdatesTheActorWithoutACritic) {
 TEST(RlhfStages, DeeperRewardModelGrownFromTheSftTrunk) {
   // init_extra_layers: a 3-block reward model from the 2-block SFT model. At lr 0 its checkpoint
   // holds the SFT blocks unchanged and a third block equal to a fresh model's (same seed); without
-  // the flag the depth mismatch is an error naming the key. PPO then builds the reward model and the
+  // the flag the depth mismatch is an error naming the key. With optim.freeze_layers only the new
+  // block and the head learn. PPO then builds the reward model and the
   // critic with the reward model's own depth.
   const Pipeline& p = pipeline();
   const std::string dir = scratch_dir("rlhf_reward_deeper");
@@ -338,8 +339,20 @@ TEST(RlhfStages, DeeperRewardModelGrownFromTheSftTrunk) {
   EXPECT_NE(refused.code, 0);
   EXPECT_NE(refused.output.find("init_extra_layers"), std::string::npos) << refused.output;
 
-  auto trained = reward("trained", "init_from=" + p.sft_run + " init_extra_layers=true train.max_steps=5");
+  // optim.freeze_layers=2 trains only the new block and the head: the SFT part stays bit-identical.
+  auto trained =
+      reward("trained", "init_from=" + p.sft_run + " init_extra_layers=true optim.freeze_layers=2 train.max_steps=5");
   ASSERT_EQ(trained.code, 0) << trained.output;
+  auto t = load_safetensors(model_file(dir + "/trained"));
+  for (auto& [name, w] : t.tensors) {
+    if (name.rfind("layers.2.", 0) == 0 || name == "score.weight" || name == "norm.weight")
+      EXPECT_FALSE(torch::equal(w, g.tensors.at(name))) << name << " did not train";
+    else
+      EXPECT_TRUE(torch::equal(w, sft.tensors.at(name))) << name << " is frozen but moved";
+  }
+  auto bad = reward("bad", "init_from=" + p.sft_run + " init_extra_layers=true optim.freeze_layers=3");
+  EXPECT_EQ(bad.code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("optim.freeze_layers"), std::string::npos) << bad.output;
   const std::string run = dir + "/ppo";
   auto r = run_infini(ppo_args(p, run, "train.max_steps=2 ppo.reward_model=" + dir + "/trained"));
   ASSERT_EQ(r.code, 0) << r.output;

@@ -293,6 +293,9 @@ void validate_values(const Config& c) {
   check(c.optim.grad_clip >= 0, fmt::format("optim.grad_clip: expected >= 0, found {}", c.optim.grad_clip));
   check(c.optim.gate_lr_mult > 0,
         fmt::format("optim.gate_lr_mult: expected > 0, found {}", c.optim.gate_lr_mult));
+  check(c.optim.freeze_layers >= 0 && c.optim.freeze_layers < c.model.n_layers,
+        fmt::format("optim.freeze_layers: expected 0 to model.n_layers - 1 ({}), found {}", c.model.n_layers - 1,
+                    c.optim.freeze_layers));
   check(c.schedule.warmup_steps >= 0,
         fmt::format("schedule.warmup_steps: expected >= 0, found {}", c.schedule.warmup_steps));
   check(one_of(c.schedule.decay, {"cosine", "linear", "constant"}),

@@ -27,6 +27,8 @@ struct OptimConfig {
   double eps = 1e-8;                       // AdamW epsilon
   double grad_clip = 1.0;                  // global gradient-norm clip; 0 = off
   double gate_lr_mult = 30.0;              // lr multiplier of the memory gates beta
+  int64_t freeze_layers = 0;               // the token embedding and the first N blocks get no updates
+                                           // (an SFT trunk kept intact under new blocks); 0 = train all
 };
 
 struct ScheduleConfig {
@@ -126,6 +128,7 @@ template <class V> void visit_fields(OptimConfig& c, V& v) {
   v("eps", c.eps, "AdamW epsilon");
   v("grad_clip", c.grad_clip, "global grad-norm clip; 0 = off");
   v("gate_lr_mult", c.gate_lr_mult, "lr multiplier of the memory gates");
+  v("freeze_layers", c.freeze_layers, "embedding + first N blocks not updated; 0 = train all");
 }
 template <class V> void visit_fields(ScheduleConfig& c, V& v) {
   v("warmup_steps", c.warmup_steps, "linear warm-up steps");
