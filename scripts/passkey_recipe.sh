@@ -62,6 +62,11 @@ if [[ ! -f $W/sft_32k_d1_mix.jsonl ]]; then
   cat $W/sft_32k_d1_{32750,32751,32700,32640}.jsonl > $W/sft_32k_d1_mix.jsonl
 fi
 synth $W/sft_val_32k_d1.jsonl 4 92 32750 1
+if [[ ! -f $W/sft_64k_d1_mix.jsonl ]]; then
+  for L in 65518 65519 65470 65400; do synth $W/sft_64k_d1_$L.jsonl 30 $L $L 1; done
+  cat $W/sft_64k_d1_{65518,65519,65470,65400}.jsonl > $W/sft_64k_d1_mix.jsonl
+fi
+synth $W/sft_val_64k_d1.jsonl 4 93 65518 1
 
 timed "pretrain" $INFINI train configs/passkey/pretrain.yaml run.threads=$THREADS
 timed "passkey documents" $INFINI train configs/passkey/retrieval.yaml run.threads=$THREADS
