@@ -62,6 +62,7 @@ if [[ ! -f $W/sft_32k_d1_mix.jsonl ]]; then
   cat $W/sft_32k_d1_{32750,32751,32700,32640}.jsonl > $W/sft_32k_d1_mix.jsonl
 fi
 synth $W/sft_val_32k_d1.jsonl 4 92 32750 1
+# Data of the two ~64K attempts (sft_64k_d1.yaml, sft_64k_d2.yaml: kept as records, not run here).
 if [[ ! -f $W/sft_64k_d1_mix.jsonl ]]; then
   for L in 65518 65519 65470 65400; do synth $W/sft_64k_d1_$L.jsonl 30 $L $L 1; done
   cat $W/sft_64k_d1_{65518,65519,65470,65400}.jsonl > $W/sft_64k_d1_mix.jsonl
