@@ -36,6 +36,16 @@ if [[ ! -f $W/pref_big.jsonl ]]; then
   { synth add preference 15000 31 --digits 2 | grep -vFf $W/held_out_add.txt
     grep -v '"prompt":"What is ' $W/pref.jsonl; } > $W/pref_big.jsonl
 fi
+# The addition pairs whose wrong answer is the sum +-1 (units digit) and +-10 (tens digit), for the
+# phases of the deeper reward model.
+for d in 1:units 10:tens; do
+  [[ -f $W/pref_${d#*:}.jsonl ]] || /usr/bin/python3 -c '
+import json, re, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if re.match(r"What is \d+ \+ \d+\?", r["prompt"]) and abs(int(r["rejected"]) - int(r["chosen"])) == int(sys.argv[2]):
+        sys.stdout.write(line)' $W/pref_big.jsonl ${d%%:*} > $W/pref_${d#*:}.jsonl
+done
 # Addition prompts that no model here trains on (in none of the SFT, pair or prompt files): the
 # ~500 left of the 10,000 possible once all the training files are drawn.
 [[ -f $W/prompts_unseen_add.jsonl ]] || synth add prompts 60000 51 --digits 2 | awk '!seen[$0]++' |
@@ -43,11 +53,24 @@ fi
   > $W/prompts_unseen_add.jsonl
 timed "sft" $INFINI train configs/rlhf/sft.yaml run.threads=$THREADS
 timed "reward" $INFINI train configs/rlhf/reward.yaml run.threads=$THREADS
-timed "eval reward (held-out pairs)" $INFINI eval reward --checkpoint runs/rlhf-reward --data $W/pref_val.jsonl \
-  --threads "$THREADS" --out runs/rlhf-reward/eval_reward.json
-for t in add reverse sort; do
-  $INFINI eval reward --checkpoint runs/rlhf-reward --data $W/pref_val_$t.jsonl --threads "$THREADS" \
-    --out runs/rlhf-reward/eval_reward_$t.json > /dev/null
+# The deeper reward model: the SFT-big trunk (it adds) frozen under two new blocks, units pairs
+# first, then all pairs (docs/rlhf.md).
+timed "sft big (reward trunk)" $INFINI train configs/rlhf/sft_big.yaml run.threads=$THREADS
+timed "reward deep, units pairs" $INFINI train configs/rlhf/reward_deep_units.yaml run.threads=$THREADS
+timed "reward deep, all pairs" $INFINI train configs/rlhf/reward_deep.yaml run.threads=$THREADS
+timed "reward deep, tens pairs 2x" $INFINI train configs/rlhf/reward_deep.yaml run.dir=runs/rlhf-reward-deep-tens2 \
+  init_from=runs/rlhf-reward-deep-all data.train=[$W/pref_big.jsonl,$W/pref_tens.jsonl] run.seed=3 \
+  train.max_steps=2000 run.threads=$THREADS
+timed "reward deep, tens pairs 4x" $INFINI train configs/rlhf/reward_deep.yaml run.dir=runs/rlhf-reward-deep \
+  init_from=runs/rlhf-reward-deep-tens2 data.train=[$W/pref_big.jsonl$(printf ",$W/pref_tens.jsonl%.0s" 1 2 3)] \
+  run.seed=5 train.max_steps=1500 train.eval_every=500 checkpoint.every=500 run.threads=$THREADS
+for rm in rlhf-reward rlhf-reward-deep; do
+  timed "eval reward $rm (held-out pairs)" $INFINI eval reward --checkpoint runs/$rm --data $W/pref_val.jsonl \
+    --threads "$THREADS" --out runs/$rm/eval_reward.json
+  for t in add reverse sort; do
+    $INFINI eval reward --checkpoint runs/$rm --data $W/pref_val_$t.jsonl --threads "$THREADS" \
+      --out runs/$rm/eval_reward_$t.json > /dev/null
+  done
 done
 # PPO twice from the same SFT model: rewarded by the reward model (RLHF proper), and by the rule
 # (exact match with the reference answer). True accuracy is logged for both.
@@ -56,14 +79,29 @@ timed "ppo (rule reward)" $INFINI train configs/rlhf/ppo.yaml run.dir=runs/rlhf-
   run.threads=$THREADS
 # The rule reward with 8 samples per prompt and the leave-one-out baseline, on the addition prompts.
 timed "ppo (rule reward, rloo)" $INFINI train configs/rlhf/ppo_rloo.yaml run.threads=$THREADS
+# The same settings against the deeper reward model.
+timed "ppo (deep reward model, rloo)" $INFINI train configs/rlhf/ppo_rloo.yaml run.dir=runs/rlhf-ppo-rloo-rm \
+  ppo.reward_source=model ppo.reward_model=runs/rlhf-reward-deep ppo.reward_clip=5 run.threads=$THREADS
+# Every policy on the ~500 addition prompts no model trained on (the stage's evaluation before its
+# first rollout, with init_from the policy).
+actor() { echo "runs/$1/checkpoints/$(cat runs/$1/checkpoints/latest)/actor"; }
+for policy in runs/rlhf-sft "$(actor rlhf-ppo-rloo)" "$(actor rlhf-ppo-rloo-rm)"; do
+  rm -rf runs/rlhf-unseen-eval
+  acc=$($INFINI train configs/rlhf/ppo_rloo.yaml run.dir=runs/rlhf-unseen-eval init_from=$policy train.max_steps=1 \
+    data.val=[$W/prompts_unseen_add.jsonl] ppo.eval_prompts=1000 run.threads=$THREADS 2>&1 |
+    grep -o 'eval rollout 0: true accuracy [0-9.]*' | grep -o '[0-9.]*$')
+  echo "unseen addition prompts: $policy $acc"
+done
+rm -rf runs/rlhf-unseen-eval
 /usr/bin/python3 - <<'PY'
 import json
-rm = json.load(open("runs/rlhf-reward/eval_reward.json"))
-print("reward model, held-out pairs: accuracy %.3f, margin %.3f (%s)" % (
-    rm["accuracy"], rm.get("mean_margin", float("nan")),
-    ", ".join("%s %.2f" % (t, json.load(open("runs/rlhf-reward/eval_reward_%s.json" % t))["accuracy"])
-              for t in ("add", "reverse", "sort"))))
-for run in ("runs/rlhf-ppo", "runs/rlhf-ppo-rule", "runs/rlhf-ppo-rloo"):
+for run in ("runs/rlhf-reward", "runs/rlhf-reward-deep"):
+    rm = json.load(open(run + "/eval_reward.json"))
+    print("%s, held-out pairs: accuracy %.3f, margin %.3f (%s)" % (
+        run, rm["accuracy"], rm.get("mean_margin", float("nan")),
+        ", ".join("%s %.2f" % (t, json.load(open(run + "/eval_reward_%s.json" % t))["accuracy"])
+                  for t in ("add", "reverse", "sort"))))
+for run in ("runs/rlhf-ppo", "runs/rlhf-ppo-rule", "runs/rlhf-ppo-rloo", "runs/rlhf-ppo-rloo-rm"):
     recs = [json.loads(l) for l in open(run + "/metrics.jsonl")]
     ev = [r for r in recs if r.get("kind") == "eval"]
     pp = [r for r in recs if r.get("kind") == "ppo"]
