@@ -51,6 +51,15 @@ done
 [[ -f $W/prompts_unseen_add.jsonl ]] || synth add prompts 60000 51 --digits 2 | awk '!seen[$0]++' |
   grep -vFf <(grep -oh '"prompt":"What is [^"]*"' $W/{sft_big,pref_big,prompts,prompts_val_add}.jsonl) \
   > $W/prompts_unseen_add.jsonl
+# Fresh pairs for a last check of the reward models (the pref_val pairs also chose between runs):
+# 200 addition pairs on the unseen prompts, 200 reverse, 200 sort.
+if [[ ! -f $W/pref_test.jsonl ]]; then
+  synth add preference 60000 61 --digits 2 | grep -Ff <(grep -o '"prompt":"[^"]*"' $W/prompts_unseen_add.jsonl) |
+    awk -F'"prompt":' 'n < 200 && !seen[$2]++ { print; n++ }' > $W/pref_test_add.jsonl
+  synth reverse preference 200 62 --items 3 > $W/pref_test_reverse.jsonl
+  synth sort preference 200 63 --items 3 > $W/pref_test_sort.jsonl
+  cat $W/pref_test_{add,reverse,sort}.jsonl > $W/pref_test.jsonl
+fi
 timed "sft" $INFINI train configs/rlhf/sft.yaml run.threads=$THREADS
 timed "reward" $INFINI train configs/rlhf/reward.yaml run.threads=$THREADS
 # The deeper reward model: the SFT-big trunk (it adds) frozen under two new blocks, units pairs
@@ -72,6 +81,8 @@ for rm in rlhf-reward rlhf-reward-deep; do
       --out runs/$rm/eval_reward_$t.json > /dev/null
   done
 done
+$INFINI eval reward --checkpoint runs/rlhf-reward-deep --data $W/pref_test.jsonl --threads "$THREADS" \
+  --out runs/rlhf-reward-deep/eval_reward_fresh.json
 # PPO twice from the same SFT model: rewarded by the reward model (RLHF proper), and by the rule
 # (exact match with the reference answer). True accuracy is logged for both.
 timed "ppo (reward model)" $INFINI train configs/rlhf/ppo.yaml run.threads=$THREADS
