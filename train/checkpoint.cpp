@@ -85,6 +85,11 @@ nlohmann::json load_trainer_state(const std::string& dir) {
   return j;
 }
 
+int64_t block_index(const std::string& param_name) {
+  if (param_name.rfind("layers.", 0) != 0) return -1;
+  return std::stoll(param_name.substr(7, param_name.find('.', 7) - 7));
+}
+
 int64_t init_weights_from(const std::string& ck, Decoder& model, const std::set<std::string>& ignore,
                           const std::set<std::string>& fresh, bool extra_layers) {
   const std::string dir = resolve_checkpoint(ck);
@@ -98,12 +103,9 @@ int64_t init_weights_from(const std::string& ck, Decoder& model, const std::set<
                             "start layers.{}-{} fresh",
                             path, source_layers, model_layers, source_layers, model_layers - 1));
   const int64_t added = extra_layers ? std::max<int64_t>(0, model_layers - source_layers) : 0;
-  auto deeper = [&](const std::string& name) {  // "layers.<i>." with i >= the source's depth
-    if (!added || name.rfind("layers.", 0) != 0) return false;
-    return std::stoll(name.substr(7, name.find('.', 7) - 7)) >= source_layers;
-  };
   for (const auto& item : model->named_parameters(true))
-    if ((fresh.count(item.key()) || deeper(item.key())) && !st.tensors.count(item.key()))
+    if ((fresh.count(item.key()) || (added && block_index(item.key()) >= source_layers)) &&
+        !st.tensors.count(item.key()))
       st.tensors[item.key()] = item.value().detach().to(torch::kCPU).clone();
   load_weights(model, st, path);
   return added;

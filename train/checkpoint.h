@@ -28,6 +28,10 @@ void load_model_and_optimizer(const std::string& dir, Decoder& model, AdamW* opt
 void save_trainer_state(const std::string& dir, nlohmann::json state);
 nlohmann::json load_trainer_state(const std::string& dir);
 
+// The block a parameter belongs to: i for "layers.<i>....", -1 for the others (embedding, final
+// norm, heads).
+int64_t block_index(const std::string& param_name);
+
 // Loads only weights from CK (a run or step directory) into `model`, for init_from: tensors in
 // `ignore` are skipped in the source, those in `fresh` keep their initial values when the source
 // lacks them (a reward model from an SFT model gets a new score head; from a reward model it keeps

@@ -117,11 +117,9 @@ int run_trainer(const Config& cfg, const StageSpec& spec) {
   model->to(rt.device);
   if (cfg.optim.freeze_layers > 0) {  // frozen tensors get no gradient and no optimizer state
     for (auto& item : model->named_parameters(true)) {
-      const std::string& name = item.key();
-      bool frozen = name.rfind("tok_embeddings.", 0) == 0;
-      for (int64_t i = 0; i < cfg.optim.freeze_layers && !frozen; ++i)
-        frozen = name.rfind(fmt::format("layers.{}.", i), 0) == 0;
-      if (frozen) item.value().set_requires_grad(false);
+      const int64_t block = block_index(item.key());
+      if (item.key().rfind("tok_embeddings.", 0) == 0 || (block >= 0 && block < cfg.optim.freeze_layers))
+        item.value().set_requires_grad(false);
     }
     spdlog::info("optim.freeze_layers: the embedding and blocks 0-{} are frozen", cfg.optim.freeze_layers - 1);
   }
