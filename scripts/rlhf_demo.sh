@@ -36,16 +36,6 @@ if [[ ! -f $W/pref_big.jsonl ]]; then
   { synth add preference 15000 31 --digits 2 | grep -vFf $W/held_out_add.txt
     grep -v '"prompt":"What is ' $W/pref.jsonl; } > $W/pref_big.jsonl
 fi
-# The addition pairs whose wrong answer is the sum +-1 (units digit) and +-10 (tens digit), for the
-# phases of the deeper reward model.
-for d in 1:units 10:tens; do
-  [[ -f $W/pref_${d#*:}.jsonl ]] || /usr/bin/python3 -c '
-import json, re, sys
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    if re.match(r"What is \d+ \+ \d+\?", r["prompt"]) and abs(int(r["rejected"]) - int(r["chosen"])) == int(sys.argv[2]):
-        sys.stdout.write(line)' $W/pref_big.jsonl ${d%%:*} > $W/pref_${d#*:}.jsonl
-done
 # Addition prompts that no model here trains on (in none of the SFT, pair or prompt files): the
 # ~500 left of the 10,000 possible once all the training files are drawn.
 [[ -f $W/prompts_unseen_add.jsonl ]] || synth add prompts 60000 51 --digits 2 | awk '!seen[$0]++' |
@@ -60,6 +50,24 @@ if [[ ! -f $W/pref_test.jsonl ]]; then
   synth sort preference 200 63 --items 3 > $W/pref_test_sort.jsonl
   cat $W/pref_test_{add,reverse,sort}.jsonl > $W/pref_test.jsonl
 fi
+# The addition pairs whose wrong answer is the sum +-1 (units digit) and +-10 (tens digit): of the
+# training pairs for the phases of the deeper reward model, of the held-out and fresh pairs to
+# measure each kind of error on its own.
+split_by_error() {  # in.jsonl difference -> the addition pairs whose answers differ by it
+  /usr/bin/python3 -c '
+import json, re, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if re.match(r"What is \d+ \+ \d+\?", r["prompt"]) and abs(int(r["rejected"]) - int(r["chosen"])) == int(sys.argv[2]):
+        sys.stdout.write(line)' "$1" "$2"
+}
+[[ -f $W/pref_revsort.jsonl ]] || grep -v '"prompt":"What is ' $W/pref_big.jsonl > $W/pref_revsort.jsonl
+for d in 1:units 10:tens; do
+  for src in big:"" val_add:_val test_add:_test; do
+    out=$W/pref${src#*:}_${d#*:}.jsonl
+    [[ -f $out ]] || split_by_error $W/pref_${src%%:*}.jsonl ${d%%:*} > $out
+  done
+done
 timed "sft" $INFINI train configs/rlhf/sft.yaml run.threads=$THREADS
 timed "reward" $INFINI train configs/rlhf/reward.yaml run.threads=$THREADS
 # The deeper reward model: the SFT-big trunk (it adds) frozen under two new blocks, units pairs
@@ -70,19 +78,33 @@ timed "reward deep, all pairs" $INFINI train configs/rlhf/reward_deep.yaml run.t
 timed "reward deep, tens pairs 2x" $INFINI train configs/rlhf/reward_deep.yaml run.dir=runs/rlhf-reward-deep-tens2 \
   init_from=runs/rlhf-reward-deep-all data.train=[$W/pref_big.jsonl,$W/pref_tens.jsonl] run.seed=3 \
   train.max_steps=2000 run.threads=$THREADS
-timed "reward deep, tens pairs 4x" $INFINI train configs/rlhf/reward_deep.yaml run.dir=runs/rlhf-reward-deep \
+timed "reward deep, tens pairs 4x" $INFINI train configs/rlhf/reward_deep.yaml run.dir=runs/rlhf-reward-deep-tens4 \
   init_from=runs/rlhf-reward-deep-tens2 data.train=[$W/pref_big.jsonl$(printf ",$W/pref_tens.jsonl%.0s" 1 2 3)] \
   run.seed=5 train.max_steps=1500 train.eval_every=500 checkpoint.every=500 run.threads=$THREADS
+# The tens check is learned like the units one was: on its pairs alone, for long enough (it forgets
+# the rest meanwhile), then back on all pairs with the tens, units and reverse/sort pairs repeated.
+timed "reward deep, tens pairs only" $INFINI train configs/rlhf/reward_deep.yaml run.dir=runs/rlhf-reward-deep-tensonly \
+  init_from=runs/rlhf-reward-deep-tens4 data.train=[$W/pref_tens.jsonl] data.val=[$W/pref_val_tens.jsonl] \
+  optim.lr=5e-4 schedule.min_lr=5e-5 run.seed=4 train.max_steps=3000 train.eval_every=250 run.threads=$THREADS
+timed "reward deep, all pairs + tens 2x" $INFINI train configs/rlhf/reward_deep.yaml run.dir=runs/rlhf-reward-deep-mix1 \
+  init_from=runs/rlhf-reward-deep-tensonly data.train=[$W/pref_big.jsonl,$W/pref_tens.jsonl,$W/pref_tens.jsonl] \
+  optim.lr=2e-4 schedule.min_lr=2e-5 run.seed=6 train.max_steps=1500 train.eval_every=250 run.threads=$THREADS
+timed "reward deep, all pairs balanced" $INFINI train configs/rlhf/reward_deep.yaml run.dir=runs/rlhf-reward-deep \
+  init_from=runs/rlhf-reward-deep-mix1 \
+  data.train=[$W/pref_big.jsonl$(printf ",$W/pref_%s.jsonl" tens tens units units revsort revsort)] \
+  optim.lr=1e-4 schedule.min_lr=1e-5 run.seed=9 train.max_steps=1500 train.eval_every=500 run.threads=$THREADS
 for rm in rlhf-reward rlhf-reward-deep; do
   timed "eval reward $rm (held-out pairs)" $INFINI eval reward --checkpoint runs/$rm --data $W/pref_val.jsonl \
     --threads "$THREADS" --out runs/$rm/eval_reward.json
-  for t in add reverse sort; do
+  for t in add reverse sort units tens; do
     $INFINI eval reward --checkpoint runs/$rm --data $W/pref_val_$t.jsonl --threads "$THREADS" \
       --out runs/$rm/eval_reward_$t.json > /dev/null
   done
 done
-$INFINI eval reward --checkpoint runs/rlhf-reward-deep --data $W/pref_test.jsonl --threads "$THREADS" \
-  --out runs/rlhf-reward-deep/eval_reward_fresh.json
+for t in "" _add _reverse _sort _units _tens; do
+  $INFINI eval reward --checkpoint runs/rlhf-reward-deep --data $W/pref_test$t.jsonl --threads "$THREADS" \
+    --out runs/rlhf-reward-deep/eval_reward_fresh$t.json > /dev/null
+done
 # PPO twice from the same SFT model: rewarded by the reward model (RLHF proper), and by the rule
 # (exact match with the reference answer). True accuracy is logged for both.
 timed "ppo (reward model)" $INFINI train configs/rlhf/ppo.yaml run.threads=$THREADS
@@ -111,7 +133,10 @@ for run in ("runs/rlhf-reward", "runs/rlhf-reward-deep"):
     print("%s, held-out pairs: accuracy %.3f, margin %.3f (%s)" % (
         run, rm["accuracy"], rm.get("mean_margin", float("nan")),
         ", ".join("%s %.2f" % (t, json.load(open(run + "/eval_reward_%s.json" % t))["accuracy"])
-                  for t in ("add", "reverse", "sort"))))
+                  for t in ("add", "reverse", "sort", "units", "tens"))))
+fresh = lambda t: json.load(open("runs/rlhf-reward-deep/eval_reward_fresh%s.json" % t))["accuracy"]
+print("runs/rlhf-reward-deep, fresh pairs: accuracy %.3f (%s)" % (
+    fresh(""), ", ".join("%s %.2f" % (t, fresh("_" + t)) for t in ("add", "reverse", "sort", "units", "tens"))))
 for run in ("runs/rlhf-ppo", "runs/rlhf-ppo-rule", "runs/rlhf-ppo-rloo", "runs/rlhf-ppo-rloo-rm"):
     recs = [json.loads(l) for l in open(run + "/metrics.jsonl")]
     ev = [r for r in recs if r.get("kind") == "eval"]
