@@ -74,7 +74,8 @@ struct Item {
 
 }  // namespace
 
-PasskeyCase make_passkey(const Tokenizer& tok, int64_t length_tokens, double depth, int digits, uint64_t seed) {
+PasskeyCase make_passkey(const Tokenizer& tok, int64_t length_tokens, double depth, int digits, uint64_t seed,
+                         int64_t text_up_to) {
   if (digits < 1 || digits > 18) throw Error(fmt::format("passkey: digits must be in [1, 18], got {}", digits));
   if (!(depth >= 0.0 && depth <= 1.0)) throw Error(fmt::format("passkey: depth must be in [0, 1], got {}", depth));
   std::mt19937_64 rng(seed);
@@ -104,9 +105,9 @@ PasskeyCase make_passkey(const Tokenizer& tok, int64_t length_tokens, double dep
   };
   const int64_t before = static_cast<int64_t>(std::llround(depth * static_cast<double>(filler)));
   c.ids = build(before);
-  // Filler cut mid-word can re-tokenize differently as text; for prompts short enough to be used
-  // as text (SFT records) nudge the cut until decode -> encode gives the same ids back.
-  if (length_tokens <= 65536) {
+  // Filler cut mid-word can re-tokenize differently as text; up to text_up_to tokens nudge the cut
+  // until decode -> encode gives the same ids back.
+  if (length_tokens <= text_up_to) {
     for (int64_t shift = 0; shift <= 16; ++shift) {
       bool found = false;
       for (int64_t s : {before - shift, before + shift}) {
@@ -126,8 +127,7 @@ PasskeyCase make_passkey(const Tokenizer& tok, int64_t length_tokens, double dep
       c.ids = build(before);
     }
   }
-  // Long prompts are only ever fed as ids: decoding 1M ids to text would cost hundreds of MB of RAM.
-  if (c.text.empty() && length_tokens <= 65536) c.text = tok.decode(std::vector<int>(c.ids.begin() + 1, c.ids.end()));
+  if (c.text.empty() && length_tokens <= text_up_to) c.text = tok.decode(std::vector<int>(c.ids.begin() + 1, c.ids.end()));
   return c;
 }
 
@@ -187,7 +187,8 @@ std::vector<nlohmann::json> make_synthetic(const SynthOptions& opt, const Tokeni
     Item it;
     if (t == "passkey") {
       const double depth = opt.depth >= 0 ? opt.depth : std::uniform_real_distribution<double>(0.0, 1.0)(rng);
-      const PasskeyCase c = make_passkey(*tok, opt.length, depth, opt.digits, rng());
+      // Records are text, whatever their length.
+      const PasskeyCase c = make_passkey(*tok, opt.length, depth, opt.digits, rng(), opt.length);
       it.prompt = c.text;
       it.answer = c.key;
       it.response = " " + c.key;

@@ -17,12 +17,16 @@ struct PasskeyCase {
   std::vector<int> ids;      // exactly length_tokens ids, ids[0] = BOS
   std::string key;           // e.g. "12345"
   int64_t key_position = 0;  // index in ids of the first token of " <key>" inside the key sentence
-  std::string text;          // decode(ids[1:]): the prompt as text ("" above 65536 tokens)
+  std::string text;          // decode(ids[1:]): the prompt as text ("" above text_up_to tokens)
 };
 
 // Throws infini::Error when length_tokens is too short to hold the fixed sentences. depth in [0, 1]
-// places the key sentence after that share of the filler tokens.
-PasskeyCase make_passkey(const Tokenizer& tok, int64_t length_tokens, double depth, int digits, uint64_t seed);
+// places the key sentence after that share of the filler tokens. Up to `text_up_to` tokens the
+// filler's cut is nudged until the text re-encodes to the same ids and `text` is filled (SFT
+// records are text); above it the ids alone are built (evaluation feeds ids; decoding 1M ids to
+// text costs hundreds of MB).
+PasskeyCase make_passkey(const Tokenizer& tok, int64_t length_tokens, double depth, int digits, uint64_t seed,
+                         int64_t text_up_to = 65536);
 
 struct SynthOptions {
   std::string task;          // passkey | add | reverse | sort | kjv_book

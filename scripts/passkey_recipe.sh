@@ -68,6 +68,12 @@ if [[ ! -f $W/sft_64k_d1_mix.jsonl ]]; then
   cat $W/sft_64k_d1_{65518,65519,65470,65400}.jsonl > $W/sft_64k_d1_mix.jsonl
 fi
 synth $W/sft_val_64k_d1.jsonl 4 93 65518 1
+# ~128K-token records for sft_128k_detach.yaml (beyond the recipe, not run here).
+if [[ ! -f $W/sft_128k_d1_mix.jsonl ]]; then
+  for L in 131054 131055 130990 130900; do synth $W/sft_128k_d1_$L.jsonl 10 $L $L 1; done
+  cat $W/sft_128k_d1_{131054,131055,130990,130900}.jsonl > $W/sft_128k_d1_mix.jsonl
+fi
+synth $W/sft_val_128k_d1.jsonl 2 91 131054 1
 
 timed "pretrain" $INFINI train configs/passkey/pretrain.yaml run.threads=$THREADS
 timed "passkey documents" $INFINI train configs/passkey/retrieval.yaml run.threads=$THREADS

@@ -284,6 +284,24 @@ TEST(Synth, PasskeyExactLengthAndDepth) {
   EXPECT_THROW(make_passkey(tok(), 200, 1.5, 5, 1), Error);
 }
 
+// Evaluation builds prompts above 64K tokens as ids only; `data synth` records are text at any
+// length (an empty prompt here once made 128K-token SFT records of nothing but the answer).
+TEST(Synth, PasskeyRecordsAboveTheEvalTextLimitAreText) {
+  const int64_t len = 600;
+  EXPECT_TRUE(make_passkey(tok(), len, 0.5, 1, 3, len - 1).text.empty());
+  EXPECT_FALSE(make_passkey(tok(), len, 0.5, 1, 3, len).text.empty());
+  SynthOptions o;
+  o.task = "passkey";
+  o.count = 2;
+  o.digits = 1;
+  o.length = 70000;  // above make_passkey's default text limit of 65536 tokens
+  for (const auto& r : make_synthetic(o, &tok())) {
+    const std::string p = r["prompt"];
+    EXPECT_EQ(static_cast<int64_t>(tok().encode(p).size()), o.length - 1);
+    EXPECT_EQ(p.substr(p.size() - 37), "What is the pass key? The pass key is");
+  }
+}
+
 TEST(Synth, RuleTasksHaveRightAnswers) {
   SynthOptions o;
   o.count = 50;
