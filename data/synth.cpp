@@ -125,9 +125,9 @@ PasskeyCase make_passkey(const Tokenizer& tok, int64_t length_tokens, double dep
     }
     if (c.text.empty()) {  // nothing round-trips: keep the ids exact, the text approximate
       c.ids = build(before);
+      c.text = tok.decode(std::vector<int>(c.ids.begin() + 1, c.ids.end()));
     }
   }
-  if (c.text.empty() && length_tokens <= text_up_to) c.text = tok.decode(std::vector<int>(c.ids.begin() + 1, c.ids.end()));
   return c;
 }
 

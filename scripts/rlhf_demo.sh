@@ -81,6 +81,8 @@ timed "reward deep, tens pairs 2x" $INFINI train configs/rlhf/reward_deep.yaml r
 timed "reward deep, tens pairs 4x" $INFINI train configs/rlhf/reward_deep.yaml run.dir=runs/rlhf-reward-deep-tens4 \
   init_from=runs/rlhf-reward-deep-tens2 data.train=[$W/pref_big.jsonl$(printf ",$W/pref_tens.jsonl%.0s" 1 2 3)] \
   run.seed=5 train.max_steps=1500 train.eval_every=500 checkpoint.every=500 run.threads=$THREADS
+# (A runs/rlhf-reward-deep made before phases 5-7 existed is phase 4: rename it to
+# runs/rlhf-reward-deep-tens4 first, or the last phase below finds it finished and skips.)
 # The tens check is learned like the units one was: on its pairs alone, for long enough (it forgets
 # the rest meanwhile), then back on all pairs with the tens, units and reverse/sort pairs repeated.
 timed "reward deep, tens pairs only" $INFINI train configs/rlhf/reward_deep.yaml run.dir=runs/rlhf-reward-deep-tensonly \
