@@ -30,8 +30,18 @@ torch::Tensor memory_read_packed(const torch::Tensor& sq, const torch::Tensor& M
   return r.narrow(-1, 0, Dv) / (r.narrow(-1, Dv, 1) + eps);
 }
 
+torch::Tensor memory_update_packed(const torch::Tensor& sk, const torch::Tensor& v, const torch::Tensor& Mz,
+                                   MemoryUpdate rule, double eps) {
+  torch::Tensor write = rule == MemoryUpdate::delta ? v - memory_read_packed(sk, Mz, eps) : v;
+  return Mz + torch::matmul(sk.transpose(-1, -2), torch::constant_pad_nd(write, {0, 1}, 1.0));  // [write | 1]
+}
+
+torch::Tensor memory_pack(const torch::Tensor& M, const torch::Tensor& z) {
+  return torch::cat({M, z.unsqueeze(-1)}, -1);
+}
+
 torch::Tensor memory_prefix_packed(const torch::Tensor& sk, const torch::Tensor& v, MemoryUpdate rule,
-                                   MemoryGradient gradient, double eps) {
+                                   MemoryGradient gradient, double eps, const torch::Tensor& init) {
   const int64_t S = sk.size(1);
   std::optional<torch::NoGradGuard> no_grad;
   if (gradient == MemoryGradient::detach) no_grad.emplace();
@@ -42,17 +52,16 @@ torch::Tensor memory_prefix_packed(const torch::Tensor& sk, const torch::Tensor&
     // The last segment's own contribution is never read, so it is left out of the products.
     torch::Tensor skh = sk.narrow(1, 0, S - 1);                                                // (B, S-1, Hkv, N, Dk)
     torch::Tensor kv = torch::matmul(skh.transpose(-1, -2), with_ones(v.narrow(1, 0, S - 1)));  // (B, S-1, Hkv, Dk, Dv+1)
-    return torch::constant_pad_nd(kv.cumsum(1), {0, 0, 0, 0, 0, 0, 1, 0});
+    torch::Tensor states = torch::constant_pad_nd(kv.cumsum(1), {0, 0, 0, 0, 0, 0, 1, 0});
+    return init.defined() ? states + init.unsqueeze(1) : states;
   }
 
   // delta: M_s depends on M_{s-1} non-linearly; loop, collecting the state before each segment.
   const int64_t B = sk.size(0), H = sk.size(2), Dk = sk.size(4), Dv = v.size(4);
-  torch::Tensor Mz = torch::zeros({B, H, Dk, Dv + 1}, sk.options());
+  torch::Tensor Mz = init.defined() ? init : torch::zeros({B, H, Dk, Dv + 1}, sk.options());
   std::vector<torch::Tensor> states{Mz};
   for (int64_t s = 0; s + 1 < S; ++s) {
-    torch::Tensor sks = sk.select(1, s);  // (B, Hkv, N, Dk)
-    torch::Tensor write = with_ones(v.select(1, s) - memory_read_packed(sks, Mz, eps));
-    Mz = Mz + torch::matmul(sks.transpose(-1, -2), write);
+    Mz = memory_update_packed(sk.select(1, s), v.select(1, s), Mz, rule, eps);  // (B, Hkv, Dk, Dv+1)
     states.push_back(Mz);
   }
   return torch::stack(states, 1);

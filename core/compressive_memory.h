@@ -36,8 +36,18 @@ MemoryState memory_prefix_states(const torch::Tensor& sk, const torch::Tensor& v
 
 // The same states packed as Mz = [M | z] (B, S, Hkv, Dk, Dv + 1): z is what M would be for a
 // value column of ones, so one product updates both and one product reads both.
+// `init` (B, Hkv, Dk, Dv + 1) is the state before segment 0 (undefined: zero memory), so a
+// sequence can start where an earlier pass over its first segments left the memory.
 torch::Tensor memory_prefix_packed(const torch::Tensor& sk, const torch::Tensor& v, MemoryUpdate rule,
-                                   MemoryGradient gradient, double eps);
+                                   MemoryGradient gradient, double eps, const torch::Tensor& init = {});
+
+// Folds one segment into a packed state: memory_update on Mz = [M | z]. sk (..., N, Dk),
+// v (..., N, Dv), Mz (..., Dk, Dv + 1) -> the packed state after the segment.
+torch::Tensor memory_update_packed(const torch::Tensor& sk, const torch::Tensor& v, const torch::Tensor& Mz,
+                                   MemoryUpdate rule, double eps);
+
+// [M | z]: M (..., Dk, Dv), z (..., Dk) -> (..., Dk, Dv + 1), the packed layout above.
+torch::Tensor memory_pack(const torch::Tensor& M, const torch::Tensor& z);
 
 // memory_read on a packed state: sq (..., R, Dk), Mz (..., Dk, Dv + 1) -> (..., R, Dv).
 torch::Tensor memory_read_packed(const torch::Tensor& sq, const torch::Tensor& Mz, double eps);

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "core/compressive_memory.h"
 #include "core/error.h"
 
 namespace infini {
@@ -54,6 +55,63 @@ torch::Tensor DecoderImpl::trunk(const torch::Tensor& tokens) {
   torch::Tensor x = tok_embeddings(tokens);  // (B, T, D)
   for (auto& b : blocks) x = b(x);
   return norm(x);
+}
+
+torch::Tensor DecoderImpl::blocks_from(const torch::Tensor& tokens, const StreamState& before,
+                                       std::vector<torch::Tensor>* after) {
+  TORCH_CHECK(tokens.dim() == 2, "Decoder expects tokens (B, T), got ", tokens.sizes());
+  TORCH_CHECK(tokens.size(0) == before.batch && before.layers.size() == blocks.size() &&
+                  before.segment_len == cfg_.segment_len,
+              "Decoder: the stream state was made for another model or batch");
+  TORCH_CHECK(before.position() == 0, "Decoder: the stream state must be on a segment boundary, it is at ",
+              before.position(), " of ", cfg_.segment_len);
+  TORCH_CHECK(!before.no_memory, "Decoder: a no-memory stream state cannot be continued in parallel");
+  torch::Tensor x = tok_embeddings(tokens);  // (B, T, D)
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    const LayerStreamState& l = before.layers[i];
+    torch::Tensor mem0 = l.M.defined() ? memory_pack(l.M, l.z).detach() : torch::Tensor();
+    if (after) after->emplace_back();
+    x = blocks[i](x, mem0, after && l.M.defined() ? &after->back() : nullptr);
+  }
+  return x;
+}
+
+torch::Tensor DecoderImpl::trunk(const torch::Tensor& tokens, const StreamState& before) {
+  return norm(blocks_from(tokens, before, nullptr));
+}
+
+void DecoderImpl::advance(StreamState& state, const torch::Tensor& tokens) {
+  TORCH_CHECK(tokens.size(-1) % cfg_.segment_len == 0, "Decoder::advance takes whole segments of ",
+              cfg_.segment_len, " tokens, got ", tokens.size(-1));
+  std::vector<torch::Tensor> after;
+  blocks_from(tokens, state, &after);
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    LayerStreamState& l = state.layers[i];
+    if (!l.M.defined()) continue;
+    const int64_t Dv = l.M.size(-1);
+    l.M = after[i].narrow(-1, 0, Dv).contiguous();
+    l.z = after[i].select(-1, Dv).contiguous();
+  }
+  state.tokens_seen += tokens.size(1);
+}
+
+torch::Tensor DecoderImpl::read_prompt(StreamState& state, const torch::Tensor& tokens, int64_t chunk_segments) {
+  TORCH_CHECK(tokens.dim() == 2 && tokens.size(1) >= 1, "read_prompt expects tokens (B, T>=1), got ", tokens.sizes());
+  TORCH_CHECK(chunk_segments >= 1, "read_prompt: chunk_segments must be >= 1");
+  const int64_t T = tokens.size(1), N = cfg_.segment_len;
+  int64_t at = 0;
+  torch::Tensor h;
+  if (state.position() != 0) {  // finish the segment in progress
+    at = std::min(T, N - state.position());
+    h = trunk_stream(state, tokens.narrow(1, 0, at));
+  }
+  while (T - at > N) {  // whole segments, keeping at least one token for the end
+    const int64_t whole = std::min((T - at - 1) / N, chunk_segments) * N;
+    advance(state, tokens.narrow(1, at, whole));
+    at += whole;
+  }
+  if (at < T) h = trunk_stream(state, tokens.narrow(1, at, T - at));
+  return h.narrow(1, h.size(1) - 1, 1);
 }
 
 torch::Tensor DecoderImpl::forward(const torch::Tensor& tokens) { return head(trunk(tokens)); }

@@ -27,6 +27,22 @@ struct DecoderImpl : torch::nn::Module {
   // lm: logits (B, T, V) fp32; scalar: (B, T) fp32.
   torch::Tensor forward(const torch::Tensor& tokens);
   torch::Tensor trunk(const torch::Tensor& tokens);  // (B, T, D) hidden after the final norm
+  // The same for tokens that continue a sequence whose first whole segments went through
+  // trunk_stream into `before` (before.position() == 0): equals trunk(whole sequence) at those
+  // positions. The memory taken from `before` carries no gradient, so with memory.gradient: detach
+  // this is exactly what training on the whole sequence would give for losses on these positions.
+  torch::Tensor trunk(const torch::Tensor& tokens, const StreamState& before);
+  // Feeds a prompt `tokens` (B, T >= 1) through `state` (at any position) and returns the final
+  // hidden state at its last position (B, 1, D), as trunk_stream would: the segment in progress is
+  // finished by streaming, whole segments then advance the memory in parallel chunks of
+  // `chunk_segments`, and the rest (at least the last token) is streamed. Activations stay bounded
+  // by one chunk whatever T is. Inference only. 4 segments: on the demo model (segment 128) as fast
+  // as chunks of 64 and no more resident memory than streaming one segment at a time.
+  torch::Tensor read_prompt(StreamState& state, const torch::Tensor& tokens, int64_t chunk_segments = 4);
+  // Moves `state` (on a segment boundary) past `tokens`, whole segments only, with the parallel
+  // path: the memory trunk_stream would leave, from a few large matmuls instead of one small pass
+  // per segment. For prompts and loss-free prefixes: call under NoGradGuard/InferenceMode.
+  void advance(StreamState& state, const torch::Tensor& tokens);
   torch::Tensor head(const torch::Tensor& hidden);    // (B, T, D) -> logits (B, T, V) or scores (B, T), fp32
 
   // Streaming path: tokens (B, t), t >= 1, any split of the sequence; returns what forward() gives
@@ -50,6 +66,9 @@ struct DecoderImpl : torch::nn::Module {
 
  private:
   void init_weights();
+  // The blocks over `tokens` starting from `before`'s memory; fills `after` (one packed [M | z] per
+  // layer) when given. Returns the last block's output (before the final norm).
+  torch::Tensor blocks_from(const torch::Tensor& tokens, const StreamState& before, std::vector<torch::Tensor>* after);
   ModelConfig cfg_;
   Head head_;
 };

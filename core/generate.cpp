@@ -75,18 +75,10 @@ std::vector<int64_t> generate(Decoder& model, const std::vector<int64_t>& prompt
   at::Generator gen = make_generator(opts.seed);
   std::vector<int64_t> out = prompt;
   StreamState state = model->new_state(1);
-  // The prompt is read a segment at a time (trunk only; the head at its last position), so a prompt
-  // of any length goes through memory with one segment's activations alive.
-  torch::Tensor x, logits;
-  for (int64_t start = 0, T = static_cast<int64_t>(prompt.size()); start < T;) {
-    const int64_t L = std::min(T - start, state.segment_len - state.position());
-    x = torch::tensor(std::vector<int64_t>(prompt.begin() + start, prompt.begin() + start + L), torch::kLong)
-            .view({1, L})
-            .to(device);                                   // (1, L)
-    torch::Tensor h = model->trunk_stream(state, x);       // (1, L, D)
-    start += L;
-    if (start == T) logits = model->head(h.narrow(1, L - 1, 1)).select(1, 0);  // (1, V)
-  }
+  // The prompt is read in chunks of whole segments (Decoder::read_prompt: trunk only, the head at
+  // its last position), so a prompt of any length goes through memory with bounded activations.
+  torch::Tensor x = torch::tensor(prompt, torch::kLong).view({1, -1}).to(device);  // (1, T)
+  torch::Tensor logits = model->head(model->read_prompt(state, x)).select(1, 0);    // (1, V)
   for (int64_t i = 0; i < opts.max_new_tokens; ++i) {
     const int64_t next = sample_next(logits, opts.sampling, gen).item<int64_t>();
     out.push_back(next);

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include "core/compat.h"
 #include "core/compressive_memory.h"
@@ -46,9 +47,12 @@ InfiniAttentionImpl::InfiniAttentionImpl(const ModelConfig& c) : cfg(c) {
   if (cfg.memory.enabled) gate = register_parameter("gate", torch::full({H}, cfg.gate_init, torch::kFloat));
 }
 
-torch::Tensor InfiniAttentionImpl::forward(const torch::Tensor& x) { return forward_parts(x, false).out; }
+torch::Tensor InfiniAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& mem0, torch::Tensor* mem_after) {
+  return forward_parts(x, false, mem0, mem_after).out;
+}
 
-AttentionParts InfiniAttentionImpl::forward_parts(const torch::Tensor& x, bool keep_parts) {
+AttentionParts InfiniAttentionImpl::forward_parts(const torch::Tensor& x, bool keep_parts, const torch::Tensor& mem0,
+                                                  torch::Tensor* mem_after) {
   const int64_t B = x.size(0), T = x.size(1), N = cfg.segment_len;
   const int64_t H = cfg.n_heads, Hkv = cfg.kv_heads(), G = H / Hkv, Dh = cfg.head_dim();
   const int64_t S = (T + N - 1) / N, P = S * N;
@@ -74,8 +78,16 @@ AttentionParts InfiniAttentionImpl::forward_parts(const torch::Tensor& x, bool k
     torch::Tensor sq = memory_sigma(upcast(q)).reshape({B, S, Hkv, G * N, Dh});  // un-rotated q
     torch::Tensor sk = memory_sigma(upcast(k));                                   // (B, S, Hkv, N, Dh)
     torch::Tensor Mz = memory_prefix_packed(sk, upcast(v), cfg.memory.update, cfg.memory.gradient,
-                                            cfg.memory_eps);        // [M | z] before each segment
+                                            cfg.memory_eps, mem0);  // [M | z] before each segment
     a_mem = memory_read_packed(sq, Mz, cfg.memory_eps);  // (B, S, Hkv, G*N, Dh)
+    if (mem_after) {
+      TORCH_CHECK(P == T, "InfiniAttention: the memory after a sequence needs whole segments, got ", T,
+                  " tokens for segments of ", N);
+      std::optional<torch::NoGradGuard> no_grad;
+      if (cfg.memory.gradient == MemoryGradient::detach) no_grad.emplace();
+      *mem_after = memory_update_packed(sk.select(1, S - 1), upcast(v.select(1, S - 1)), Mz.select(1, S - 1),
+                                        cfg.memory.update, cfg.memory_eps);
+    }
     torch::Tensor g = torch::sigmoid(gate).view({Hkv, G, 1, 1});
     // g a_mem + (1 - g) a_dot, then back to the compute dtype before the layout change.
     a = torch::lerp(upcast(a_dot).view({B, S, Hkv, G, N, Dh}), a_mem.view({B, S, Hkv, G, N, Dh}), g)

@@ -21,9 +21,12 @@ struct AttentionParts {
 struct InfiniAttentionImpl : torch::nn::Module {
   explicit InfiniAttentionImpl(const ModelConfig& cfg);
 
-  // Training path, parallel over segments. x (B, T, D), any T -> (B, T, D).
-  torch::Tensor forward(const torch::Tensor& x);
-  AttentionParts forward_parts(const torch::Tensor& x, bool keep_parts);
+  // Training path, parallel over segments. x (B, T, D), any T -> (B, T, D). `mem0` is the packed
+  // memory [M | z] (B, Hkv, Dh, Dh + 1) before x's first segment; undefined means empty memory.
+  // `mem_after`, when given, receives the packed memory after x's last segment (T whole segments).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mem0 = {}, torch::Tensor* mem_after = nullptr);
+  AttentionParts forward_parts(const torch::Tensor& x, bool keep_parts, const torch::Tensor& mem0 = {},
+                               torch::Tensor* mem_after = nullptr);
   // Streaming: x (B, t, D) are the next t tokens; `pos` is the position of x[:, 0] inside its
   // segment. Splits at segment boundaries, appends to the cache and folds each completed segment
   // into (M, z). Meant for inference (call under NoGradGuard): the caches are written in place.

@@ -93,6 +93,48 @@ TEST_P(BothRules, StreamingEqualsParallel) {
   for (size_t l = 0; l < st.layers.size(); ++l) EXPECT_LE(max_diff(st.layers[l].M, one.layers[l].M), 1e-5);
 }
 
+TEST_P(BothRules, ParallelContinuesAStreamedPrefix) {
+  // Whole segments streamed, the rest in parallel from their memory == the parallel pass over all.
+  Decoder m = small_model(GetParam(), 6);
+  torch::NoGradGuard ng;
+  torch::Tensor tok = torch::randint(0, 40, {2, 37}, torch::kLong);
+  torch::Tensor want = m->trunk(tok);
+  for (int64_t P : {8, 24, 32}) {
+    infini::StreamState st = m->new_state(2);
+    m->trunk_stream(st, tok.narrow(1, 0, P));
+    torch::Tensor got = m->trunk(tok.narrow(1, P, 37 - P), st);
+    EXPECT_LE(max_diff(got, want.narrow(1, P, 37 - P)), 1e-5) << "P=" << P;
+  }
+  // advance: the parallel path moves the state as streaming does (here 16 + 8 tokens: 3 segments).
+  infini::StreamState streamed = m->new_state(2), advanced = m->new_state(2);
+  m->trunk_stream(streamed, tok.narrow(1, 0, 24));
+  m->advance(advanced, tok.narrow(1, 0, 16));
+  m->advance(advanced, tok.narrow(1, 16, 8));
+  EXPECT_EQ(advanced.tokens_seen, 24);
+  for (size_t l = 0; l < streamed.layers.size(); ++l) {
+    EXPECT_LE(max_diff(advanced.layers[l].M, streamed.layers[l].M), 1e-5) << l;
+    EXPECT_LE(max_diff(advanced.layers[l].z, streamed.layers[l].z), 1e-4) << l;
+  }
+  EXPECT_LE(max_diff(m->trunk(tok.narrow(1, 24, 13), advanced), want.narrow(1, 24, 13)), 1e-5);
+  EXPECT_LE(max_diff(m->forward_stream(advanced, tok.narrow(1, 24, 13)), m->forward(tok).narrow(1, 24, 13)), 1e-5);
+
+  // read_prompt: from the start or mid-segment, any chunk size, the last position's hidden state.
+  for (int64_t lead : {0, 3}) {
+    for (int64_t chunk : {1, 2, 64}) {
+      infini::StreamState st = m->new_state(2);
+      if (lead > 0) m->trunk_stream(st, tok.narrow(1, 0, lead));
+      torch::Tensor h = m->read_prompt(st, tok.narrow(1, lead, 37 - lead), chunk);
+      EXPECT_EQ(st.tokens_seen, 37);
+      EXPECT_LE(max_diff(h, want.narrow(1, 36, 1)), 1e-5) << "lead=" << lead << " chunk=" << chunk;
+    }
+  }
+
+  infini::StreamState mid = m->new_state(2);
+  m->trunk_stream(mid, tok.narrow(1, 0, 5));
+  EXPECT_THROW(m->trunk(tok.narrow(1, 5, 8), mid), c10::Error);  // not on a segment boundary
+  EXPECT_THROW(m->advance(advanced, tok.narrow(1, 0, 5)), c10::Error);  // not whole segments
+}
+
 TEST_P(BothRules, FiniteDifferenceGradientFloat64) {
   ModelConfig c = small_config(GetParam());
   c.d_model = 8;

@@ -250,6 +250,56 @@ TEST(Trainer, SftLossIgnoresPromptLabels) {
   EXPECT_NEAR(l1.item<double>(), expect / 5, 1e-6);
 }
 
+TEST(Trainer, DetachedMemoryLossSkipsTheLossFreePrefixExactly) {
+  // lm_loss streams the whole segments before the first counted target without gradient; with
+  // detached memory that changes neither the loss nor any parameter's gradient.
+  for (auto rule : {infini::MemoryUpdate::linear, infini::MemoryUpdate::delta}) {
+    infini::ModelConfig c;
+    c.vocab_size = 40;
+    c.d_model = 24;
+    c.n_layers = 2;
+    c.n_heads = 4;
+    c.n_kv_heads = 2;
+    c.ffn_hidden = 40;
+    c.segment_len = 8;
+    c.init_std = 0.2;
+    c.memory.update = rule;
+    c.memory.gradient = infini::MemoryGradient::detach;
+    torch::manual_seed(11);
+    infini::Decoder m(c);
+    {
+      torch::NoGradGuard ng;
+      for (auto& b : m->blocks) b->attention->gate.normal_(0, 1);
+    }
+    infini::Batch b;
+    b.tokens = torch::randint(0, 40, {2, 45}, torch::kLong);
+    b.loss_mask = torch::zeros({2, 45});
+    b.loss_mask.index_put_({0, torch::indexing::Slice(30, 45)}, 1.0);  // first target 30: row 29
+    b.loss_mask.index_put_({1, torch::indexing::Slice(35, 40)}, 1.0);
+    EXPECT_EQ(infini::loss_free_prefix(c, b.loss_mask), 24);  // segments 0-2
+
+    auto grads = [&](const torch::Tensor& loss) {
+      m->zero_grad();
+      loss.backward();
+      std::vector<torch::Tensor> g;
+      for (auto& p : m->parameters()) g.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
+      return g;
+    };
+    infini::LossOutput split = infini::lm_loss(m, b);
+    auto g_split = grads(split.loss);
+    auto [whole, count] = infini::masked_lm_loss(m->trunk(b.tokens), m->lm_head_weight(), b.tokens, b.loss_mask);
+    auto g_whole = grads(whole);
+    EXPECT_EQ(split.weight, 20.0);
+    EXPECT_EQ(count, 20);
+    EXPECT_NEAR(split.loss.item<double>(), whole.item<double>(), 1e-5);
+    for (size_t i = 0; i < g_whole.size(); ++i)
+      EXPECT_LE((g_split[i] - g_whole[i]).abs().max().item<double>(), 1e-5) << i;
+
+    c.memory.gradient = infini::MemoryGradient::bptt;  // the prefix gets gradient: nothing skipped
+    EXPECT_EQ(infini::loss_free_prefix(c, b.loss_mask), 0);
+  }
+}
+
 TEST(Trainer, FusedLmHeadLossEqualsUnfusedHead) {
   // Loss and both gradients equal log_softmax over the full logits (fp64), for any chunking.
   torch::manual_seed(3);

@@ -93,17 +93,10 @@ int64_t peak_rss_kb() {
 torch::Tensor stream_prompt(Decoder& model, StreamState& state, const std::vector<int64_t>& ids, bool bf16) {
   TORCH_CHECK(!ids.empty(), "stream_prompt: empty prompt");
   const torch::Device dev = model->tok_embeddings->weight.device();
-  const int64_t T = static_cast<int64_t>(ids.size()), N = state.segment_len;
+  const int64_t T = static_cast<int64_t>(ids.size());
   compat::AutocastGuard ac(bf16, dev.type());
-  int64_t start = 0;
-  while (true) {
-    // Whole segments: one stream_piece per layer and call, the largest matmuls the state allows.
-    const int64_t L = std::min(T - start, N - state.position());
-    torch::Tensor x = torch::from_blob(const_cast<int64_t*>(ids.data()) + start, {1, L}, torch::kLong).to(dev);
-    torch::Tensor h = model->trunk_stream(state, x);  // (1, L, D)
-    start += L;
-    if (start == T) return model->head(h.narrow(1, L - 1, 1)).squeeze(1);  // (1, V)
-  }
+  torch::Tensor x = torch::from_blob(const_cast<int64_t*>(ids.data()), {1, T}, torch::kLong).to(dev);
+  return model->head(model->read_prompt(state, x)).squeeze(1);  // (1, V)
 }
 
 std::vector<int64_t> greedy_tokens(Decoder& model, StreamState& state, torch::Tensor logits, int64_t n, bool bf16) {

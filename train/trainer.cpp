@@ -79,8 +79,36 @@ std::pair<torch::Tensor, int64_t> masked_lm_loss(const torch::Tensor& hidden, co
   return {fused_lm_head_loss(h, head_weight, target, weight), count};
 }
 
+int64_t loss_free_prefix(const ModelConfig& mc, const torch::Tensor& loss_mask) {
+  if (!mc.memory.enabled || mc.memory.gradient != MemoryGradient::detach) return 0;
+  const int64_t N = mc.segment_len;
+  torch::Tensor counted = loss_mask.slice(1, 1).ne(0).any(0);  // (T-1): target t+1 counted somewhere
+  if (!counted.any().item<bool>()) return 0;
+  const int64_t first_row = counted.nonzero().min().item<int64_t>();  // hidden row of the first target
+  return first_row / N * N;  // < T - 1: the tail keeps every counted row
+}
+
 LossOutput lm_loss(Decoder& model, const Batch& b) {
-  auto [loss, count] = masked_lm_loss(model->trunk(b.tokens), model->lm_head_weight(), b.tokens, b.loss_mask);
+  const int64_t P = loss_free_prefix(model->config(), b.loss_mask);
+  torch::Tensor hidden;
+  if (P == 0) {
+    hidden = model->trunk(b.tokens);
+  } else {
+    // Detached memory: the whole segments before the first counted target get no gradient, so
+    // they only advance the memory (no activations kept) and the rest starts from it.
+    StreamState st = model->new_state(b.tokens.size(0));
+    {
+      torch::NoGradGuard g;
+      // 64 segments a chunk: bounded activations (~0.5 GB at any length on the demo model) and
+      // matmuls large enough for several threads (2 threads: ~1.6x the speed of 4-segment chunks).
+      const int64_t chunk = 64 * model->config().segment_len;
+      for (int64_t at = 0; at < P; at += chunk) model->advance(st, b.tokens.narrow(1, at, std::min(chunk, P - at)));
+    }
+    hidden = model->trunk(b.tokens.narrow(1, P, b.tokens.size(1) - P), st);
+  }
+  const torch::Tensor tokens = b.tokens.narrow(1, P, b.tokens.size(1) - P);
+  const torch::Tensor mask = b.loss_mask.narrow(1, P, b.loss_mask.size(1) - P);
+  auto [loss, count] = masked_lm_loss(hidden, model->lm_head_weight(), tokens, mask);
   LossOutput out;
   out.loss = loss;
   out.weight = static_cast<double>(count);

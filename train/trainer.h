@@ -41,8 +41,16 @@ int run_trainer(const Config& cfg, const StageSpec& spec);
 std::pair<torch::Tensor, int64_t> masked_lm_loss(const torch::Tensor& hidden, const torch::Tensor& head_weight,
                                                  const torch::Tensor& tokens, const torch::Tensor& loss_mask);
 
+// How many leading tokens (whole segments) of a batch no loss reaches: with memory.gradient: detach,
+// the segments before the one holding the first counted target (loss_mask (B, T)) get no gradient
+// at all. 0 under bptt, without memory, or when the first target sits in segment 0.
+int64_t loss_free_prefix(const ModelConfig& mc, const torch::Tensor& loss_mask);
+
 // The language-model loss of pretrain and sft: masked_lm_loss over model->trunk(b.tokens),
-// weighted by the number of counted targets.
+// weighted by the number of counted targets. The loss-free prefix only advances the memory, without
+// gradient, in chunks (Decoder::advance: bounded activations, no backward through it), and the rest
+// runs from that memory: the same loss and gradients, so a long SFT record costs about one forward
+// pass plus its last segments' backward.
 LossOutput lm_loss(Decoder& model, const Batch& b);
 
 }  // namespace infini
