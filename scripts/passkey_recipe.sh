@@ -9,6 +9,11 @@
 #      segment boundary (sft_16k_d1b.yaml)
 #   8. SFT on ~32K-token records, half of them ending at a segment boundary (sft_32k_d1.yaml)
 #   9. eval passkey (1-digit keys) at LENGTHS, depths 0, 0.5 and 1
+# Then, with the memory detached (each record costs about one forward pass, docs/passkey.md):
+#  10. step 8 again from step 7 with the memory detached (sft_32k_d1.yaml + overrides)
+#  11. ~64K-token records, four a step (sft_64k_detach_acc4.yaml)
+#  12. ~256K-token records, four a step (sft_256k_detach.yaml)
+#  13. eval passkey of that model at LENGTHS
 # Needs the demo tokenizer and shards (scripts/run.sh makes them). Re-running resumes or skips.
 # Usage: scripts/passkey_recipe.sh   (env: THREADS=0 for all cores, TRIALS=1, LENGTHS=32k,128k,1m)
 set -euo pipefail
@@ -68,6 +73,12 @@ if [[ ! -f $W/sft_64k_d1_mix.jsonl ]]; then
   cat $W/sft_64k_d1_{65518,65519,65470,65400}.jsonl > $W/sft_64k_d1_mix.jsonl
 fi
 synth $W/sft_val_64k_d1.jsonl 4 93 65518 1
+# ~256K-token records for step 12 (the ~1M-token records of sft_1m_detach.yaml: see that file).
+if [[ ! -f $W/sft_256k_d1_mix.jsonl ]]; then
+  for L in 262126 262127 262078 262008; do synth $W/sft_256k_d1_$L.jsonl 15 $L $L 1; done
+  cat $W/sft_256k_d1_{262126,262127,262078,262008}.jsonl > $W/sft_256k_d1_mix.jsonl
+fi
+synth $W/sft_val_256k_d1.jsonl 2 90 262126 1
 # ~128K-token records for sft_128k_detach.yaml (beyond the recipe, not run here).
 if [[ ! -f $W/sft_128k_d1_mix.jsonl ]]; then
   for L in 131054 131055 130990 130900; do synth $W/sft_128k_d1_$L.jsonl 10 $L $L 1; done
@@ -85,3 +96,9 @@ timed "sft 16K tokens, boundaries" $INFINI train configs/passkey/sft_16k_d1b.yam
 timed "sft 32K tokens" $INFINI train configs/passkey/sft_32k_d1.yaml run.threads=$THREADS
 timed "eval passkey" $INFINI eval passkey --checkpoint runs/passkey-sft-32k-d1 --chat --precision bf16 --digits 1 \
   --lengths "$LENGTHS" --depths 0,0.5,1 --trials "$TRIALS" --threads "$THREADS" --out runs/passkey-sft-32k-d1/passkey.json
+timed "sft 32K tokens, memory detached" $INFINI train configs/passkey/sft_32k_d1.yaml run.threads=$THREADS \
+  model.memory.gradient=detach run.dir=runs/passkey-sft-32k-d1-detach
+timed "sft 64K tokens, detached, 4 a step" $INFINI train configs/passkey/sft_64k_detach_acc4.yaml run.threads=$THREADS
+timed "sft 256K tokens, detached, 4 a step" $INFINI train configs/passkey/sft_256k_detach.yaml run.threads=$THREADS
+timed "eval passkey" $INFINI eval passkey --checkpoint runs/passkey-sft-256k-detach --chat --precision bf16 --digits 1 \
+  --lengths "$LENGTHS" --depths 0,0.5,1 --trials "$TRIALS" --threads "$THREADS" --out runs/passkey-sft-256k-detach/passkey.json
