@@ -9,6 +9,7 @@
 #include "core/compressive_memory.h"
 #include "core/decoder.h"
 #include "core/error.h"
+#include "support/small_model.h"
 
 // Everything of this file in its own namespace: the suite also builds as one unity translation unit.
 namespace test_core_model_props {
@@ -19,28 +20,8 @@ using infini::Decoder;
 using infini::MemoryUpdate;
 using infini::ModelConfig;
 
-ModelConfig small_config(MemoryUpdate rule) {
-  ModelConfig c;
-  c.vocab_size = 40;
-  c.d_model = 24;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.ffn_hidden = 40;
-  c.segment_len = 8;
-  c.init_std = 0.2;  // large enough that memory and attention patterns are far from uniform
-  c.memory.update = rule;
-  return c;
-}
-
-// A decoder with random gates (so both attention paths matter).
-Decoder small_model(MemoryUpdate rule, uint64_t seed) {
-  torch::manual_seed(seed);
-  Decoder m(small_config(rule));
-  torch::NoGradGuard ng;
-  for (auto& b : m->blocks) b->attention->gate.normal_(0, 1);
-  return m;
-}
+using infini::test::small_config;
+using infini::test::small_model;
 
 double max_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();

@@ -15,6 +15,7 @@
 #include "core/compat.h"
 #include "core/safetensors.h"
 #include "support/run_util.h"
+#include "support/small_model.h"
 #include "support/tiny_data.h"
 #include "train/checkpoint.h"
 #include "train/checkpoint_dir.h"
@@ -254,23 +255,8 @@ TEST(Trainer, DetachedMemoryLossSkipsTheLossFreePrefixExactly) {
   // lm_loss streams the whole segments before the first counted target without gradient; with
   // detached memory that changes neither the loss nor any parameter's gradient.
   for (auto rule : {infini::MemoryUpdate::linear, infini::MemoryUpdate::delta}) {
-    infini::ModelConfig c;
-    c.vocab_size = 40;
-    c.d_model = 24;
-    c.n_layers = 2;
-    c.n_heads = 4;
-    c.n_kv_heads = 2;
-    c.ffn_hidden = 40;
-    c.segment_len = 8;
-    c.init_std = 0.2;
-    c.memory.update = rule;
-    c.memory.gradient = infini::MemoryGradient::detach;
-    torch::manual_seed(11);
-    infini::Decoder m(c);
-    {
-      torch::NoGradGuard ng;
-      for (auto& b : m->blocks) b->attention->gate.normal_(0, 1);
-    }
+    infini::ModelConfig c = infini::test::small_config(rule, infini::MemoryGradient::detach);
+    infini::Decoder m = infini::test::small_model(rule, 11, infini::MemoryGradient::detach);
     infini::Batch b;
     b.tokens = torch::randint(0, 40, {2, 45}, torch::kLong);
     b.loss_mask = torch::zeros({2, 45});
