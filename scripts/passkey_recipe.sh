@@ -30,6 +30,12 @@ synth() {  # out count seed length digits
   [[ -f $1 ]] || $INFINI data synth --task passkey --kind sft --tokenizer $T --out "$1" --count "$2" --seed "$3" \
     --length "$4" --digits "$5"
 }
+mix() {  # name count length...: 1-digit records of each prompt length (seed = length), then name_mix.jsonl
+  local name=$1 count=$2 L files=(); shift 2
+  [[ -f $W/${name}_mix.jsonl ]] && return
+  for L in "$@"; do synth $W/${name}_$L.jsonl "$count" "$L" "$L" 1; files+=("$W/${name}_$L.jsonl"); done
+  cat "${files[@]}" > $W/${name}_mix.jsonl
+}
 
 mkdir -p $W
 synth $W/docs_192.jsonl 20000 7 192 5
@@ -62,28 +68,16 @@ if [[ ! -f $W/sft_16k_d1_mix2.jsonl ]]; then
   for L in 16364 16365 16366 16367 16368 16369; do synth $W/sft_16k_d1_b$L.jsonl 50 $L $L 1; done
   cat $W/sft_16k_d1_mix.jsonl $W/sft_16k_d1_b163{64,65,66,67,68,69}.jsonl > $W/sft_16k_d1_mix2.jsonl
 fi
-if [[ ! -f $W/sft_32k_d1_mix.jsonl ]]; then
-  for L in 32750 32751 32700 32640; do synth $W/sft_32k_d1_$L.jsonl 30 $L $L 1; done
-  cat $W/sft_32k_d1_{32750,32751,32700,32640}.jsonl > $W/sft_32k_d1_mix.jsonl
-fi
+mix sft_32k_d1 30 32750 32751 32700 32640
 synth $W/sft_val_32k_d1.jsonl 4 92 32750 1
-# Data of the two ~64K attempts (sft_64k_d1.yaml, sft_64k_d2.yaml: kept as records, not run here).
-if [[ ! -f $W/sft_64k_d1_mix.jsonl ]]; then
-  for L in 65518 65519 65470 65400; do synth $W/sft_64k_d1_$L.jsonl 30 $L $L 1; done
-  cat $W/sft_64k_d1_{65518,65519,65470,65400}.jsonl > $W/sft_64k_d1_mix.jsonl
-fi
+# ~64K-token records for step 11 (and the two earlier 64K attempts, sft_64k_d1.yaml and sft_64k_d2.yaml).
+mix sft_64k_d1 30 65518 65519 65470 65400
 synth $W/sft_val_64k_d1.jsonl 4 93 65518 1
 # ~256K-token records for step 12 (the ~1M-token records of sft_1m_detach.yaml: see that file).
-if [[ ! -f $W/sft_256k_d1_mix.jsonl ]]; then
-  for L in 262126 262127 262078 262008; do synth $W/sft_256k_d1_$L.jsonl 15 $L $L 1; done
-  cat $W/sft_256k_d1_{262126,262127,262078,262008}.jsonl > $W/sft_256k_d1_mix.jsonl
-fi
+mix sft_256k_d1 15 262126 262127 262078 262008
 synth $W/sft_val_256k_d1.jsonl 2 90 262126 1
 # ~128K-token records for sft_128k_detach.yaml (beyond the recipe, not run here).
-if [[ ! -f $W/sft_128k_d1_mix.jsonl ]]; then
-  for L in 131054 131055 130990 130900; do synth $W/sft_128k_d1_$L.jsonl 10 $L $L 1; done
-  cat $W/sft_128k_d1_{131054,131055,130990,130900}.jsonl > $W/sft_128k_d1_mix.jsonl
-fi
+mix sft_128k_d1 10 131054 131055 130990 130900
 synth $W/sft_val_128k_d1.jsonl 2 91 131054 1
 
 timed "pretrain" $INFINI train configs/passkey/pretrain.yaml run.threads=$THREADS
