@@ -80,24 +80,27 @@ torch::Tensor DecoderImpl::trunk(const torch::Tensor& tokens, const StreamState&
   return norm(blocks_from(tokens, before, nullptr));
 }
 
-void DecoderImpl::advance(StreamState& state, const torch::Tensor& tokens) {
-  TORCH_CHECK(tokens.size(-1) % cfg_.segment_len == 0, "Decoder::advance takes whole segments of ",
-              cfg_.segment_len, " tokens, got ", tokens.size(-1));
-  std::vector<torch::Tensor> after;
-  blocks_from(tokens, state, &after);
-  for (size_t i = 0; i < blocks.size(); ++i) {
-    LayerStreamState& l = state.layers[i];
-    if (!l.M.defined()) continue;
-    const int64_t Dv = l.M.size(-1);
-    l.M = after[i].narrow(-1, 0, Dv).contiguous();
-    l.z = after[i].select(-1, Dv).contiguous();
+void DecoderImpl::advance(StreamState& state, const torch::Tensor& tokens, int64_t chunk_segments) {
+  const int64_t T = tokens.size(-1), N = cfg_.segment_len;
+  TORCH_CHECK(T % N == 0, "Decoder::advance takes whole segments of ", N, " tokens, got ", T);
+  TORCH_CHECK(chunk_segments >= 1, "Decoder::advance: chunk_segments must be >= 1");
+  for (int64_t at = 0; at < T; at += chunk_segments * N) {
+    const int64_t L = std::min(chunk_segments * N, T - at);
+    std::vector<torch::Tensor> after;
+    blocks_from(tokens.narrow(1, at, L), state, &after);
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      LayerStreamState& l = state.layers[i];
+      if (!l.M.defined()) continue;
+      const int64_t Dv = l.M.size(-1);
+      l.M = after[i].narrow(-1, 0, Dv).contiguous();
+      l.z = after[i].select(-1, Dv).contiguous();
+    }
+    state.tokens_seen += L;
   }
-  state.tokens_seen += tokens.size(1);
 }
 
 torch::Tensor DecoderImpl::read_prompt(StreamState& state, const torch::Tensor& tokens, int64_t chunk_segments) {
   TORCH_CHECK(tokens.dim() == 2 && tokens.size(1) >= 1, "read_prompt expects tokens (B, T>=1), got ", tokens.sizes());
-  TORCH_CHECK(chunk_segments >= 1, "read_prompt: chunk_segments must be >= 1");
   const int64_t T = tokens.size(1), N = cfg_.segment_len;
   int64_t at = 0;
   torch::Tensor h;
@@ -105,9 +108,9 @@ torch::Tensor DecoderImpl::read_prompt(StreamState& state, const torch::Tensor& 
     at = std::min(T, N - state.position());
     h = trunk_stream(state, tokens.narrow(1, 0, at));
   }
-  while (T - at > N) {  // whole segments, keeping at least one token for the end
-    const int64_t whole = std::min((T - at - 1) / N, chunk_segments) * N;
-    advance(state, tokens.narrow(1, at, whole));
+  const int64_t whole = (T - at - 1) / N * N;  // whole segments, keeping at least one token for the end
+  if (whole > 0) {
+    advance(state, tokens.narrow(1, at, whole), chunk_segments);
     at += whole;
   }
   if (at < T) h = trunk_stream(state, tokens.narrow(1, at, T - at));

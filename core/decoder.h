@@ -40,9 +40,10 @@ struct DecoderImpl : torch::nn::Module {
   // as chunks of 64 and no more resident memory than streaming one segment at a time.
   torch::Tensor read_prompt(StreamState& state, const torch::Tensor& tokens, int64_t chunk_segments = 4);
   // Moves `state` (on a segment boundary) past `tokens`, whole segments only, with the parallel
-  // path: the memory trunk_stream would leave, from a few large matmuls instead of one small pass
-  // per segment. For prompts and loss-free prefixes: call under NoGradGuard/InferenceMode.
-  void advance(StreamState& state, const torch::Tensor& tokens);
+  // path in chunks of `chunk_segments`: the memory trunk_stream would leave, from a few large
+  // matmuls instead of one small pass per segment, with one chunk's activations alive.
+  // For prompts and loss-free prefixes: call under NoGradGuard/InferenceMode.
+  void advance(StreamState& state, const torch::Tensor& tokens, int64_t chunk_segments = 4);
   torch::Tensor head(const torch::Tensor& hidden);    // (B, T, D) -> logits (B, T, V) or scores (B, T), fp32
 
   // Streaming path: tokens (B, t), t >= 1, any split of the sequence; returns what forward() gives

@@ -101,8 +101,7 @@ LossOutput lm_loss(Decoder& model, const Batch& b) {
       torch::NoGradGuard g;
       // 64 segments a chunk: bounded activations (~0.5 GB at any length on the demo model) and
       // matmuls large enough for several threads (2 threads: ~1.6x the speed of 4-segment chunks).
-      const int64_t chunk = 64 * model->config().segment_len;
-      for (int64_t at = 0; at < P; at += chunk) model->advance(st, b.tokens.narrow(1, at, std::min(chunk, P - at)));
+      model->advance(st, b.tokens.narrow(1, 0, P), 64);
     }
     hidden = model->trunk(b.tokens.narrow(1, P, b.tokens.size(1) - P), st);
   }
