@@ -27,8 +27,8 @@ struct DecoderImpl : torch::nn::Module {
   // lm: logits (B, T, V) fp32; scalar: (B, T) fp32.
   torch::Tensor forward(const torch::Tensor& tokens);
   torch::Tensor trunk(const torch::Tensor& tokens);  // (B, T, D) hidden after the final norm
-  // The same for tokens that continue a sequence whose first whole segments went through
-  // trunk_stream into `before` (before.position() == 0): equals trunk(whole sequence) at those
+  // The same for tokens that continue a sequence whose first whole segments went into `before`
+  // (trunk_stream or advance; before.position() == 0): equals trunk(whole sequence) at those
   // positions. The memory taken from `before` carries no gradient, so with memory.gradient: detach
   // this is exactly what training on the whole sequence would give for losses on these positions.
   torch::Tensor trunk(const torch::Tensor& tokens, const StreamState& before);
@@ -36,8 +36,8 @@ struct DecoderImpl : torch::nn::Module {
   // hidden state at its last position (B, 1, D), as trunk_stream would: the segment in progress is
   // finished by streaming, whole segments then advance the memory in parallel chunks of
   // `chunk_segments`, and the rest (at least the last token) is streamed. Activations stay bounded
-  // by one chunk whatever T is. Inference only. 4 segments: on the demo model (segment 128) as fast
-  // as chunks of 64 and no more resident memory than streaming one segment at a time.
+  // by one chunk whatever T is. Inference only. 4 segments: on the demo model (segment 128, one
+  // thread) as fast as chunks of 64 and no more resident memory than one segment at a time.
   torch::Tensor read_prompt(StreamState& state, const torch::Tensor& tokens, int64_t chunk_segments = 4);
   // Moves `state` (on a segment boundary) past `tokens`, whole segments only, with the parallel
   // path in chunks of `chunk_segments`: the memory trunk_stream would leave, from a few large
