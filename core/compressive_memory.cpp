@@ -2,7 +2,6 @@
 // tensors and run these outside autocast; M and z never see bf16.
 #include "core/compressive_memory.h"
 
-#include <optional>
 #include <vector>
 
 namespace infini {
@@ -40,11 +39,11 @@ torch::Tensor memory_pack(const torch::Tensor& M, const torch::Tensor& z) {
   return torch::cat({M, z.unsqueeze(-1)}, -1);
 }
 
-torch::Tensor memory_prefix_packed(const torch::Tensor& sk, const torch::Tensor& v, MemoryUpdate rule,
-                                   MemoryGradient gradient, double eps, const torch::Tensor& init) {
+namespace {
+
+torch::Tensor prefix_states(const torch::Tensor& sk, const torch::Tensor& v, MemoryUpdate rule, double eps,
+                            const torch::Tensor& init) {
   const int64_t S = sk.size(1);
-  std::optional<torch::NoGradGuard> no_grad;
-  if (gradient == MemoryGradient::detach) no_grad.emplace();
   auto with_ones = [](const torch::Tensor& t) { return torch::constant_pad_nd(t, {0, 1}, 1.0); };  // [t | 1]
 
   if (rule == MemoryUpdate::linear) {
@@ -65,6 +64,27 @@ torch::Tensor memory_prefix_packed(const torch::Tensor& sk, const torch::Tensor&
     states.push_back(Mz);
   }
   return torch::stack(states, 1);
+}
+
+}  // namespace
+
+torch::Tensor memory_prefix_packed(const torch::Tensor& sk, const torch::Tensor& v, MemoryUpdate rule,
+                                   MemoryGradient gradient, double eps, const torch::Tensor& init) {
+  if (gradient == MemoryGradient::bptt) return prefix_states(sk, v, rule, eps, init);
+  torch::Tensor states;
+  {
+    torch::NoGradGuard no_grad;
+    states = prefix_states(sk, v, rule, eps, init);
+  }
+  // detach, from an `init` that carries gradient: every state passes it on unchanged (value + 0).
+  if (init.defined() && init.requires_grad()) states = states + (init - init.detach()).unsqueeze(1);
+  return states;
+}
+
+torch::Tensor memory_writes_packed(const torch::Tensor& sk, const torch::Tensor& v, const torch::Tensor& Mz,
+                                   MemoryUpdate rule, double eps) {
+  torch::Tensor before = Mz.detach();
+  return (memory_update_packed(sk, v, before, rule, eps) - before).sum(1);
 }
 
 MemoryState memory_prefix_states(const torch::Tensor& sk, const torch::Tensor& v, MemoryUpdate rule,

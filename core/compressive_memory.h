@@ -37,9 +37,18 @@ MemoryState memory_prefix_states(const torch::Tensor& sk, const torch::Tensor& v
 // The same states packed as Mz = [M | z] (B, S, Hkv, Dk, Dv + 1): z is what M would be for a
 // value column of ones, so one product updates both and one product reads both.
 // `init` (B, Hkv, Dk, Dv + 1) is the state before segment 0 (undefined: zero memory), so a
-// sequence can start where an earlier pass over its first segments left the memory.
+// sequence can start where an earlier pass over its first segments left the memory. Under detach
+// a gradient-carrying `init` reaches every state as the identity (the increments carry none).
 torch::Tensor memory_prefix_packed(const torch::Tensor& sk, const torch::Tensor& v, MemoryUpdate rule,
                                    MemoryGradient gradient, double eps, const torch::Tensor& init = {});
+
+// What each of S segments' write adds to the packed memory, taken from the state before it held
+// fixed, summed over the segments: sum_s update(sk_s, v_s, sg(Mz_s)) - sg(Mz_s). sk (B, S, Hkv, N, Dk),
+// v (B, S, Hkv, N, Dv), Mz (B, S, Hkv, Dk, Dv + 1) the states before each segment -> (B, Hkv, Dk, Dv + 1),
+// with gradient to sk and v only. Under the linear rule the memory is the sum of these writes, so
+// d(memory later)/d(writes) = I; under delta that identity is the straight-through approximation.
+torch::Tensor memory_writes_packed(const torch::Tensor& sk, const torch::Tensor& v, const torch::Tensor& Mz,
+                                   MemoryUpdate rule, double eps);
 
 // Folds one segment into a packed state: memory_update on Mz = [M | z]. sk (..., N, Dk),
 // v (..., N, Dv), Mz (..., Dk, Dv + 1) -> the packed state after the segment.

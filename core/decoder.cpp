@@ -58,7 +58,7 @@ torch::Tensor DecoderImpl::trunk(const torch::Tensor& tokens) {
 }
 
 torch::Tensor DecoderImpl::blocks_from(const torch::Tensor& tokens, const StreamState& before,
-                                       std::vector<torch::Tensor>* after) {
+                                       std::vector<torch::Tensor>* after, std::vector<torch::Tensor>* writes) {
   TORCH_CHECK(tokens.dim() == 2, "Decoder expects tokens (B, T), got ", tokens.sizes());
   TORCH_CHECK(tokens.size(0) == before.batch && before.layers.size() == blocks.size() &&
                   before.segment_len == cfg_.segment_len,
@@ -69,15 +69,28 @@ torch::Tensor DecoderImpl::blocks_from(const torch::Tensor& tokens, const Stream
   torch::Tensor x = tok_embeddings(tokens);  // (B, T, D)
   for (size_t i = 0; i < blocks.size(); ++i) {
     const LayerStreamState& l = before.layers[i];
-    torch::Tensor mem0 = l.M.defined() ? memory_pack(l.M, l.z).detach() : torch::Tensor();
+    const bool mem = l.M.defined();
+    torch::Tensor mem0 = mem ? memory_pack(l.M, l.z) : torch::Tensor();
     if (after) after->emplace_back();
-    x = blocks[i](x, mem0, after && l.M.defined() ? &after->back() : nullptr);
+    if (writes) writes->emplace_back();
+    x = blocks[i](x, mem0, after && mem ? &after->back() : nullptr, writes && mem ? &writes->back() : nullptr);
   }
   return x;
 }
 
 torch::Tensor DecoderImpl::trunk(const torch::Tensor& tokens, const StreamState& before) {
   return norm(blocks_from(tokens, before, nullptr));
+}
+
+void DecoderImpl::take_memory(StreamState& state, const std::vector<torch::Tensor>& after, int64_t L) const {
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    LayerStreamState& l = state.layers[i];
+    if (!l.M.defined()) continue;
+    const int64_t Dv = l.M.size(-1);
+    l.M = after[i].narrow(-1, 0, Dv).detach().contiguous();
+    l.z = after[i].select(-1, Dv).detach().contiguous();
+  }
+  state.tokens_seen += L;
 }
 
 void DecoderImpl::advance(StreamState& state, const torch::Tensor& tokens, int64_t chunk_segments) {
@@ -88,15 +101,17 @@ void DecoderImpl::advance(StreamState& state, const torch::Tensor& tokens, int64
     const int64_t L = std::min(chunk_segments * N, T - at);
     std::vector<torch::Tensor> after;
     blocks_from(tokens.narrow(1, at, L), state, &after);
-    for (size_t i = 0; i < blocks.size(); ++i) {
-      LayerStreamState& l = state.layers[i];
-      if (!l.M.defined()) continue;
-      const int64_t Dv = l.M.size(-1);
-      l.M = after[i].narrow(-1, 0, Dv).contiguous();
-      l.z = after[i].select(-1, Dv).contiguous();
-    }
-    state.tokens_seen += L;
+    take_memory(state, after, L);
   }
+}
+
+std::vector<torch::Tensor> DecoderImpl::memory_writes(StreamState& state, const torch::Tensor& tokens) {
+  const int64_t T = tokens.size(-1), N = cfg_.segment_len;
+  TORCH_CHECK(T % N == 0, "Decoder::memory_writes takes whole segments of ", N, " tokens, got ", T);
+  std::vector<torch::Tensor> after, writes;
+  blocks_from(tokens, state, &after, &writes);
+  take_memory(state, after, T);
+  return writes;
 }
 
 torch::Tensor DecoderImpl::read_prompt(StreamState& state, const torch::Tensor& tokens, int64_t chunk_segments) {

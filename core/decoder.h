@@ -30,7 +30,8 @@ struct DecoderImpl : torch::nn::Module {
   // The same for tokens that continue a sequence whose first whole segments went into `before`
   // (trunk_stream or advance; before.position() == 0): equals trunk(whole sequence) at those
   // positions. The memory taken from `before` carries no gradient, so with memory.gradient: detach
-  // this is exactly what training on the whole sequence would give for losses on these positions.
+  // this is exactly what training on the whole sequence would give for losses on these positions;
+  // unless its M and z require grad (leaves the caller made), which then receive dloss/dmemory.
   torch::Tensor trunk(const torch::Tensor& tokens, const StreamState& before);
   // Feeds a prompt `tokens` (B, T >= 1) through `state` (at any position) and returns the final
   // hidden state at its last position (B, 1, D), as trunk_stream would: the segment in progress is
@@ -44,6 +45,12 @@ struct DecoderImpl : torch::nn::Module {
   // matmuls instead of one small pass per segment, with one chunk's activations alive.
   // For prompts and loss-free prefixes: call under NoGradGuard/InferenceMode.
   void advance(StreamState& state, const torch::Tensor& tokens, int64_t chunk_segments = 4);
+  // For training with memory.gradient: detach: runs `tokens` (whole segments) from `state` with
+  // gradient, moves `state` past them like advance, and returns per layer (undefined without
+  // memory) the sum over the segments of what each one wrote into the packed memory [M | z]
+  // (memory_writes_packed): backward of <dloss/dmemory, writes> gives those writes the gradient a
+  // loss later in the sequence puts on the memory, each write taken from the memory before it.
+  std::vector<torch::Tensor> memory_writes(StreamState& state, const torch::Tensor& tokens);
   torch::Tensor head(const torch::Tensor& hidden);    // (B, T, D) -> logits (B, T, V) or scores (B, T), fp32
 
   // Streaming path: tokens (B, t), t >= 1, any split of the sequence; returns what forward() gives
@@ -68,8 +75,12 @@ struct DecoderImpl : torch::nn::Module {
  private:
   void init_weights();
   // The blocks over `tokens` starting from `before`'s memory; fills `after` (one packed [M | z] per
-  // layer) when given. Returns the last block's output (before the final norm).
-  torch::Tensor blocks_from(const torch::Tensor& tokens, const StreamState& before, std::vector<torch::Tensor>* after);
+  // layer) and `writes` (memory_writes_packed per layer) when given. Returns the last block's
+  // output (before the final norm).
+  torch::Tensor blocks_from(const torch::Tensor& tokens, const StreamState& before, std::vector<torch::Tensor>* after,
+                            std::vector<torch::Tensor>* writes = nullptr);
+  // Moves `state` past L tokens whose memory after is `after` (one packed state per layer).
+  void take_memory(StreamState& state, const std::vector<torch::Tensor>& after, int64_t L) const;
   ModelConfig cfg_;
   Head head_;
 };

@@ -11,8 +11,9 @@ DecoderBlockImpl::DecoderBlockImpl(const ModelConfig& cfg) {
   feed_forward = register_module("feed_forward", FeedForward(cfg.d_model, cfg.ffn_dim()));
 }
 
-torch::Tensor DecoderBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& mem0, torch::Tensor* mem_after) {
-  torch::Tensor h = x + attention(attention_norm(x), mem0, mem_after);
+torch::Tensor DecoderBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& mem0, torch::Tensor* mem_after,
+                                        torch::Tensor* writes) {
+  torch::Tensor h = x + attention(attention_norm(x), mem0, mem_after, writes);
   return h + feed_forward(ffn_norm(h));
 }
 

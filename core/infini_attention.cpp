@@ -47,12 +47,13 @@ InfiniAttentionImpl::InfiniAttentionImpl(const ModelConfig& c) : cfg(c) {
   if (cfg.memory.enabled) gate = register_parameter("gate", torch::full({H}, cfg.gate_init, torch::kFloat));
 }
 
-torch::Tensor InfiniAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& mem0, torch::Tensor* mem_after) {
-  return forward_parts(x, false, mem0, mem_after).out;
+torch::Tensor InfiniAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& mem0, torch::Tensor* mem_after,
+                                          torch::Tensor* writes) {
+  return forward_parts(x, false, mem0, mem_after, writes).out;
 }
 
 AttentionParts InfiniAttentionImpl::forward_parts(const torch::Tensor& x, bool keep_parts, const torch::Tensor& mem0,
-                                                  torch::Tensor* mem_after) {
+                                                  torch::Tensor* mem_after, torch::Tensor* writes) {
   const int64_t B = x.size(0), T = x.size(1), N = cfg.segment_len;
   const int64_t H = cfg.n_heads, Hkv = cfg.kv_heads(), G = H / Hkv, Dh = cfg.head_dim();
   const int64_t S = (T + N - 1) / N, P = S * N;
@@ -80,9 +81,12 @@ AttentionParts InfiniAttentionImpl::forward_parts(const torch::Tensor& x, bool k
     torch::Tensor Mz = memory_prefix_packed(sk, upcast(v), cfg.memory.update, cfg.memory.gradient,
                                             cfg.memory_eps, mem0);  // [M | z] before each segment
     a_mem = memory_read_packed(sq, Mz, cfg.memory_eps);  // (B, S, Hkv, G*N, Dh)
-    if (mem_after) {
+    if (mem_after || writes) {
       TORCH_CHECK(P == T, "InfiniAttention: the memory after a sequence needs whole segments, got ", T,
                   " tokens for segments of ", N);
+    }
+    if (writes) *writes = memory_writes_packed(sk, upcast(v), Mz, cfg.memory.update, cfg.memory_eps);
+    if (mem_after) {
       std::optional<torch::NoGradGuard> no_grad;
       if (cfg.memory.gradient == MemoryGradient::detach) no_grad.emplace();
       *mem_after = memory_update_packed(sk.select(1, S - 1), upcast(v.select(1, S - 1)), Mz.select(1, S - 1),

@@ -23,10 +23,13 @@ struct InfiniAttentionImpl : torch::nn::Module {
 
   // Training path, parallel over segments. x (B, T, D), any T -> (B, T, D). `mem0` is the packed
   // memory [M | z] (B, Hkv, Dh, Dh + 1) before x's first segment; undefined means empty memory.
-  // `mem_after`, when given, receives the packed memory after x's last segment (T whole segments).
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mem0 = {}, torch::Tensor* mem_after = nullptr);
+  // `mem_after`, when given, receives the packed memory after x's last segment (T whole segments);
+  // `writes` the sum of what each segment wrote into it (memory_writes_packed: the gradient of the
+  // writes alone, each from the memory before it held fixed).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mem0 = {}, torch::Tensor* mem_after = nullptr,
+                        torch::Tensor* writes = nullptr);
   AttentionParts forward_parts(const torch::Tensor& x, bool keep_parts, const torch::Tensor& mem0 = {},
-                               torch::Tensor* mem_after = nullptr);
+                               torch::Tensor* mem_after = nullptr, torch::Tensor* writes = nullptr);
   // Streaming: x (B, t, D) are the next t tokens; `pos` is the position of x[:, 0] inside its
   // segment. Splits at segment boundaries, appends to the cache and folds each completed segment
   // into (M, z). Meant for inference (call under NoGradGuard): the caches are written in place.

@@ -124,6 +124,11 @@ TEST(Config, OutOfRangeAndInconsistentValues) {
   EXPECT_EQ(error_of("stage: finetune\n"), "cfg.yaml:1: stage: expected pretrain, sft, reward or ppo, found 'finetune'");
   EXPECT_EQ(error_of("stage: pretrain\nmodel: {n_heads: 4, n_kv_heads: 3}\n"),
             "cfg.yaml:2: model.n_heads (4) must be divisible by model.n_kv_heads (3)");
+  EXPECT_EQ(error_of("stage: sft\ntrain: {prefix_gradient: all}\n"),
+            "cfg.yaml:2: train.prefix_gradient: expected none or writes, found 'all'");
+  EXPECT_EQ(error_of("stage: sft\ntrain: {prefix_gradient: writes}\n"),
+            "cfg.yaml:2: train.prefix_gradient: writes needs model.memory with enabled: true and gradient: detach, "
+            "found enabled: true, gradient: bptt");
 }
 
 TEST(Config, MissingRequiredKey) {

@@ -286,6 +286,92 @@ TEST(Trainer, DetachedMemoryLossSkipsTheLossFreePrefixExactly) {
   }
 }
 
+namespace {
+
+// Parameter gradients after `loss`'s backward and, when set, its backward_more.
+std::vector<torch::Tensor> loss_grads(infini::Decoder& m, const infini::LossOutput& out) {
+  m->zero_grad();
+  out.loss.backward();
+  if (out.backward_more) out.backward_more();
+  std::vector<torch::Tensor> g;
+  for (auto& p : m->parameters()) g.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
+  return g;
+}
+
+double max_diff(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+  double d = 0;
+  for (size_t i = 0; i < a.size(); ++i) d = std::max(d, (a[i] - b[i]).abs().max().item<double>());
+  return d;
+}
+
+}  // namespace
+
+TEST(Trainer, PrefixWritesIsBpttForOneLayerUnderTheLinearRule) {
+  // One layer, linear rule, every counted target in the last segment: the memory that segment
+  // reads is the sum of the earlier segments' writes, each a function of its own tokens only, so
+  // bptt's gradient is exactly the tail's plus <dloss/dmemory, writes> - what prefix writes adds.
+  auto make = [](infini::MemoryGradient gradient) {
+    infini::ModelConfig c = infini::test::small_config(infini::MemoryUpdate::linear, gradient);
+    c.n_layers = 1;
+    torch::manual_seed(21);
+    infini::Decoder m(c);
+    torch::NoGradGuard ng;
+    for (auto& b : m->blocks) b->attention->gate.normal_(0, 1);
+    return m;
+  };
+  infini::Decoder detached = make(infini::MemoryGradient::detach), bptt = make(infini::MemoryGradient::bptt);
+  infini::Batch b;
+  b.tokens = torch::randint(0, 40, {2, 44}, torch::kLong);
+  b.loss_mask = torch::zeros({2, 44});
+  b.loss_mask.index_put_({0, torch::indexing::Slice(41, 44)}, 1.0);  // rows 40-42: segment 5
+  b.loss_mask.index_put_({1, torch::indexing::Slice(42, 44)}, 1.0);
+  ASSERT_EQ(infini::loss_free_prefix(detached->config(), b.loss_mask), 40);
+
+  auto [whole, count] = infini::masked_lm_loss(bptt->trunk(b.tokens), bptt->lm_head_weight(), b.tokens, b.loss_mask);
+  infini::LossOutput ref;
+  ref.loss = whole;
+  const auto g_bptt = loss_grads(bptt, ref);
+  const auto g_detach = loss_grads(detached, infini::lm_loss(detached, b));
+  EXPECT_GT(max_diff(g_bptt, g_detach), 1e-3);  // the writes' gradient is not small here
+  for (int64_t chunk : {1, 2, 16}) {
+    infini::LossOutput out = infini::lm_loss_prefix_writes(detached, b, chunk);
+    ASSERT_TRUE(static_cast<bool>(out.backward_more));
+    EXPECT_EQ(count, 5);
+    EXPECT_NEAR(out.loss.item<double>(), whole.item<double>(), 1e-5);
+    EXPECT_LE(max_diff(loss_grads(detached, out), g_bptt), 1e-5) << "chunk " << chunk;
+  }
+}
+
+TEST(Trainer, PrefixWritesAnyChunkingSameLossAndNothingWithoutAPrefix) {
+  // Two layers, delta rule: each segment's write is taken from the memory before it, so how the
+  // prefix is chunked does not matter; the loss is lm_loss's; no prefix -> plain lm_loss.
+  infini::Decoder m = infini::test::small_model(infini::MemoryUpdate::delta, 12, infini::MemoryGradient::detach);
+  infini::Batch b;
+  b.tokens = torch::randint(0, 40, {2, 45}, torch::kLong);
+  b.loss_mask = torch::zeros({2, 45});
+  b.loss_mask.index_put_({0, torch::indexing::Slice(30, 45)}, 1.0);  // prefix: segments 0-2
+  b.loss_mask.index_put_({1, torch::indexing::Slice(35, 40)}, 1.0);
+  const infini::LossOutput plain = infini::lm_loss(m, b);
+  const auto g_plain = loss_grads(m, plain);
+  const auto g1 = loss_grads(m, infini::lm_loss_prefix_writes(m, b, 1));
+  for (int64_t chunk : {2, 3, 16}) {
+    infini::LossOutput out = infini::lm_loss_prefix_writes(m, b, chunk);
+    EXPECT_NEAR(out.loss.item<double>(), plain.loss.item<double>(), 1e-6);
+    EXPECT_LE(max_diff(loss_grads(m, out), g1), 1e-6) << "chunk " << chunk;
+  }
+  EXPECT_GT(max_diff(g1, g_plain), 1e-4);  // the prefix's writes did learn something
+
+  b.loss_mask.fill_(1.0);  // counted from the start: no prefix, nothing more to do
+  infini::LossOutput out = infini::lm_loss_prefix_writes(m, b);
+  EXPECT_FALSE(static_cast<bool>(out.backward_more));
+  {
+    torch::NoGradGuard ng;  // evaluation: nothing to backpropagate
+    b.loss_mask.zero_();
+    b.loss_mask.index_put_({torch::indexing::Slice(), torch::indexing::Slice(40, 45)}, 1.0);
+    EXPECT_FALSE(static_cast<bool>(infini::lm_loss_prefix_writes(m, b).backward_more));
+  }
+}
+
 TEST(Trainer, FusedLmHeadLossEqualsUnfusedHead) {
   // Loss and both gradients equal log_softmax over the full logits (fp64), for any chunking.
   torch::manual_seed(3);

@@ -313,6 +313,11 @@ void validate_values(const Config& c) {
         fmt::format("train.on_nonfinite: expected stop or skip, found '{}'", c.train.on_nonfinite));
   check(c.train.peak_flops >= 0, fmt::format("train.peak_flops: expected >= 0, found {}", c.train.peak_flops));
   check(c.train.stop_after >= 0, fmt::format("train.stop_after: expected >= 0, found {}", c.train.stop_after));
+  check(one_of(c.train.prefix_gradient, {"none", "writes"}),
+        fmt::format("train.prefix_gradient: expected none or writes, found '{}'", c.train.prefix_gradient));
+  check(c.train.prefix_gradient == "none" || (c.model.memory.enabled && c.model.memory.gradient == MemoryGradient::detach),
+        fmt::format("train.prefix_gradient: writes needs model.memory with enabled: true and gradient: detach, "
+                    "found enabled: {}, gradient: {}", c.model.memory.enabled, to_string(c.model.memory.gradient)));
   check(c.checkpoint.every >= 0, fmt::format("checkpoint.every: expected >= 0, found {}", c.checkpoint.every));
   check(c.checkpoint.keep_last >= 0,
         fmt::format("checkpoint.keep_last: expected >= 0, found {}", c.checkpoint.keep_last));

@@ -48,6 +48,11 @@ struct TrainConfig {
   double peak_flops = 0.0;         // FLOP/s for MFU; 0 = not reported
   int64_t stop_after = 0;          // end this invocation after N steps, checkpointed (the schedule
                                    // still runs to max_steps); 0 = run to max_steps
+  std::string prefix_gradient = "none";  // with model.memory.gradient: detach, what the segments
+                                   // before a record's first counted target learn: none (they only
+                                   // carry the memory forward) | writes (their memory writes also
+                                   // get the gradient the loss puts on the memory it reads; ~4x that
+                                   // prefix's cost, memory still bounded; train/trainer.h, lm_loss)
 };
 
 struct CheckpointConfig {
@@ -145,6 +150,7 @@ template <class V> void visit_fields(TrainConfig& c, V& v) {
   v("on_nonfinite", c.on_nonfinite, "stop | skip");
   v("peak_flops", c.peak_flops, "peak FLOP/s for MFU; 0 = off");
   v("stop_after", c.stop_after, "end this invocation after N steps; 0 = off");
+  v("prefix_gradient", c.prefix_gradient, "none | writes (detached memory: train the prefix's writes)");
 }
 template <class V> void visit_fields(CheckpointConfig& c, V& v) {
   v("every", c.every, "checkpoint every K steps; 0 = at the end");

@@ -6,7 +6,7 @@
 namespace infini {
 
 StageSpec pretrain_stage();
-StageSpec sft_stage();
+StageSpec sft_stage(const TrainConfig& tc);  // tc.prefix_gradient picks the loss
 StageSpec reward_stage(const RewardConfig& rc);
 
 }  // namespace infini

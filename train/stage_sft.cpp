@@ -4,12 +4,16 @@
 
 namespace infini {
 
-StageSpec sft_stage() {
+StageSpec sft_stage(const TrainConfig& tc) {
   StageSpec s;
   s.name = "sft";
   s.head = Head::lm;
   s.needs_tokenizer = true;
-  s.loss = lm_loss;
+  if (tc.prefix_gradient == "writes") {
+    s.loss = [](Decoder& m, const Batch& b) { return lm_loss_prefix_writes(m, b); };
+  } else {
+    s.loss = lm_loss;
+  }
   return s;
 }
 

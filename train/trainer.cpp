@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/compat.h"
+#include "core/compressive_memory.h"
 #include "core/error.h"
 #include "core/flops.h"
 #include "data/loader.h"
@@ -88,20 +89,30 @@ int64_t loss_free_prefix(const ModelConfig& mc, const torch::Tensor& loss_mask) 
   return first_row / N * N;  // < T - 1: the tail keeps every counted row
 }
 
-LossOutput lm_loss(Decoder& model, const Batch& b) {
+namespace {
+
+LossOutput lm_loss_impl(Decoder& model, const Batch& b, bool prefix_writes, int64_t chunk_segments) {
   const int64_t P = loss_free_prefix(model->config(), b.loss_mask);
+  const bool writes = prefix_writes && P > 0 && torch::GradMode::is_enabled();
   torch::Tensor hidden;
+  StreamState st = model->new_state(b.tokens.size(0));
   if (P == 0) {
     hidden = model->trunk(b.tokens);
   } else {
     // Detached memory: the whole segments before the first counted target get no gradient, so
     // they only advance the memory (no activations kept) and the rest starts from it.
-    StreamState st = model->new_state(b.tokens.size(0));
     {
       torch::NoGradGuard g;
       // 64 segments a chunk: bounded activations (~0.5 GB at any length on the demo model) and
       // matmuls large enough for several threads (2 threads: ~1.6x the speed of 4-segment chunks).
       model->advance(st, b.tokens.narrow(1, 0, P), 64);
+    }
+    if (writes) {
+      for (auto& l : st.layers) {
+        if (!l.M.defined()) continue;
+        l.M.requires_grad_(true);
+        l.z.requires_grad_(true);
+      }
     }
     hidden = model->trunk(b.tokens.narrow(1, P, b.tokens.size(1) - P), st);
   }
@@ -111,7 +122,43 @@ LossOutput lm_loss(Decoder& model, const Batch& b) {
   LossOutput out;
   out.loss = loss;
   out.weight = static_cast<double>(count);
+  if (writes) {
+    const torch::Tensor prefix = b.tokens.narrow(1, 0, P);
+    const int64_t N = model->config().segment_len, B = b.tokens.size(0);
+    out.backward_more = [model, prefix, layers = st.layers, N, B, chunk_segments]() mutable {
+      std::vector<torch::Tensor> g;  // dloss/d[M | z] per layer, zeros where none arrived
+      for (const auto& l : layers) {
+        if (!l.M.defined()) {
+          g.emplace_back();
+          continue;
+        }
+        auto grad_or_zero = [](const torch::Tensor& t) { return t.grad().defined() ? t.grad() : torch::zeros_like(t); };
+        g.push_back(memory_pack(grad_or_zero(l.M), grad_or_zero(l.z)));
+      }
+      StreamState s = model->new_state(B);
+      const int64_t T = prefix.size(1);
+      for (int64_t at = 0; at < T; at += chunk_segments * N) {
+        const int64_t L = std::min(chunk_segments * N, T - at);
+        std::vector<torch::Tensor> w = model->memory_writes(s, prefix.narrow(1, at, L));
+        torch::Tensor objective;
+        for (size_t i = 0; i < w.size(); ++i) {
+          if (!w[i].defined()) continue;
+          torch::Tensor term = (w[i] * g[i]).sum();
+          objective = objective.defined() ? objective + term : term;
+        }
+        if (objective.defined() && objective.requires_grad()) objective.backward();
+      }
+    };
+  }
   return out;
+}
+
+}  // namespace
+
+LossOutput lm_loss(Decoder& model, const Batch& b) { return lm_loss_impl(model, b, false, 0); }
+
+LossOutput lm_loss_prefix_writes(Decoder& model, const Batch& b, int64_t chunk_segments) {
+  return lm_loss_impl(model, b, true, chunk_segments);
 }
 
 int run_trainer(const Config& cfg, const StageSpec& spec) {
@@ -266,6 +313,10 @@ int run_trainer(const Config& cfg, const StageSpec& spec) {
       const double lv = out.loss.item<double>();
       if (!std::isfinite(lv)) finite = false;
       (out.loss / static_cast<double>(cfg.train.grad_accum)).backward();
+      if (out.backward_more) {
+        compat::AutocastGuard ac(rt.bf16, rt.device.type());
+        out.backward_more();
+      }
       window_model_s += seconds_since(t0);
       avg.add(out, lv);
       step_tokens += static_cast<double>(b.num_tokens());

@@ -16,6 +16,10 @@ struct LossOutput {
   torch::Tensor loss;                     // scalar fp32, mean over what `weight` counts
   double weight = 1.0;                    // tokens (or pairs) the mean is over, for weighted averages
   std::map<std::string, double> metrics;  // extras averaged with the same weight (e.g. accuracy)
+  // When set, the loop calls it (under the same autocast) right after loss.backward(): gradient
+  // that needs the loss's own gradients first (lm_loss with prefix writes). It accumulates into the
+  // parameters' .grad with the loss's scale.
+  std::function<void()> backward_more;
 };
 
 struct StageSpec {
@@ -52,5 +56,15 @@ int64_t loss_free_prefix(const ModelConfig& mc, const torch::Tensor& loss_mask);
 // runs from that memory: the same loss and gradients, so a long SFT record costs about one forward
 // pass plus its last segments' backward.
 LossOutput lm_loss(Decoder& model, const Batch& b);
+// The same with train.prefix_gradient: writes. The memory the rest starts from is a leaf that
+// requires grad, so backward leaves dloss/d[M | z] on it per layer; backward_more then runs the
+// prefix again in chunks of `chunk_segments` with gradient (Decoder::memory_writes) and backpropagates
+// <dloss/d[M | z], sum of the chunk's writes>: every earlier segment's write gets the gradient the
+// loss puts on the memory, each taken from the memory before it (no gradient through reads across
+// segments). With one layer and update: linear this is exactly bptt's gradient for losses in the
+// rest's first segment; under delta it treats d(memory later)/d(write) as the identity.
+// Activations stay bounded by one chunk; the prefix costs a forward-only pass plus a forward and
+// backward.
+LossOutput lm_loss_prefix_writes(Decoder& model, const Batch& b, int64_t chunk_segments = 16);
 
 }  // namespace infini
