@@ -171,6 +171,46 @@ TEST(EvalPasskey, CliWritesEveryCase) {
   EXPECT_EQ(seen.size(), 6u);
   for (const auto& [k, n] : seen) EXPECT_EQ(n, 2);
   EXPECT_GT(j["peak_rss_kb"].get<int64_t>(), 1000);
+  EXPECT_EQ(j["workers"].get<int>(), 1);
+
+  // Three cases at once: the same cases, in the same order, with the same answers.
+  const std::string out3 = test::scratch_dir("eval_passkey_cli3") + "/passkey.json";
+  r = test::run_infini("eval passkey --checkpoint " + t.dir + "/step --lengths 400,1k --depths 0,0.5,1 --trials 2 "
+                       "--digits 4 --seed 5 --threads 3 --out " + out3);
+  ASSERT_EQ(r.code, 0) << r.output;
+  nlohmann::json j3 = nlohmann::json::parse(test::read_text(out3));
+  EXPECT_EQ(j3["workers"].get<int>(), 3);
+  ASSERT_EQ(j3["cases"].size(), j["cases"].size());
+  for (size_t i = 0; i < j["cases"].size(); ++i) {
+    for (const char* k : {"length", "depth", "trial", "key", "answer", "correct", "key_position"})
+      EXPECT_EQ(j3["cases"][i][k], j["cases"][i][k]) << "case " << i << " " << k;
+  }
+}
+
+TEST(EvalPasskey, AFailingCaseStopsTheWorkersAndIsRethrown) {
+  TinyEval t = tiny_eval();
+  Decoder m = load_model(t.model_file);
+  Tokenizer tok = Tokenizer::load(t.tokenizer);
+  const PasskeyBuilder good = passkey_builder(tok);
+  PasskeyBuilder bad = [&](int64_t length, double depth, int digits, uint64_t seed) {
+    if (length == 500 && depth == 0.5) throw Error("no prompt for this case");
+    return good(length, depth, digits, seed);
+  };
+  PasskeyOptions opt;
+  opt.lengths = {400, 500};
+  opt.digits = 4;
+  opt.trials = 2;
+  for (int workers : {1, 2, 4}) {
+    opt.workers = workers;
+    int seen = 0;
+    try {
+      run_passkey_eval(m, tok, bad, opt, [&](const PasskeyCaseResult&) { ++seen; });
+      ADD_FAILURE() << "expected the builder's error, workers " << workers;
+    } catch (const Error& e) {
+      EXPECT_STREQ(e.what(), "no prompt for this case");
+    }
+    EXPECT_LT(seen, 12) << "workers " << workers;
+  }
 }
 
 TEST(EvalPasskey, CliRejectsBadInput) {

@@ -32,7 +32,7 @@ void add_common(CLI::App* cmd, CommonArgs& a) {
   cmd->add_option("--checkpoint", a.checkpoint, "checkpoint: a step directory, a run directory or a model.safetensors");
   cmd->add_option("--tokenizer", a.tokenizer, "sentencepiece model (default: the one the checkpoint records)");
   cmd->add_option("--out", a.out, "write the results as JSON to this file");
-  cmd->add_option("--threads", a.threads, "intra-op threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--threads", a.threads, "threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--precision", a.precision, "fp32 | bf16 (autocast; memory stays fp32)")
       ->check(CLI::IsMember({"fp32", "bf16"}));
   cmd->add_option("--random-model", a.random_model,
@@ -47,8 +47,12 @@ struct LoadedModel {
   std::map<std::string, std::string> meta;
 };
 
+int resolved_threads(const CommonArgs& a) {
+  return a.threads > 0 ? a.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
 LoadedModel load_eval_model(const CommonArgs& a) {
-  compat::set_threads(a.threads > 0 ? a.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  compat::set_threads(resolved_threads(a));
   LoadedModel m;
   if (!a.random_model.empty()) {
     if (!a.checkpoint.empty()) throw Error("give either --checkpoint or --random-model, not both");
@@ -103,7 +107,8 @@ void add_passkey(CLI::App& eval) {
     bool chat = false;
   };
   auto a = std::make_shared<Args>();
-  CLI::App* cmd = eval.add_subcommand("passkey", "passkey retrieval at long context, streamed segment by segment");
+  CLI::App* cmd = eval.add_subcommand("passkey", "passkey retrieval at long context, streamed segment by segment "
+                                                  "(with --threads N, up to N cases run at once)");
   add_common(cmd, a->c);
   cmd->add_option("--lengths", a->lengths, "prompt lengths in tokens, e.g. 8k,32k,128k,1m (k = 1024, m = 1048576)")
       ->required();
@@ -124,9 +129,14 @@ void add_passkey(CLI::App& eval) {
       opt.bf16 = a->c.precision == "bf16";
       LoadedModel m = load_eval_model(a->c);
       Tokenizer tok = load_eval_tokenizer(a->c, m);
-      std::printf("passkey: %s, %zu lengths x %zu depths x %lld trials, %s, segment %lld\n", m.path.c_str(),
-                  opt.lengths.size(), opt.depths.size(), static_cast<long long>(opt.trials), a->c.precision.c_str(),
-                  static_cast<long long>(m.model->config().segment_len));
+      // The threads go to cases first (one intra-op thread each), any left over to each case's ops.
+      const int64_t n_cases = static_cast<int64_t>(opt.lengths.size() * opt.depths.size()) * opt.trials;
+      const int threads = resolved_threads(a->c);
+      opt.workers = static_cast<int>(std::min<int64_t>(threads, n_cases));
+      compat::set_threads(std::max(1, threads / opt.workers));
+      std::printf("passkey: %s, %zu lengths x %zu depths x %lld trials, %s, segment %lld, %d at once\n",
+                  m.path.c_str(), opt.lengths.size(), opt.depths.size(), static_cast<long long>(opt.trials),
+                  a->c.precision.c_str(), static_cast<long long>(m.model->config().segment_len), opt.workers);
       std::fflush(stdout);
       const ChatTemplate chat;
       auto results = run_passkey_eval(m.model, tok, passkey_builder(tok, a->chat ? &chat : nullptr), opt, [](const PasskeyCaseResult& r) {

@@ -7,9 +7,12 @@
 #include <cctype>
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <sstream>
+#include <thread>
 
 #include "core/compat.h"
 #include "core/error.h"
@@ -121,46 +124,84 @@ bool passkey_correct(const std::string& answer, const std::string& key) {
 std::vector<PasskeyCaseResult> run_passkey_eval(Decoder& model, const Tokenizer& tok, const PasskeyBuilder& build,
                                                 const PasskeyOptions& opt,
                                                 const std::function<void(const PasskeyCaseResult&)>& on_case) {
-  torch::InferenceMode guard;
+  TORCH_CHECK(opt.workers >= 1, "run_passkey_eval: workers must be >= 1");
   model->eval();
-  std::vector<PasskeyCaseResult> results;
-  for (size_t li = 0; li < opt.lengths.size(); ++li) {
-    for (size_t di = 0; di < opt.depths.size(); ++di) {
-      for (int64_t trial = 0; trial < opt.trials; ++trial) {
-        const uint64_t case_seed =
-            splitmix64(opt.seed ^ splitmix64((static_cast<uint64_t>(li) << 40) ^ (static_cast<uint64_t>(di) << 20) ^
-                                             static_cast<uint64_t>(trial)));
-        PasskeyCaseResult r;
-        r.length = opt.lengths[li];
-        r.depth = opt.depths[di];
-        r.trial = trial;
-        PasskeyPrompt p = build(r.length, r.depth, opt.digits, case_seed);
-        TORCH_CHECK(static_cast<int64_t>(p.ids.size()) == r.length, "passkey builder returned ", p.ids.size(),
-                    " tokens for a requested length of ", r.length);
-        for (int64_t id : p.ids) {
-          if (id < 0 || id >= model->config().vocab_size)
-            throw Error("passkey prompt holds token id " + std::to_string(id) + " but the model's vocab_size is " +
-                        std::to_string(model->config().vocab_size) + " (tokenizer and checkpoint do not match)");
-        }
-        r.key = p.key;
-        r.key_position = p.key_position;
+  struct Case {
+    size_t li, di;
+    int64_t trial;
+  };
+  std::vector<Case> cases;
+  for (size_t li = 0; li < opt.lengths.size(); ++li)
+    for (size_t di = 0; di < opt.depths.size(); ++di)
+      for (int64_t trial = 0; trial < opt.trials; ++trial) cases.push_back({li, di, trial});
 
-        const auto t0 = std::chrono::steady_clock::now();
-        StreamState state = model->new_state(1);
-        torch::Tensor logits = stream_prompt(model, state, p.ids, opt.bf16);
-        const double prompt_s = seconds_since(t0);
-        std::vector<int64_t> ans = greedy_tokens(model, state, logits, opt.digits + opt.extra_tokens, opt.bf16);
-        r.seconds = seconds_since(t0);
-        r.tokens_per_s = prompt_s > 0 ? static_cast<double>(r.length) / prompt_s : 0.0;
-        r.answer = tok.decode(std::vector<int>(ans.begin(), ans.end()));
-        r.correct = passkey_correct(r.answer, r.key);
-        p = PasskeyPrompt{};  // free the prompt before the next case is built
-        r.peak_rss_kb = peak_rss_kb();
-        results.push_back(r);
+  auto run_case = [&](const Case& c) {
+    const uint64_t case_seed = splitmix64(opt.seed ^ splitmix64((static_cast<uint64_t>(c.li) << 40) ^
+                                                                (static_cast<uint64_t>(c.di) << 20) ^
+                                                                static_cast<uint64_t>(c.trial)));
+    PasskeyCaseResult r;
+    r.length = opt.lengths[c.li];
+    r.depth = opt.depths[c.di];
+    r.trial = c.trial;
+    PasskeyPrompt p = build(r.length, r.depth, opt.digits, case_seed);
+    TORCH_CHECK(static_cast<int64_t>(p.ids.size()) == r.length, "passkey builder returned ", p.ids.size(),
+                " tokens for a requested length of ", r.length);
+    for (int64_t id : p.ids) {
+      if (id < 0 || id >= model->config().vocab_size)
+        throw Error("passkey prompt holds token id " + std::to_string(id) + " but the model's vocab_size is " +
+                    std::to_string(model->config().vocab_size) + " (tokenizer and checkpoint do not match)");
+    }
+    r.key = p.key;
+    r.key_position = p.key_position;
+
+    const auto t0 = std::chrono::steady_clock::now();
+    StreamState state = model->new_state(1);
+    torch::Tensor logits = stream_prompt(model, state, p.ids, opt.bf16);
+    const double prompt_s = seconds_since(t0);
+    std::vector<int64_t> ans = greedy_tokens(model, state, logits, opt.digits + opt.extra_tokens, opt.bf16);
+    r.seconds = seconds_since(t0);
+    r.tokens_per_s = prompt_s > 0 ? static_cast<double>(r.length) / prompt_s : 0.0;
+    r.answer = tok.decode(std::vector<int>(ans.begin(), ans.end()));
+    r.correct = passkey_correct(r.answer, r.key);
+    p = PasskeyPrompt{};  // free the prompt before the next case is built
+    r.peak_rss_kb = peak_rss_kb();
+    return r;
+  };
+
+  std::vector<PasskeyCaseResult> results(cases.size());
+  std::mutex mu;                // guards next, failure and on_case
+  size_t next = 0;
+  std::exception_ptr failure;
+  auto worker = [&] {
+    torch::InferenceMode guard;  // per thread, like autocast
+    for (;;) {
+      size_t i;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (failure || next == cases.size()) return;
+        i = next++;
+      }
+      try {
+        PasskeyCaseResult r = run_case(cases[i]);
+        std::lock_guard<std::mutex> lock(mu);
+        results[i] = r;
         if (on_case) on_case(r);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (!failure) failure = std::current_exception();
+        return;
       }
     }
+  };
+  const size_t n_threads = std::min(static_cast<size_t>(opt.workers), cases.size());
+  if (n_threads <= 1) {
+    worker();
+  } else {
+    std::vector<std::thread> threads;
+    for (size_t t = 0; t < n_threads; ++t) threads.emplace_back(worker);
+    for (auto& t : threads) t.join();
   }
+  if (failure) std::rethrow_exception(failure);
   return results;
 }
 
@@ -211,6 +252,7 @@ nlohmann::json passkey_results_json(const std::vector<PasskeyCaseResult>& result
   j["digits"] = opt.digits;
   j["seed"] = opt.seed;
   j["precision"] = opt.bf16 ? "bf16" : "fp32";
+  j["workers"] = opt.workers;
   j["cases"] = nlohmann::json::array();
   int64_t ok = 0, rss = 0;
   for (const auto& r : results) {

@@ -38,6 +38,9 @@ struct PasskeyOptions {
   uint64_t seed = 0;                        // keys and filler placement
   bool bf16 = false;                        // bf16 autocast around the forward
   int64_t extra_tokens = 2;                 // decoded beyond `digits` tokens
+  int workers = 1;                          // cases run at once, each on its own thread (with one
+                                            // intra-op thread each: small ops scale better this way);
+                                            // results are the same for any number
 };
 
 struct PasskeyCaseResult {
@@ -75,7 +78,9 @@ std::vector<int64_t> greedy_tokens(Decoder& model, StreamState& state, torch::Te
 // True when the answer, leading whitespace removed, starts with the key.
 bool passkey_correct(const std::string& answer, const std::string& key);
 
-// Every length x depth x trial case, in that order; on_case sees each result as it is finished.
+// Every length x depth x trial case, returned in that order; on_case sees each result as it is
+// finished (in that order when workers == 1), never from two threads at once. peak_rss_kb is the
+// process's, so with workers > 1 it covers the cases running alongside.
 std::vector<PasskeyCaseResult> run_passkey_eval(Decoder& model, const Tokenizer& tok, const PasskeyBuilder& build,
                                                 const PasskeyOptions& opt,
                                                 const std::function<void(const PasskeyCaseResult&)>& on_case = {});
