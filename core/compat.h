@@ -1,6 +1,8 @@
 // The one place for LibTorch-version-sensitive calls (autocast, threads, optimizer lr),
 // so the same sources build against Debian's LibTorch 1.13 and LibTorch 2.x. Nothing else.
 #pragma once
+#include <dlfcn.h>
+
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 #include <torch/version.h>
@@ -97,7 +99,18 @@ inline bool autocast_active() {
 #endif
 }
 
-inline void set_threads(int n) { torch::set_num_threads(n); }
+// Intra-op threads, for LibTorch and for the BLAS under it. A pthreads OpenBLAS (Debian's
+// libblas.so.3 with libopenblas0-pthread, which the fp32 memory matmuls go through) keeps its own
+// pool of one thread per core whose idle workers spin in sched_yield: left at that size it fights
+// torch's threads for the cores (measured: eval passkey at 1 thread used 2 cores; at 2 threads,
+// or two cases at once, it ran 2-4x slower than at 1). Found at run time, so nothing links to
+// OpenBLAS and any other BLAS is left alone.
+inline void set_threads(int n) {
+  torch::set_num_threads(n);
+  using SetBlasThreads = void (*)(int);
+  static const auto set_blas = reinterpret_cast<SetBlasThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (set_blas) set_blas(n);
+}
 
 // Sets the learning rate of one parameter group of an AdamW optimizer.
 inline void set_group_lr(torch::optim::OptimizerParamGroup& group, double lr) {
