@@ -334,7 +334,7 @@ TEST(Trainer, PrefixWritesIsBpttForOneLayerUnderTheLinearRule) {
   const auto g_detach = loss_grads(detached, infini::lm_loss(detached, b));
   EXPECT_GT(max_diff(g_bptt, g_detach), 1e-3);  // the writes' gradient is not small here
   for (int64_t chunk : {1, 2, 16}) {
-    infini::LossOutput out = infini::lm_loss_prefix_writes(detached, b, chunk);
+    infini::LossOutput out = infini::lm_loss_prefix_writes(detached, b, 1.0, chunk);
     ASSERT_TRUE(static_cast<bool>(out.backward_more));
     EXPECT_EQ(count, 5);
     EXPECT_NEAR(out.loss.item<double>(), whole.item<double>(), 1e-5);
@@ -353,13 +353,18 @@ TEST(Trainer, PrefixWritesAnyChunkingSameLossAndNothingWithoutAPrefix) {
   b.loss_mask.index_put_({1, torch::indexing::Slice(35, 40)}, 1.0);
   const infini::LossOutput plain = infini::lm_loss(m, b);
   const auto g_plain = loss_grads(m, plain);
-  const auto g1 = loss_grads(m, infini::lm_loss_prefix_writes(m, b, 1));
+  const auto g1 = loss_grads(m, infini::lm_loss_prefix_writes(m, b, 1.0, 1));
   for (int64_t chunk : {2, 3, 16}) {
-    infini::LossOutput out = infini::lm_loss_prefix_writes(m, b, chunk);
+    infini::LossOutput out = infini::lm_loss_prefix_writes(m, b, 1.0, chunk);
     EXPECT_NEAR(out.loss.item<double>(), plain.loss.item<double>(), 1e-6);
     EXPECT_LE(max_diff(loss_grads(m, out), g1), 1e-6) << "chunk " << chunk;
   }
   EXPECT_GT(max_diff(g1, g_plain), 1e-4);  // the prefix's writes did learn something
+  // The weight scales only the writes' part: 0 is plain lm_loss, 0.5 half-way.
+  EXPECT_LE(max_diff(loss_grads(m, infini::lm_loss_prefix_writes(m, b, 0.0)), g_plain), 1e-7);
+  const auto g_half = loss_grads(m, infini::lm_loss_prefix_writes(m, b, 0.5, 3));
+  for (size_t i = 0; i < g1.size(); ++i)
+    EXPECT_LE((g_half[i] - (g_plain[i] + g1[i]) * 0.5).abs().max().item<double>(), 1e-6) << i;
 
   b.loss_mask.fill_(1.0);  // counted from the start: no prefix, nothing more to do
   infini::LossOutput out = infini::lm_loss_prefix_writes(m, b);

@@ -315,6 +315,8 @@ void validate_values(const Config& c) {
   check(c.train.stop_after >= 0, fmt::format("train.stop_after: expected >= 0, found {}", c.train.stop_after));
   check(one_of(c.train.prefix_gradient, {"none", "writes"}),
         fmt::format("train.prefix_gradient: expected none or writes, found '{}'", c.train.prefix_gradient));
+  check(c.train.prefix_write_weight >= 0,
+        fmt::format("train.prefix_write_weight: expected >= 0, found {}", c.train.prefix_write_weight));
   check(c.train.prefix_gradient == "none" || (c.model.memory.enabled && c.model.memory.gradient == MemoryGradient::detach),
         fmt::format("train.prefix_gradient: writes needs model.memory with enabled: true and gradient: detach, "
                     "found enabled: {}, gradient: {}", c.model.memory.enabled, to_string(c.model.memory.gradient)));

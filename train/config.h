@@ -53,6 +53,8 @@ struct TrainConfig {
                                    // carry the memory forward) | writes (their memory writes also
                                    // get the gradient the loss puts on the memory it reads; ~4x that
                                    // prefix's cost, memory still bounded; train/trainer.h, lm_loss)
+  double prefix_write_weight = 1.0;  // writes: multiplies the gradient the writes get (summed
+                                   // over thousands of segments it can dwarf the rest)
 };
 
 struct CheckpointConfig {
@@ -151,6 +153,7 @@ template <class V> void visit_fields(TrainConfig& c, V& v) {
   v("peak_flops", c.peak_flops, "peak FLOP/s for MFU; 0 = off");
   v("stop_after", c.stop_after, "end this invocation after N steps; 0 = off");
   v("prefix_gradient", c.prefix_gradient, "none | writes (detached memory: train the prefix's writes)");
+  v("prefix_write_weight", c.prefix_write_weight, "weight of the writes' gradient");
 }
 template <class V> void visit_fields(CheckpointConfig& c, V& v) {
   v("every", c.every, "checkpoint every K steps; 0 = at the end");

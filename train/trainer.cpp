@@ -91,7 +91,7 @@ int64_t loss_free_prefix(const ModelConfig& mc, const torch::Tensor& loss_mask) 
 
 namespace {
 
-LossOutput lm_loss_impl(Decoder& model, const Batch& b, bool prefix_writes, int64_t chunk_segments) {
+LossOutput lm_loss_impl(Decoder& model, const Batch& b, bool prefix_writes, double weight, int64_t chunk_segments) {
   const int64_t P = loss_free_prefix(model->config(), b.loss_mask);
   const bool writes = prefix_writes && P > 0 && torch::GradMode::is_enabled();
   torch::Tensor hidden;
@@ -125,7 +125,7 @@ LossOutput lm_loss_impl(Decoder& model, const Batch& b, bool prefix_writes, int6
   if (writes) {
     const torch::Tensor prefix = b.tokens.narrow(1, 0, P);
     const int64_t N = model->config().segment_len, B = b.tokens.size(0);
-    out.backward_more = [model, prefix, layers = st.layers, N, B, chunk_segments]() mutable {
+    out.backward_more = [model, prefix, layers = st.layers, N, B, weight, chunk_segments]() mutable {
       std::vector<torch::Tensor> g;  // dloss/d[M | z] per layer, zeros where none arrived
       for (const auto& l : layers) {
         if (!l.M.defined()) {
@@ -133,7 +133,7 @@ LossOutput lm_loss_impl(Decoder& model, const Batch& b, bool prefix_writes, int6
           continue;
         }
         auto grad_or_zero = [](const torch::Tensor& t) { return t.grad().defined() ? t.grad() : torch::zeros_like(t); };
-        g.push_back(memory_pack(grad_or_zero(l.M), grad_or_zero(l.z)));
+        g.push_back(memory_pack(grad_or_zero(l.M), grad_or_zero(l.z)) * weight);
       }
       StreamState s = model->new_state(B);
       const int64_t T = prefix.size(1);
@@ -155,10 +155,10 @@ LossOutput lm_loss_impl(Decoder& model, const Batch& b, bool prefix_writes, int6
 
 }  // namespace
 
-LossOutput lm_loss(Decoder& model, const Batch& b) { return lm_loss_impl(model, b, false, 0); }
+LossOutput lm_loss(Decoder& model, const Batch& b) { return lm_loss_impl(model, b, false, 0.0, 0); }
 
-LossOutput lm_loss_prefix_writes(Decoder& model, const Batch& b, int64_t chunk_segments) {
-  return lm_loss_impl(model, b, true, chunk_segments);
+LossOutput lm_loss_prefix_writes(Decoder& model, const Batch& b, double weight, int64_t chunk_segments) {
+  return lm_loss_impl(model, b, true, weight, chunk_segments);
 }
 
 int run_trainer(const Config& cfg, const StageSpec& spec) {

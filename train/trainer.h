@@ -65,6 +65,7 @@ LossOutput lm_loss(Decoder& model, const Batch& b);
 // rest's first segment; under delta it treats d(memory later)/d(write) as the identity.
 // Activations stay bounded by one chunk; the prefix costs a forward-only pass plus a forward and
 // backward.
-LossOutput lm_loss_prefix_writes(Decoder& model, const Batch& b, int64_t chunk_segments = 16);
+// `weight` multiplies the writes' gradient.
+LossOutput lm_loss_prefix_writes(Decoder& model, const Batch& b, double weight = 1.0, int64_t chunk_segments = 16);
 
 }  // namespace infini
