@@ -175,8 +175,7 @@ std::vector<PasskeyCaseResult> run_passkey_eval(Decoder& model, const Tokenizer&
   const int intra_threads = torch::get_num_threads();
   auto worker = [&] {
     torch::InferenceMode guard;  // per thread, like autocast
-    // OpenMP's thread count is per thread too: a new thread would start at all cores, and two
-    // workers each spinning up a team on the same two cores ran 4.7x slower per case.
+    // OpenMP's thread count is per thread too (a new thread starts at all cores): take the caller's.
     compat::set_threads(intra_threads);
     for (;;) {
       size_t i;

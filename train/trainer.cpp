@@ -95,12 +95,13 @@ LossOutput lm_loss_impl(Decoder& model, const Batch& b, bool prefix_writes, doub
   const int64_t P = loss_free_prefix(model->config(), b.loss_mask);
   const bool writes = prefix_writes && P > 0 && torch::GradMode::is_enabled();
   torch::Tensor hidden;
-  StreamState st = model->new_state(b.tokens.size(0));
+  std::vector<LayerStreamState> start;  // with writes: the memory the rest starts from, as leaves
   if (P == 0) {
     hidden = model->trunk(b.tokens);
   } else {
     // Detached memory: the whole segments before the first counted target get no gradient, so
     // they only advance the memory (no activations kept) and the rest starts from it.
+    StreamState st = model->new_state(b.tokens.size(0));
     {
       torch::NoGradGuard g;
       // 64 segments a chunk: bounded activations (~0.5 GB at any length on the demo model) and
@@ -113,6 +114,7 @@ LossOutput lm_loss_impl(Decoder& model, const Batch& b, bool prefix_writes, doub
         l.M.requires_grad_(true);
         l.z.requires_grad_(true);
       }
+      start = st.layers;
     }
     hidden = model->trunk(b.tokens.narrow(1, P, b.tokens.size(1) - P), st);
   }
@@ -125,7 +127,7 @@ LossOutput lm_loss_impl(Decoder& model, const Batch& b, bool prefix_writes, doub
   if (writes) {
     const torch::Tensor prefix = b.tokens.narrow(1, 0, P);
     const int64_t N = model->config().segment_len, B = b.tokens.size(0);
-    out.backward_more = [model, prefix, layers = st.layers, N, B, weight, chunk_segments]() mutable {
+    out.backward_more = [model, prefix, layers = std::move(start), N, B, weight, chunk_segments]() mutable {
       std::vector<torch::Tensor> g;  // dloss/d[M | z] per layer, zeros where none arrived
       for (const auto& l : layers) {
         if (!l.M.defined()) {
