@@ -166,7 +166,16 @@ TEST(Trainer, KillNineAtRandomMomentsLeavesALoadableCheckpoint) {
   int64_t last_step = 0;
   for (int round = 0; round < 10; ++round) {
     pid_t pid = spawn_train(args, base + "/log.txt");
-    std::this_thread::sleep_for(std::chrono::milliseconds(900 + rng() % 1200));
+    if (round == 0) {
+      // The first kill waits for the first checkpoint (start-up takes seconds on a loaded
+      // machine), so there is always one to check; later ones land at random moments.
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+      while (latest_checkpoint(run).empty() && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 300));
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(900 + rng() % 1200));
+    }
     ::kill(pid, SIGKILL);
     wait_code(pid);
     const std::string ck = latest_checkpoint(run);
