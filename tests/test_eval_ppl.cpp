@@ -172,6 +172,12 @@ TEST(EvalPpl, ParseTokenCounts) {
   EXPECT_TRUE(passkey_correct(" 12345 is", "12345"));
   EXPECT_FALSE(passkey_correct(" 1234", "12345"));
   EXPECT_FALSE(passkey_correct(" 02345", "12345"));
+  // A longer number is a wrong answer, not a right one with extra text.
+  EXPECT_FALSE(passkey_correct(" 55", "5"));
+  EXPECT_FALSE(passkey_correct(" 123456", "12345"));
+  EXPECT_TRUE(passkey_correct(" 5.", "5"));
+  EXPECT_TRUE(passkey_correct("5", "5"));
+  EXPECT_FALSE(passkey_correct("", "5"));
 }
 
 }  // namespace test_eval_ppl

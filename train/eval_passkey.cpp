@@ -118,7 +118,8 @@ std::vector<int64_t> greedy_tokens(Decoder& model, StreamState& state, torch::Te
 
 bool passkey_correct(const std::string& answer, const std::string& key) {
   const std::string a = trim(answer);
-  return !key.empty() && a.compare(0, key.size(), key) == 0;
+  if (key.empty() || a.compare(0, key.size(), key) != 0) return false;
+  return a.size() == key.size() || !std::isdigit(static_cast<unsigned char>(a[key.size()]));
 }
 
 std::vector<PasskeyCaseResult> run_passkey_eval(Decoder& model, const Tokenizer& tok, const PasskeyBuilder& build,

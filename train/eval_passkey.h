@@ -75,7 +75,8 @@ torch::Tensor stream_prompt(Decoder& model, StreamState& state, const std::vecto
 // Greedy decoding of `n` tokens after logits (1, V), fed back one at a time. Call under InferenceMode.
 std::vector<int64_t> greedy_tokens(Decoder& model, StreamState& state, torch::Tensor logits, int64_t n, bool bf16);
 
-// True when the answer, leading whitespace removed, starts with the key.
+// True when the answer, leading whitespace removed, starts with the key and no further digit
+// follows it (" 5." and " 5 is" answer key 5; " 55" does not).
 bool passkey_correct(const std::string& answer, const std::string& key);
 
 // Every length x depth x trial case, returned in that order; on_case sees each result as it is
