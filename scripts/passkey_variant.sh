@@ -8,7 +8,8 @@
 #   sft-256k  sft_256k_detach.yaml                   (step 12)
 # then eval passkey at LENGTHS. The data is the recipe's: run scripts/passkey_recipe.sh (or its data
 # part) first. Re-running resumes or skips finished stages. Prints the wall-clock time of each stage.
-# Usage: scripts/passkey_variant.sh NAME [OVERRIDE...]   (no override: the same path with the defaults) e.g. scripts/passkey_variant.sh seg512 model.segment_len=512
+# Usage: scripts/passkey_variant.sh NAME [OVERRIDE...]   e.g. scripts/passkey_variant.sh seg512 model.segment_len=512
+#   (no override: the same stage path with the recipe's settings)
 #   (env: THREADS=0 for all cores, TRIALS=1, LENGTHS=32k,128k,1m)
 set -euo pipefail
 cd "$(dirname "$0")/.."
