@@ -1,4 +1,4 @@
-// StreamState allocation, size accounting and memory reset.
+// StreamState allocation, size accounting, copying and memory reset.
 // The arithmetic that advances it lives in core/infini_attention.cpp.
 #include "core/stream_state.h"
 
@@ -24,6 +24,20 @@ void StreamState::clear_memory() {
     if (l.M.defined()) l.M.zero_();
     if (l.z.defined()) l.z.zero_();
   }
+}
+
+StreamState StreamState::clone() const {
+  StreamState s = *this;
+  auto copy = [](torch::Tensor& t) {
+    if (t.defined()) t = t.clone();
+  };
+  for (auto& l : s.layers) {
+    copy(l.M);
+    copy(l.z);
+    copy(l.k_cache);
+    copy(l.v_cache);
+  }
+  return s;
 }
 
 StreamState make_stream_state(int64_t batch, int64_t n_layers, int64_t kv_heads, int64_t head_dim,

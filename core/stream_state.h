@@ -30,6 +30,9 @@ struct StreamState {
   int64_t bytes() const;
   // Zeroes every M and z (the caches and the position are kept).
   void clear_memory();
+  // A deep copy: advancing the copy leaves this state as it is (to score a continuation and then
+  // decode another one from the same point).
+  StreamState clone() const;
 };
 
 // A zero state for `n_layers` layers: caches sized for one full segment, so bytes() is constant.

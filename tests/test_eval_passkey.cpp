@@ -139,6 +139,19 @@ TEST(EvalPasskey, StreamPromptEqualsParallelForward) {
   stream_prompt(model, st2, a, false);
   EXPECT_TRUE(torch::allclose(stream_prompt(model, st2, b, false), want, 1e-5, 1e-5));
 
+  // Teacher-forced scoring of a continuation on a clone: the parallel forward's log-probabilities of
+  // the same tokens, and the original state is left where it was (greedy below still equals generate).
+  const std::vector<int64_t> cont = {5, 17, 250, 3};
+  std::vector<int64_t> all = ids;
+  all.insert(all.end(), cont.begin(), cont.end() - 1);
+  torch::Tensor lp = model->forward(torch::tensor(all).view({1, -1})).to(torch::kDouble).log_softmax(-1);  // (1, T, V)
+  double want_lp = 0;
+  for (size_t i = 0; i < cont.size(); ++i) want_lp += lp[0][76 + static_cast<int64_t>(i)][cont[i]].item<double>();
+  StreamState scored = st.clone();
+  EXPECT_NEAR(continuation_logprob(model, scored, got, cont, false), want_lp, 1e-4);
+  EXPECT_EQ(scored.tokens_seen, 77 + 3);
+  EXPECT_EQ(st.tokens_seen, 77);
+
   std::vector<int64_t> greedy = greedy_tokens(model, st, got, 12, false);
   GenerateOptions g;
   g.sampling.temperature = 0;
@@ -164,6 +177,9 @@ TEST(EvalPasskey, CliWritesEveryCase) {
     seen[{len, c["depth"].get<double>()}] += 1;
     EXPECT_EQ(c["key"].get<std::string>().size(), 4u);
     EXPECT_EQ(c["correct"].get<bool>(), passkey_correct(c["answer"].get<std::string>(), c["key"].get<std::string>()));
+    const double lp = c["key_logprob"].get<double>();
+    EXPECT_LT(lp, 0.0);
+    EXPECT_GT(lp, -100.0);
     EXPECT_GT(c["tokens_per_s"].get<double>(), 0.0);
     EXPECT_GT(c["peak_rss_kb"].get<int64_t>(), 1000);
     EXPECT_GE(c["seconds"].get<double>(), 0.0);
@@ -182,7 +198,7 @@ TEST(EvalPasskey, CliWritesEveryCase) {
   EXPECT_EQ(j3["workers"].get<int>(), 3);
   ASSERT_EQ(j3["cases"].size(), j["cases"].size());
   for (size_t i = 0; i < j["cases"].size(); ++i) {
-    for (const char* k : {"length", "depth", "trial", "key", "answer", "correct", "key_position"})
+    for (const char* k : {"length", "depth", "trial", "key", "answer", "correct", "key_logprob", "key_position"})
       EXPECT_EQ(j3["cases"][i][k], j["cases"][i][k]) << "case " << i << " " << k;
   }
 }

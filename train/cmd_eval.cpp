@@ -141,9 +141,9 @@ void add_passkey(CLI::App& eval) {
       std::fflush(stdout);
       const ChatTemplate chat;
       auto results = run_passkey_eval(m.model, tok, passkey_builder(tok, a->chat ? &chat : nullptr), opt, [](const PasskeyCaseResult& r) {
-        std::printf("  length %lld depth %.2f trial %lld: key %s answer \"%s\" %s  %.1f s  %.0f tokens/s  peak RSS %.1f MiB\n",
+        std::printf("  length %lld depth %.2f trial %lld: key %s answer \"%s\" %s  log p(key) %.3f  %.1f s  %.0f tokens/s  peak RSS %.1f MiB\n",
                     static_cast<long long>(r.length), r.depth, static_cast<long long>(r.trial), r.key.c_str(),
-                    r.answer.c_str(), r.correct ? "correct" : "wrong", r.seconds, r.tokens_per_s,
+                    r.answer.c_str(), r.correct ? "correct" : "wrong", r.key_logprob, r.seconds, r.tokens_per_s,
                     static_cast<double>(r.peak_rss_kb) / 1024.0);
         std::fflush(stdout);
       });

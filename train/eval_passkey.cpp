@@ -116,6 +116,20 @@ std::vector<int64_t> greedy_tokens(Decoder& model, StreamState& state, torch::Te
   return out;
 }
 
+double continuation_logprob(Decoder& model, StreamState& state, torch::Tensor logits, const std::vector<int64_t>& ids,
+                            bool bf16) {
+  const torch::Device dev = model->tok_embeddings->weight.device();
+  double sum = 0;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    sum += logits.to(torch::kDouble).log_softmax(-1)[0][ids[i]].item<double>();
+    if (i + 1 == ids.size()) break;
+    compat::AutocastGuard ac(bf16, dev.type());
+    logits = model->forward_stream(state, torch::full({1, 1}, ids[i], torch::dtype(torch::kLong).device(dev)))
+                 .squeeze(1);  // (1, V)
+  }
+  return sum;
+}
+
 bool passkey_correct(const std::string& answer, const std::string& key) {
   const std::string a = trim(answer);
   if (key.empty() || a.compare(0, key.size(), key) != 0) return false;
@@ -159,6 +173,10 @@ std::vector<PasskeyCaseResult> run_passkey_eval(Decoder& model, const Tokenizer&
     StreamState state = model->new_state(1);
     torch::Tensor logits = stream_prompt(model, state, p.ids, opt.bf16);
     const double prompt_s = seconds_since(t0);
+    const std::vector<int> key_ids = tok.encode(" " + r.key);  // as SFT records' responses are encoded
+    StreamState scored = state.clone();
+    r.key_logprob = continuation_logprob(model, scored, logits, std::vector<int64_t>(key_ids.begin(), key_ids.end()),
+                                         opt.bf16);
     std::vector<int64_t> ans = greedy_tokens(model, state, logits, opt.digits + opt.extra_tokens, opt.bf16);
     r.seconds = seconds_since(t0);
     r.tokens_per_s = prompt_s > 0 ? static_cast<double>(r.length) / prompt_s : 0.0;
@@ -219,11 +237,11 @@ std::string passkey_table(const std::vector<PasskeyCaseResult>& results, const P
     std::snprintf(buf, sizeof buf, " %8s", ("d=" + std::to_string(d).substr(0, 4)).c_str());
     os << buf;
   }
-  os << "    tokens/s  peak RSS MiB\n";
+  os << "  log p(key)    tokens/s  peak RSS MiB\n";
   for (int64_t len : opt.lengths) {
     std::snprintf(buf, sizeof buf, "%-8s", length_label(len).c_str());
     os << buf;
-    double tps = 0;
+    double tps = 0, logp = 0;
     int64_t n_all = 0, rss = 0;
     for (double d : opt.depths) {
       int64_t n = 0, ok = 0;
@@ -232,14 +250,15 @@ std::string passkey_table(const std::vector<PasskeyCaseResult>& results, const P
         ++n;
         ok += r.correct ? 1 : 0;
         tps += r.tokens_per_s;
+        logp += r.key_logprob;
         ++n_all;
         rss = std::max(rss, r.peak_rss_kb);
       }
       std::snprintf(buf, sizeof buf, " %8s", n ? (std::to_string(ok) + "/" + std::to_string(n)).c_str() : "-");
       os << buf;
     }
-    std::snprintf(buf, sizeof buf, "  %10.0f  %12.1f\n", n_all ? tps / static_cast<double>(n_all) : 0.0,
-                  static_cast<double>(rss) / 1024.0);
+    const double n = n_all ? static_cast<double>(n_all) : 1.0;
+    std::snprintf(buf, sizeof buf, "  %10.3f  %10.0f  %12.1f\n", logp / n, tps / n, static_cast<double>(rss) / 1024.0);
     os << buf;
   }
   int64_t ok = 0;
@@ -268,6 +287,7 @@ nlohmann::json passkey_results_json(const std::vector<PasskeyCaseResult>& result
                           {"key", r.key},
                           {"answer", r.answer},
                           {"correct", r.correct},
+                          {"key_logprob", r.key_logprob},
                           {"key_position", r.key_position},
                           {"seconds", r.seconds},
                           {"tokens_per_s", r.tokens_per_s},

@@ -50,6 +50,8 @@ struct PasskeyCaseResult {
   std::string key;
   std::string answer;  // decoded greedy continuation
   bool correct = false;
+  double key_logprob = 0;  // log p(" KEY" | prompt), teacher-forced, in nats: graded where `correct` is
+                           // 0/1 (0 = certain; a model spread evenly over the digits: -digits * ln 10)
   int64_t key_position = 0;
   double seconds = 0;       // prompt + answer
   double tokens_per_s = 0;  // prompt tokens / prompt seconds
@@ -75,6 +77,12 @@ torch::Tensor stream_prompt(Decoder& model, StreamState& state, const std::vecto
 // Greedy decoding of `n` tokens after logits (1, V), fed back one at a time. Call under InferenceMode.
 std::vector<int64_t> greedy_tokens(Decoder& model, StreamState& state, torch::Tensor logits, int64_t n, bool bf16);
 
+// Teacher-forced log-probability of `ids` after logits (1, V): the sum of log p(ids[i] | ids[<i]),
+// feeding ids[0..n-2] through `state` (which it advances: pass a clone to decode from the same
+// point afterwards). Call under InferenceMode.
+double continuation_logprob(Decoder& model, StreamState& state, torch::Tensor logits, const std::vector<int64_t>& ids,
+                            bool bf16);
+
 // True when the answer, leading whitespace removed, starts with the key and no further digit
 // follows it (" 5." and " 5 is" answer key 5; " 55" does not).
 bool passkey_correct(const std::string& answer, const std::string& key);
@@ -86,7 +94,8 @@ std::vector<PasskeyCaseResult> run_passkey_eval(Decoder& model, const Tokenizer&
                                                 const PasskeyOptions& opt,
                                                 const std::function<void(const PasskeyCaseResult&)>& on_case = {});
 
-// The accuracy table (rows: lengths, columns: depths) with tokens/s per length and peak RSS.
+// The accuracy table (rows: lengths, columns: depths) with the mean key log-probability, tokens/s
+// per length and peak RSS.
 std::string passkey_table(const std::vector<PasskeyCaseResult>& results, const PasskeyOptions& opt);
 
 nlohmann::json passkey_results_json(const std::vector<PasskeyCaseResult>& results, const PasskeyOptions& opt);
