@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 
 #include <ATen/autocast_mode.h>
+#include <ATen/detail/CUDAHooksInterface.h>
 #include <torch/torch.h>
 #include <torch/version.h>
 
@@ -118,5 +119,25 @@ inline void set_group_lr(torch::optim::OptimizerParamGroup& group, double lr) {
 }
 
 inline std::string torch_version() { return TORCH_VERSION; }
+
+// The CUDA runtime version this LibTorch was built with ("13.2"), or "" for a CPU-only LibTorch.
+// Answers without a GPU: the CUDA hooks exist whenever LibTorch's CUDA library is linked.
+inline std::string cuda_build_version() {
+  try {
+    const long v = at::detail::getCUDAHooks().versionCUDART();  // e.g. 13020
+    return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10);
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
+// "LibTorch 2.15.0, CUDA 13.2, 1 GPU" / "LibTorch 1.13.1, CPU only": what --version and the logs say.
+inline std::string build_description() {
+  const std::string cuda = cuda_build_version();
+  std::string s = "LibTorch " + torch_version();
+  if (cuda.empty()) return s + ", CPU only";
+  const auto gpus = torch::cuda::device_count();
+  return s + ", CUDA " + cuda + ", " + (gpus == 0 ? "no GPU found" : std::to_string(gpus) + (gpus == 1 ? " GPU" : " GPUs"));
+}
 
 }  // namespace infini::compat

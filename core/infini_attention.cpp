@@ -1,41 +1,18 @@
 // InfiniAttention forward passes. Layout trick: query heads are grouped under their kv head,
-// (B, S, Hkv, G*N, Dh), so local attention, memory read and GQA are single batched matmuls
-// without repeating K/V. Memory, gate and softmax run as fp32 islands under bf16 autocast.
+// (B, S, Hkv, G*N, Dh), so the memory read and GQA are single batched matmuls without repeating
+// K/V; the local attention is core/local_attention.h. Memory, gate and softmax run as fp32
+// islands under bf16 autocast.
 #include "core/infini_attention.h"
 
-#include <cmath>
-#include <limits>
 #include <optional>
 
 #include "core/compat.h"
 #include "core/compressive_memory.h"
+#include "core/local_attention.h"
 #include "core/precision.h"
 #include "core/rope.h"
 
 namespace infini {
-namespace {
-
-// Additive causal bias for query row r (position offset + r % rows, rows repeated `groups` times)
-// and key j: 0 where j <= offset + r % rows, -inf after. -> (groups*rows, keys) of `dtype`.
-torch::Tensor causal_bias(int64_t rows, int64_t keys, int64_t offset, int64_t groups, torch::ScalarType dtype,
-                          torch::Device dev) {
-  auto i64 = torch::TensorOptions().dtype(torch::kLong).device(dev);
-  torch::Tensor qpos = (torch::arange(rows, i64) + offset).repeat({groups}).unsqueeze(1);  // (G*L, 1)
-  torch::Tensor kpos = torch::arange(keys, i64).unsqueeze(0);                              // (1, K)
-  return torch::zeros({groups * rows, keys}, torch::TensorOptions().dtype(dtype).device(dev))
-      .masked_fill_(kpos > qpos, -std::numeric_limits<double>::infinity());
-}
-
-// softmax over keys of (scores + causal bias) in fp32 (fp64 in gradient checks). Adding the fp32
-// bias to bf16 scores promotes them, so the upcast and the mask are one pass, and the backward of
-// the addition is the identity (no masked copy of the gradient).
-torch::Tensor masked_softmax(const torch::Tensor& scores, int64_t rows, int64_t keys, int64_t offset, int64_t groups) {
-  compat::AutocastOff off;
-  const auto dtype = scores.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;
-  return torch::softmax(scores + causal_bias(rows, keys, offset, groups, dtype, scores.device()), -1);
-}
-
-}  // namespace
 
 InfiniAttentionImpl::InfiniAttentionImpl(const ModelConfig& c) : cfg(c) {
   const int64_t D = cfg.d_model, Dh = cfg.head_dim(), H = cfg.n_heads, Hkv = cfg.kv_heads();
@@ -66,12 +43,7 @@ AttentionParts InfiniAttentionImpl::forward_parts(const torch::Tensor& x, bool k
   torch::Tensor v = wv(xp).reshape({B, S, N, Hkv, Dh}).permute({0, 1, 3, 2, 4});        // (B, S, Hkv, N, Dh)
 
   RopeTables rope = rope_tables(0, N, Dh, cfg.rope_theta, x.device());
-  torch::Tensor qr = apply_rope(q, rope).mul_(1.0 / std::sqrt(static_cast<double>(Dh)))
-                         .view({B, S, Hkv, G * N, Dh});                                 // (B, S, Hkv, G*N, Dh)
-  torch::Tensor kr = apply_rope(k, rope);                                               // (B, S, Hkv, N, Dh)
-  torch::Tensor scores = torch::matmul(qr, kr.transpose(-1, -2));                      // (B, S, Hkv, G*N, N)
-  torch::Tensor probs = masked_softmax(scores, N, N, 0, G);
-  torch::Tensor a_dot = torch::matmul(probs, v);                                        // (B, S, Hkv, G*N, Dh)
+  torch::Tensor a_dot = local_attention(apply_rope(q, rope), apply_rope(k, rope), v, 0);  // (B, S, Hkv, G*N, Dh)
 
   torch::Tensor a = a_dot, a_mem;
   if (cfg.memory.enabled) {
@@ -139,13 +111,9 @@ torch::Tensor InfiniAttentionImpl::stream_piece(const torch::Tensor& x, LayerStr
   torch::Tensor kc = st.k_cache.narrow(2, 0, K);  // (B, Hkv, K, Dh)
   torch::Tensor vc = st.v_cache.narrow(2, 0, K);
 
-  torch::Tensor qr = apply_rope(q, rope_tables(pos, L, Dh, cfg.rope_theta, x.device()))
-                         .mul_(1.0 / std::sqrt(static_cast<double>(Dh)))
-                         .view({B, Hkv, G * L, Dh});                                  // (B, Hkv, G*L, Dh)
+  torch::Tensor qr = apply_rope(q, rope_tables(pos, L, Dh, cfg.rope_theta, x.device()));  // (B, Hkv, G, L, Dh)
   torch::Tensor kr = apply_rope(kc, rope_tables(0, K, Dh, cfg.rope_theta, x.device()));
-  torch::Tensor scores = torch::matmul(qr, kr.transpose(-1, -2));                    // (B, Hkv, G*L, K)
-  torch::Tensor probs = masked_softmax(scores, L, K, pos, G);
-  torch::Tensor a_dot = torch::matmul(probs, vc);                                     // (B, Hkv, G*L, Dh)
+  torch::Tensor a_dot = local_attention(qr, kr, vc, pos);                                // (B, Hkv, G*L, Dh)
 
   torch::Tensor a = a_dot;
   if (cfg.memory.enabled) {

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Sets up and builds (scripts/setup.sh), then runs the whole test suite with ctest.
 # Its exit code is the tests'. Usage: scripts/test.sh [extra ctest args, e.g. -R Config]
+# INFINI_TORCH=pip tests against PyPI's torch 2.x in build-torch2/ (see scripts/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-BUILD_DIR=${BUILD_DIR:-build}
-echo "==> running tests"
+if [ "${INFINI_TORCH:-debian}" = pip ]; then BUILD_DIR=${BUILD_DIR:-build-torch2}; else BUILD_DIR=${BUILD_DIR:-build}; fi
+echo "==> running tests ($("$BUILD_DIR/infini" --version))"
 mkdir -p "$BUILD_DIR/test_tmp"
 cd "$BUILD_DIR"
 # Two jobs: each test already uses LibTorch's threads, and the machine has 2 cores.

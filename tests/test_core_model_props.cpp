@@ -70,8 +70,12 @@ TEST_P(BothRules, StreamingEqualsParallel) {
   EXPECT_LE(max_diff(torch::cat(outs, 1), want), 1e-5);
   EXPECT_EQ(one.tokens_seen, 37);
   EXPECT_EQ(one.position(), 5);
-  // Both feeds wrote the same 4 completed segments into memory.
-  for (size_t l = 0; l < st.layers.size(); ++l) EXPECT_LE(max_diff(st.layers[l].M, one.layers[l].M), 1e-5);
+  // Both feeds wrote the same 4 completed segments into memory (M sums 32 outer products; the
+  // bound is fp32 rounding relative to its size).
+  for (size_t l = 0; l < st.layers.size(); ++l) {
+    const double scale = std::max(1.0, one.layers[l].M.abs().max().item<double>());
+    EXPECT_LE(max_diff(st.layers[l].M, one.layers[l].M), 1e-5 * scale) << "layer " << l << ", max |M| " << scale;
+  }
 }
 
 TEST_P(BothRules, ParallelContinuesAStreamedPrefix) {

@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
   CLI::App app{"infini: train and evaluate Infini-attention language models"};
   app.require_subcommand(0, 1);
   bool version = false;
-  app.add_flag("--version", version, "print the version, the LibTorch version and whether CUDA is available");
+  app.add_flag("--version", version, "print the version, the LibTorch version, the CUDA version it was built with and the GPUs found");
 
   infini::add_train_command(app);
   infini::add_convert_command(app);
@@ -34,8 +34,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   if (version) {
-    std::cout << "infini " << INFINI_VERSION << " (LibTorch " << infini::compat::torch_version()
-              << ", CUDA " << (torch::cuda::is_available() ? "available" : "not available") << ")\n";
+    std::cout << "infini " << INFINI_VERSION << " (" << infini::compat::build_description() << ")\n";
     return 0;
   }
   if (app.get_subcommands().empty()) {
