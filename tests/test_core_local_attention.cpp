@@ -82,11 +82,11 @@ torch::Tensor kernel_output(AttentionKernel kernel, const Case& c, uint64_t seed
   return out.detach();
 }
 
-void skip_without_sdpa() {
-  if (!infini::sdpa_available())
-    GTEST_SKIP() << "LibTorch " << infini::compat::torch_version()
-                 << " has no scaled_dot_product_attention with grouped queries (2.5 or later): only matmul runs";
-}
+// GTEST_SKIP must stand in the test body itself, hence a macro.
+#define SKIP_WITHOUT_SDPA()                                                                                      \
+  if (!infini::sdpa_available())                                                                                  \
+  GTEST_SKIP() << "LibTorch " << infini::compat::torch_version()                                                \
+               << " has no scaled_dot_product_attention with grouped queries (2.5 or later): only matmul runs"
 
 TEST(LocalAttention, MatmulKernelEqualsTheSoftmaxByHand) {
   for (const Case& c : kCases) {
@@ -100,7 +100,7 @@ TEST(LocalAttention, MatmulKernelEqualsTheSoftmaxByHand) {
 }
 
 TEST(LocalAttention, SdpaKernelEqualsTheSoftmaxByHandAndTheMatmulKernel) {
-  skip_without_sdpa();
+  SKIP_WITHOUT_SDPA();
   for (const Case& c : kCases) {
     torch::manual_seed(7);
     auto q = torch::randn({c.X, c.Hkv, c.G, c.L, c.Dh}).mul_(2);
@@ -116,7 +116,7 @@ TEST(LocalAttention, SdpaKernelEqualsTheSoftmaxByHandAndTheMatmulKernel) {
 }
 
 TEST(LocalAttention, SdpaModelEqualsMatmulModelForwardAndBackward) {
-  skip_without_sdpa();
+  SKIP_WITHOUT_SDPA();
   auto run = [](AttentionKernel kernel, bool bf16, torch::Tensor* grad) {
     KernelScope scope(kernel);
     infini::Decoder m = infini::test::small_model(infini::MemoryUpdate::delta, 3);
@@ -145,7 +145,7 @@ TEST(LocalAttention, SdpaModelEqualsMatmulModelForwardAndBackward) {
 }
 
 TEST(LocalAttention, SdpaStreamingEqualsSdpaParallel) {
-  skip_without_sdpa();
+  SKIP_WITHOUT_SDPA();
   KernelScope scope(AttentionKernel::sdpa);
   infini::Decoder m = infini::test::small_model(infini::MemoryUpdate::linear, 5);
   torch::NoGradGuard ng;
