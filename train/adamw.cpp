@@ -72,19 +72,27 @@ void AdamW::load_state_dict(const std::map<std::string, torch::Tensor>& state, c
   step_ = it->second.item<int64_t>();
 }
 
-double clip_grad_norm(const std::vector<AdamWGroup>& groups, double max_norm) {
+torch::Tensor grad_norm_tensor(const std::vector<AdamWGroup>& groups) {
   torch::NoGradGuard ng;
   std::vector<torch::Tensor> norms;  // one per gradient; one synchronisation for all of them
   for (const auto& g : groups)
     for (const auto& p : g.params)
       if (p.grad().defined()) norms.push_back(p.grad().to(torch::kFloat).norm().to(torch::kDouble));
-  const double norm = norms.empty() ? 0.0 : torch::stack(norms).norm().item<double>();
-  if (max_norm > 0 && std::isfinite(norm) && norm > max_norm) {
-    const double scale = max_norm / (norm + 1e-6);
-    for (const auto& g : groups)
-      for (const auto& p : g.params)
-        if (p.grad().defined()) p.grad().mul_(scale);
-  }
+  return norms.empty() ? torch::zeros({}, torch::kDouble) : torch::stack(norms).norm();
+}
+
+void clip_grads_to(const std::vector<AdamWGroup>& groups, double max_norm, double norm) {
+  if (!(max_norm > 0 && std::isfinite(norm) && norm > max_norm)) return;
+  torch::NoGradGuard ng;
+  const double scale = max_norm / (norm + 1e-6);
+  for (const auto& g : groups)
+    for (const auto& p : g.params)
+      if (p.grad().defined()) p.grad().mul_(scale);
+}
+
+double clip_grad_norm(const std::vector<AdamWGroup>& groups, double max_norm) {
+  const double norm = grad_norm_tensor(groups).item<double>();
+  clip_grads_to(groups, max_norm, norm);
   return norm;
 }
 

@@ -40,6 +40,11 @@ class AdamW {
 // Global gradient norm of every group's parameters (fp32 accumulation); when max_norm > 0 and the
 // norm is finite and larger, gradients are scaled in place down to max_norm. Returns the norm.
 double clip_grad_norm(const std::vector<AdamWGroup>& groups, double max_norm);
+// The same in two halves, so a caller can read the norm together with other values in one
+// device-to-host copy: the norm as a 0-dim fp64 tensor on the gradients' device (0 without
+// gradients), and the scaling once the norm is known on the host.
+torch::Tensor grad_norm_tensor(const std::vector<AdamWGroup>& groups);
+void clip_grads_to(const std::vector<AdamWGroup>& groups, double max_norm, double norm);
 
 // Groups a model's parameters: memory gates (name ends in ".gate") get lr * gate_lr_mult and no
 // decay; norms (1-d weights) and biases get no decay; every other matrix gets weight_decay.

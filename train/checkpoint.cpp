@@ -18,8 +18,13 @@ namespace fs = std::filesystem;
 
 namespace infini {
 
-std::string rng_state_hex() {
-  torch::Tensor s = at::detail::getDefaultCPUGenerator().get_state().contiguous();
+std::string rng_state_hex(const torch::Device& device) {
+  at::Generator gen = at::globalContext().defaultGenerator(device);
+  torch::Tensor s;
+  {
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    s = gen.get_state().contiguous();  // uint8 on the host, for CUDA generators too
+  }
   const auto* p = s.data_ptr<uint8_t>();
   static const char* digits = "0123456789abcdef";
   std::string out;
@@ -31,7 +36,7 @@ std::string rng_state_hex() {
   return out;
 }
 
-void set_rng_state_hex(const std::string& hex, const std::string& source) {
+void set_rng_state_hex(const std::string& hex, const std::string& source, const torch::Device& device) {
   if (hex.size() % 2 != 0) throw Error(fmt::format("{}: rng_state has odd length", source));
   torch::Tensor s = torch::empty({static_cast<int64_t>(hex.size() / 2)}, torch::kUInt8);
   auto* p = s.data_ptr<uint8_t>();
@@ -41,9 +46,26 @@ void set_rng_state_hex(const std::string& hex, const std::string& source) {
     throw Error(fmt::format("{}: rng_state is not hexadecimal", source));
   };
   for (size_t i = 0; i < hex.size(); i += 2) p[i / 2] = static_cast<uint8_t>(nibble(hex[i]) * 16 + nibble(hex[i + 1]));
-  at::Generator gen = at::detail::getDefaultCPUGenerator();
+  at::Generator gen = at::globalContext().defaultGenerator(device);
   std::lock_guard<std::mutex> lock(gen.mutex());
-  gen.set_state(s);
+  try {
+    gen.set_state(s);
+  } catch (const c10::Error&) {
+    throw Error(fmt::format("{}: rng state of {} bytes is not a {} generator state", source, s.numel(),
+                            device.is_cpu() ? "CPU" : "CUDA"));
+  }
+}
+
+nlohmann::json rng_states(const torch::Device& device) {
+  nlohmann::json j{{"rng_cpu", rng_state_hex()}};
+  if (device.is_cuda()) j["rng_cuda"] = rng_state_hex(device);
+  return j;
+}
+
+void restore_rng_states(const nlohmann::json& state, const std::string& source, const torch::Device& device) {
+  if (state.contains("rng_cpu")) set_rng_state_hex(state["rng_cpu"].get<std::string>(), source);
+  if (device.is_cuda() && state.contains("rng_cuda"))
+    set_rng_state_hex(state["rng_cuda"].get<std::string>(), source, device);
 }
 
 void save_model_and_optimizer(const std::string& dir, Decoder& model, const AdamW* opt,

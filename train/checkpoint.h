@@ -5,6 +5,7 @@
 #include <string>
 
 #include <nlohmann/json.hpp>
+#include <torch/types.h>
 
 #include "core/decoder.h"
 #include "train/adamw.h"
@@ -13,9 +14,13 @@ namespace infini {
 
 constexpr int kCheckpointFormatVersion = 1;
 
-// The default CPU generator's state as hex text, and back (for trainer_state.json).
-std::string rng_state_hex();
-void set_rng_state_hex(const std::string& hex, const std::string& source);
+// A device's default generator state as hex text, and back (for trainer_state.json).
+std::string rng_state_hex(const torch::Device& device = torch::kCPU);
+void set_rng_state_hex(const std::string& hex, const std::string& source, const torch::Device& device = torch::kCPU);
+// {"rng_cpu": ..., and on CUDA "rng_cuda": ...} for trainer_state.json, and back: a state saved
+// on CUDA resumes exactly on the same GPU; on CPU its CUDA part is not needed and not read.
+nlohmann::json rng_states(const torch::Device& device);
+void restore_rng_states(const nlohmann::json& state, const std::string& source, const torch::Device& device);
 
 // DIR/model.safetensors (metadata: model config, head, extras such as tokenizer path/hash)
 // and, when opt is given, DIR/optimizer.safetensors.

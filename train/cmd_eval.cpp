@@ -16,6 +16,7 @@
 #include "train/checkpoint_dir.h"
 #include "train/commands.h"
 #include "train/config.h"
+#include "train/device.h"
 #include "train/eval_passkey.h"
 #include "train/eval_ppl.h"
 
@@ -23,7 +24,7 @@ namespace infini {
 namespace {
 
 struct CommonArgs {
-  std::string checkpoint, tokenizer, out, precision = "fp32", random_model;
+  std::string checkpoint, tokenizer, out, precision = "fp32", random_model, device = "cpu";
   int threads = 0;
   uint64_t seed = 0;
 };
@@ -35,6 +36,7 @@ void add_common(CLI::App* cmd, CommonArgs& a) {
   cmd->add_option("--threads", a.threads, "threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--precision", a.precision, "fp32 | bf16 (autocast; memory stays fp32)")
       ->check(CLI::IsMember({"fp32", "bf16"}));
+  cmd->add_option("--device", a.device, "cpu | cuda | cuda:N: where the model runs (default cpu)");
   cmd->add_option("--random-model", a.random_model,
                   "instead of --checkpoint: a randomly initialised model of this config's model: section "
                   "(for measuring speed and memory; needs --tokenizer)");
@@ -45,20 +47,25 @@ struct LoadedModel {
   Decoder model{nullptr};
   std::string path;
   std::map<std::string, std::string> meta;
+  torch::Device device{torch::kCPU};  // where the model's weights are (--device)
 };
 
 int resolved_threads(const CommonArgs& a) {
   return a.threads > 0 ? a.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
+// Loads on the host, then moves the model to --device (a random model gets the same weights on
+// every device).
 LoadedModel load_eval_model(const CommonArgs& a) {
-  compat::set_threads(resolved_threads(a));
   LoadedModel m;
+  m.device = parse_device("--device", a.device);
+  compat::set_threads(resolved_threads(a));
   if (!a.random_model.empty()) {
     if (!a.checkpoint.empty()) throw Error("give either --checkpoint or --random-model, not both");
     torch::manual_seed(a.seed);
     m.model = Decoder(load_config(a.random_model).model);
     m.path = a.random_model;
+    m.model->to(m.device);
     return m;
   }
   if (a.checkpoint.empty()) throw Error("--checkpoint CK is required (a run directory or a step directory)");
@@ -68,6 +75,7 @@ LoadedModel load_eval_model(const CommonArgs& a) {
   if (read_model_head(m.path) != Head::lm)
     throw Error(m.path + ": holds a scalar-head (reward/value) model; eval passkey/ppl need a language model");
   m.model = load_model(m.path);
+  m.model->to(m.device);
   return m;
 }
 
@@ -108,7 +116,8 @@ void add_passkey(CLI::App& eval) {
   };
   auto a = std::make_shared<Args>();
   CLI::App* cmd = eval.add_subcommand("passkey", "passkey retrieval at long context, streamed segment by segment "
-                                                  "(--threads N: up to N cases at once, one thread each)");
+                                                  "(--threads N: up to N cases at once, one thread each; "
+                                                  "with --device cuda one case at a time)");
   add_common(cmd, a->c);
   cmd->add_option("--lengths", a->lengths, "prompt lengths in tokens, e.g. 8k,32k,128k,1m (k = 1024, m = 1048576)")
       ->required();
@@ -132,12 +141,22 @@ void add_passkey(CLI::App& eval) {
       // The threads go to cases, one intra-op thread each, and none are handed to a case's ops:
       // a case's ops are small (segments of a few hundred tokens), and on the demo model one
       // 128K case ran at 8.2K tokens/s on two intra-op threads against 19K on one.
+      // On a GPU the cases run one after another: the device is shared, and one case's kernels
+      // already fill it better than host threads queueing small ones side by side.
       const int64_t n_cases = static_cast<int64_t>(opt.lengths.size() * opt.depths.size()) * opt.trials;
-      opt.workers = static_cast<int>(std::min<int64_t>(resolved_threads(a->c), n_cases));
-      compat::set_threads(1);
-      std::printf("passkey: %s, %zu lengths x %zu depths x %lld trials, %s, segment %lld, %d at once\n",
+      if (m.device.is_cuda()) {
+        opt.workers = 1;
+        if (a->c.threads > 1)
+          std::printf("passkey: --threads %d ignored for cases on %s: one case at a time\n", a->c.threads,
+                      device_name(m.device).c_str());
+      } else {
+        opt.workers = static_cast<int>(std::min<int64_t>(resolved_threads(a->c), n_cases));
+        compat::set_threads(1);
+      }
+      std::printf("passkey: %s, %zu lengths x %zu depths x %lld trials, %s, segment %lld, %s, %d at once\n",
                   m.path.c_str(), opt.lengths.size(), opt.depths.size(), static_cast<long long>(opt.trials),
-                  a->c.precision.c_str(), static_cast<long long>(m.model->config().segment_len), opt.workers);
+                  a->c.precision.c_str(), static_cast<long long>(m.model->config().segment_len),
+                  device_name(m.device).c_str(), opt.workers);
       std::fflush(stdout);
       const ChatTemplate chat;
       auto results = run_passkey_eval(m.model, tok, passkey_builder(tok, a->chat ? &chat : nullptr), opt, [](const PasskeyCaseResult& r) {
@@ -190,8 +209,9 @@ void add_ppl(CLI::App& eval) {
       LoadedModel m = load_eval_model(a->c);
       Tokenizer tok = load_eval_tokenizer(a->c, m);
       std::vector<int64_t> ids = tokenize_text_file(tok, a->text, a->max_tokens);
-      std::printf("ppl: %s on %s (%zu tokens), %s, segment %lld\n", m.path.c_str(), a->text.c_str(), ids.size(),
-                  a->c.precision.c_str(), static_cast<long long>(m.model->config().segment_len));
+      std::printf("ppl: %s on %s (%zu tokens), %s, segment %lld, %s\n", m.path.c_str(), a->text.c_str(), ids.size(),
+                  a->c.precision.c_str(), static_cast<long long>(m.model->config().segment_len),
+                  device_name(m.device).c_str());
       PplOptions opt;
       opt.bf16 = a->c.precision == "bf16";
       nlohmann::json j;

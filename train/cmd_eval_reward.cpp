@@ -14,18 +14,20 @@
 #include "data/tokenizer.h"
 #include "train/checkpoint_dir.h"
 #include "train/commands.h"
+#include "train/device.h"
 #include "train/ppo_math.h"
 
 namespace infini {
 namespace {
 
 struct EvalRewardArgs {
-  std::string checkpoint, data, out, tokenizer, truncate = "left";
+  std::string checkpoint, data, out, tokenizer, truncate = "left", device = "cpu";
   int64_t seq_len = 512, batch = 8, max_pairs = 0;
   int threads = 0;
 };
 
 int eval_reward(const EvalRewardArgs& a) {
+  const torch::Device device = parse_device("--device", a.device);
   compat::set_threads(a.threads > 0 ? a.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   const bool is_file = a.checkpoint.size() > 12 && a.checkpoint.substr(a.checkpoint.size() - 12) == ".safetensors";
   const std::string path = is_file ? a.checkpoint : resolve_checkpoint(a.checkpoint) + "/model.safetensors";
@@ -40,6 +42,7 @@ int eval_reward(const EvalRewardArgs& a) {
   }
   const Tokenizer tok = Tokenizer::load(tok_path);
   Decoder model = load_model(path);
+  model->to(device);
   model->eval();
 
   DataConfig dc;
@@ -56,8 +59,9 @@ int eval_reward(const EvalRewardArgs& a) {
   double correct = 0, margin_sum = 0, loss_sum = 0;
   const int64_t max_batches = a.max_pairs > 0 ? (a.max_pairs + a.batch - 1) / a.batch : -1;
   for (const Batch& b : loader.all_batches(max_batches)) {
-    auto rc = last_token_scores(model->forward(b.tokens), b.lengths);                  // (B)
-    auto rr = last_token_scores(model->forward(b.rejected_tokens), b.rejected_lengths);  // (B)
+    // The loader's batches are on the host; scores and lengths meet on the model's device.
+    auto rc = last_token_scores(model->forward(b.tokens.to(device)), b.lengths.to(device));  // (B)
+    auto rr = last_token_scores(model->forward(b.rejected_tokens.to(device)), b.rejected_lengths.to(device));  // (B)
     const PairwiseLoss p = pairwise_loss(rc, rr);
     const double n = static_cast<double>(b.size());
     correct += p.accuracy * n;
@@ -98,6 +102,7 @@ void add_eval_reward_subcommand(CLI::App& eval) {
   cmd->add_option("--max-pairs", args->max_pairs, "evaluate at most this many pairs (0 = all)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--threads", args->threads, "intra-op threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--device", args->device, "cpu | cuda | cuda:N: where the model runs (default cpu)");
   cmd->callback([args] { set_command([args] { return eval_reward(*args); }); });
 }
 

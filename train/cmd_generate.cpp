@@ -18,12 +18,13 @@
 #include "data/tokenizer.h"
 #include "train/checkpoint_dir.h"
 #include "train/commands.h"
+#include "train/device.h"
 
 namespace infini {
 namespace {
 
 struct GenerateArgs {
-  std::string checkpoint, prompt, prompt_ids, tokenizer;
+  std::string checkpoint, prompt, prompt_ids, tokenizer, device = "cpu";
   int64_t max_new_tokens = 64;
   double temperature = 1.0;
   int64_t top_k = 0;
@@ -77,6 +78,7 @@ std::optional<Tokenizer> find_tokenizer(const GenerateArgs& a, const std::map<st
 }
 
 int run_generate(const GenerateArgs& a) {
+  const torch::Device device = parse_device("--device", a.device);
   compat::set_threads(a.threads > 0 ? a.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   const std::string dir = resolve_checkpoint(a.checkpoint);
   const std::string path = (std::filesystem::path(dir) / "model.safetensors").string();
@@ -84,6 +86,7 @@ int run_generate(const GenerateArgs& a) {
   Decoder model = load_model(path);
   if (model->head_kind() != Head::lm)
     throw Error(fmt::format("{}: has a scalar (reward/value) head; generate needs a language model", path));
+  model->to(device);  // generate() feeds its tokens on the weights' device; sampling draws on the host
   model->eval();
 
   std::optional<Tokenizer> tok;
@@ -159,6 +162,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--tokenizer", a->tokenizer, "sentencepiece model (default: the one the checkpoint records)");
   cmd->add_flag("--print-ids", a->print_ids, "print the whole sequence as token ids on one line");
   cmd->add_option("--threads", a->threads, "intra-op threads (0 = all cores)");
+  cmd->add_option("--device", a->device, "cpu | cuda | cuda:N: where the model runs (default cpu)");
   cmd->callback([a, p, pi] {
     if (p->count() == 0 && pi->count() == 0) throw CLI::RequiredError("--prompt or --prompt-ids");
     set_command([a] { return run_generate(*a); });

@@ -18,6 +18,7 @@
 #include "core/error.h"
 #include "data/synth.h"
 #include "data/seed_mix.h"
+#include "train/device.h"
 #include "train/stopwatch.h"
 
 namespace infini {
@@ -172,9 +173,13 @@ std::vector<PasskeyCaseResult> run_passkey_eval(Decoder& model, const Tokenizer&
     r.key = p.key;
     r.key_position = p.key_position;
 
+    // On a GPU the kernels run behind the host: synchronize so that prompt_s is the prompt's time.
+    const torch::Device dev = model->tok_embeddings->weight.device();
+    synchronize(dev);
     const auto t0 = std::chrono::steady_clock::now();
     StreamState state = model->new_state(1);
     torch::Tensor logits = stream_prompt(model, state, p.ids, opt.bf16);
+    synchronize(dev);
     const double prompt_s = seconds_since(t0);
     const std::vector<int> key_ids = tok.encode(" " + r.key);  // as SFT records' responses are encoded
     StreamState scored = state.clone();

@@ -41,6 +41,7 @@ struct PasskeyOptions {
   int workers = 1;                          // cases run at once, each on its own thread (with one
                                             // intra-op thread each: small ops scale better this way);
                                             // results are the same for any number
+                                            // (`eval passkey` uses 1 for a model on a GPU)
 };
 
 struct PasskeyCaseResult {

@@ -49,6 +49,7 @@ std::vector<PplBucket> default_ppl_buckets();
 
 // Next-token loss of `tokens` (one document, BOS first) streamed through `model` in chunks, so only
 // one chunk's activations and the fixed-size StreamState are alive at a time. fp32 without bf16.
+// Runs on the device of the model's weights; the per-target losses come back to the host per chunk.
 PplResult stream_perplexity(Decoder& model, const std::vector<int64_t>& tokens, const PplOptions& opt);
 
 // Reads a UTF-8 text file and tokenizes it piecewise (blocks of about 1 MiB cut after a newline),

@@ -186,7 +186,8 @@ int run_ppo(const Config& cfg) {
     step = st.at("step").get<int64_t>();
     prompts.load_state(st.at("loader"));
     kl.load_state(st.at("kl_controller"), src);
-    set_rng_state_hex(st.at("rng_cpu").get<std::string>(), src);
+    if (!st.contains("rng_cpu")) throw Error(fmt::format("{}: rng_cpu is missing", src));
+    restore_rng_states(st, src, rt.device);
     set_generator_state_hex(gen, st.at("sampling_rng").get<std::string>(), src);
     spdlog::info("resumed from {} (rollout {})", resume_dir, step);
   } else {
@@ -215,12 +216,13 @@ int run_ppo(const Config& cfg) {
           save_model_and_optimizer((fs::path(dir) / "critic").string(), critic, &critic_opt, meta);
           fsync_tree(fs::path(dir) / "actor");
           fsync_tree(fs::path(dir) / "critic");
-          save_trainer_state(dir, {{"step", at},
-                                   {"stage", "ppo"},
-                                   {"loader", prompts.state()},
-                                   {"kl_controller", kl.state()},
-                                   {"rng_cpu", rng_state_hex()},
-                                   {"sampling_rng", generator_state_hex(gen)}});
+          nlohmann::json state{{"step", at},
+                               {"stage", "ppo"},
+                               {"loader", prompts.state()},
+                               {"kl_controller", kl.state()},
+                               {"sampling_rng", generator_state_hex(gen)}};
+          state.update(rng_states(rt.device));
+          save_trainer_state(dir, state);
         },
         static_cast<int>(cfg.checkpoint.keep_last));
     spdlog::info("checkpoint {}", last_checkpoint);

@@ -36,11 +36,14 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Batches come from the loader in pageable host memory. On CUDA each tensor goes through
+// page-locked memory and is sent without waiting, so the copy overlaps the kernels still queued
+// (LibTorch's pinned-memory cache keeps the buffer until its copy has run).
 Batch to_device(const Batch& b, const torch::Device& d) {
   if (d.is_cpu()) return b;
   Batch o = b;
   auto mv = [&](torch::Tensor& t) {
-    if (t.defined()) t = t.to(d);
+    if (t.defined()) t = t.pin_memory().to(d, /*non_blocking=*/true);
   };
   mv(o.tokens); mv(o.loss_mask); mv(o.lengths);
   mv(o.rejected_tokens); mv(o.rejected_mask); mv(o.rejected_lengths);
@@ -55,13 +58,20 @@ std::string format_duration(double s) {
   return fmt::format("{}s", t);
 }
 
+// Weighted means over micro-batches. The loss stays a device tensor until read(), so a step's
+// micro-batches queue their work without waiting for the device.
 struct Averager {
   double weight = 0, loss = 0;
+  torch::Tensor loss_sum;  // sum of loss x weight, on the loss's device, until read()
   std::map<std::string, double> sums;
-  void add(const LossOutput& o, double loss_value) {
+  void add(const LossOutput& o) {
     weight += o.weight;
-    loss += loss_value * o.weight;
+    torch::Tensor l = o.loss.detach().to(torch::kDouble) * o.weight;
+    loss_sum = loss_sum.defined() ? loss_sum + l : l;
     for (const auto& [k, v] : o.metrics) sums[k] += v * o.weight;
+  }
+  void read() {
+    if (loss_sum.defined()) loss = loss_sum.item<double>();
   }
   double mean_loss() const { return weight > 0 ? loss / weight : 0.0; }
 };
@@ -217,7 +227,7 @@ int run_trainer(const Config& cfg, const StageSpec& spec) {
     step = st.at("step").get<int64_t>();
     tokens_seen = st.value("tokens_seen", 0.0);
     train_loader.load_state(st.at("loader"));
-    if (st.contains("rng_cpu")) set_rng_state_hex(st["rng_cpu"].get<std::string>(), resume_dir);
+    restore_rng_states(st, resume_dir, rt.device);
     spdlog::info("resumed from {} (step {})", resume_dir, step);
   } else if (!cfg.init_from.empty()) {
     const int64_t added =
@@ -241,12 +251,13 @@ int run_trainer(const Config& cfg, const StageSpec& spec) {
         run_dir, at_step,
         [&](const std::string& dir) {
           save_model_and_optimizer(dir, model, &opt, meta);
-          save_trainer_state(dir, {{"step", at_step},
-                                   {"stage", spec.name},
-                                   {"tokens_seen", tokens_seen},
-                                   {"loader", train_loader.state()},
-                                   {"rng_cpu", rng_state_hex()},
-                                   {"schedule", {{"lr", lr_at(cfg.schedule, cfg.optim.lr, cfg.train.max_steps, at_step)}}}});
+          nlohmann::json state{{"step", at_step},
+                               {"stage", spec.name},
+                               {"tokens_seen", tokens_seen},
+                               {"loader", train_loader.state()},
+                               {"schedule", {{"lr", lr_at(cfg.schedule, cfg.optim.lr, cfg.train.max_steps, at_step)}}}};
+          state.update(rng_states(rt.device));
+          save_trainer_state(dir, state);
         },
         static_cast<int>(cfg.checkpoint.keep_last));
     spdlog::info("checkpoint {} ({:.2f} s)", last_checkpoint, seconds_since(t0));
@@ -264,8 +275,9 @@ int run_trainer(const Config& cfg, const StageSpec& spec) {
         compat::AutocastGuard ac(rt.bf16, rt.device.type());
         out = spec.loss(model, b);
       }
-      avg.add(out, out.loss.item<double>());
+      avg.add(out);
     }
+    avg.read();
     model->train();
     nlohmann::json rec{{"kind", "eval"}, {"step", at_step}, {"val_loss", avg.mean_loss()},
                        {"val_ppl", std::exp(avg.mean_loss())}};
@@ -312,20 +324,23 @@ int run_trainer(const Config& cfg, const StageSpec& spec) {
         compat::AutocastGuard ac(rt.bf16, rt.device.type());
         out = spec.loss(model, b);
       }
-      const double lv = out.loss.item<double>();
-      if (!std::isfinite(lv)) finite = false;
       (out.loss / static_cast<double>(cfg.train.grad_accum)).backward();
       if (out.backward_more) {
         compat::AutocastGuard ac(rt.bf16, rt.device.type());
         out.backward_more();
       }
       window_model_s += seconds_since(t0);
-      avg.add(out, lv);
+      avg.add(out);
       step_tokens += static_cast<double>(b.num_tokens());
     }
     const auto optim_t0 = Clock::now();
-    const double grad_norm = clip_grad_norm(opt.groups(), cfg.optim.grad_clip);
-    if (!std::isfinite(grad_norm)) finite = false;
+    // The step's one wait for the device: the gradient norm and the loss, read together.
+    const torch::Tensor host = torch::stack({grad_norm_tensor(opt.groups()).to(avg.loss_sum.device()),
+                                             avg.loss_sum}).to(torch::kCPU);
+    const double grad_norm = host[0].item<double>();
+    avg.loss = host[1].item<double>();
+    clip_grads_to(opt.groups(), cfg.optim.grad_clip, grad_norm);
+    if (!std::isfinite(grad_norm) || !std::isfinite(avg.loss)) finite = false;
     const double lr = lr_at(cfg.schedule, cfg.optim.lr, cfg.train.max_steps, this_step);
     if (!finite) {
       ++nonfinite_count;
