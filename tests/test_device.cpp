@@ -172,3 +172,25 @@ TEST(Device, TrainingResumesExactlyOnTheDevice) {
 }
 
 }  // namespace test_device
+
+namespace test_device {
+
+// --version names this build: the LibTorch version, and the CUDA version it was built with or "CPU
+// only". INFINI_EXPECT_CUDA_BUILD=1 (scripts/test.sh sets it for PyPI's torch) makes a CPU-only
+// build an error, so CI sees that the 2.x build really is the CUDA one.
+TEST(Device, VersionNamesTheLibTorchAndItsCuda) {
+  auto r = infini::test::run_infini("--version");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("LibTorch " + infini::compat::torch_version() + ","), std::string::npos) << r.output;
+  const std::string cuda = infini::compat::cuda_build_version();
+  if (cuda.empty()) {
+    EXPECT_NE(r.output.find("CPU only"), std::string::npos) << r.output;
+  } else {
+    EXPECT_NE(r.output.find("CUDA " + cuda + ", "), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find(torch::cuda::is_available() ? "GPU" : "no GPU found"), std::string::npos) << r.output;
+  }
+  const char* want = std::getenv("INFINI_EXPECT_CUDA_BUILD");
+  if (want && std::string(want) == "1") EXPECT_FALSE(cuda.empty()) << "expected a CUDA build: " << r.output;
+}
+
+}  // namespace test_device
