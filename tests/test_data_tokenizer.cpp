@@ -12,6 +12,7 @@
 #include "data/prepare.h"
 #include "data/token_shards.h"
 #include "data/tokenizer.h"
+#include "support/run_util.h"
 #include "tests/test_data_util.h"
 
 // Everything of this file in its own namespace: the suite also builds as one unity translation unit.
@@ -241,5 +242,21 @@ TEST(Cli, TokenizerTrainAndDataPrepare) {
   // failures: non-zero exit
   EXPECT_NE(run(bin + " data prepare --tokenizer " + dir + "/none.model --input " + dir + "/text.txt --out " + dir + "/x"), 0);
   EXPECT_NE(run(bin + " tokenizer train --input " + dir + "/none.txt --vocab-size 300 --out " + dir + "/u"), 0);
+}
+
+// sentencepiece's trainer writes warnings to std::cerr from inside the dlopen'ed shim: a line
+// longer than its maximum sentence length, or a text with nothing to learn, made it log and the
+// process died (exit 139) before the fix in CMakeLists.txt (-fPIC executables).
+TEST(Cli, TokenizerTrainSurvivesSentencepieceLogging) {
+  const std::string dir = scratch_dir("data_cli_spm_log");
+  write_file(dir + "/long_line.txt", generated_text(300, 5) + std::string(20000, 'a') + "\n");
+  write_file(dir + "/blank.txt", "   \n  \n\t\n");
+  const std::string bin = INFINI_BINARY;
+  for (const char* name : {"long_line", "blank"}) {
+    auto r = infini::test::run_cmd(bin + " tokenizer train --input " + dir + "/" + name + ".txt --vocab-size 400 --out " +
+                                   dir + "/" + name);
+    EXPECT_LT(r.code, 128) << name << ": killed by a signal\n" << r.output;
+    EXPECT_EQ(r.code, 0) << name << "\n" << r.output;
+  }
 }
 }  // namespace test_data_tokenizer

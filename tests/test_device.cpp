@@ -190,7 +190,9 @@ TEST(Device, VersionNamesTheLibTorchAndItsCuda) {
     EXPECT_NE(r.output.find(torch::cuda::is_available() ? "GPU" : "no GPU found"), std::string::npos) << r.output;
   }
   const char* want = std::getenv("INFINI_EXPECT_CUDA_BUILD");
-  if (want && std::string(want) == "1") EXPECT_FALSE(cuda.empty()) << "expected a CUDA build: " << r.output;
+  if (want && std::string(want) == "1") {
+    EXPECT_FALSE(cuda.empty()) << "expected a CUDA build: " << r.output;
+  }
 }
 
 }  // namespace test_device
