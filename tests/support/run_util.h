@@ -31,7 +31,11 @@ inline RunResult run_cmd(const std::string& cmd) {
 }
 
 // Runs `infini ARGS` (the binary under test).
-inline RunResult run_infini(const std::string& args) { return run_cmd(std::string(INFINI_BINARY) + " " + args); }
+inline RunResult run_infini(const std::string& args) {
+  std::string cmd = INFINI_BINARY;  // appended, not operator+: GCC 12 warns falsely on that in C++20
+  cmd.append(" ").append(args);
+  return run_cmd(cmd);
+}
 
 inline std::string scratch_dir(const std::string& name, bool fresh = true) {
   const char* base = std::getenv("INFINI_TEST_TMP");
