@@ -61,7 +61,7 @@ if [ "$FLAVOUR" = pip ]; then
   have=$("$VENV/bin/python" -c 'import torch; print(torch.__version__.split("+")[0])' 2>/dev/null || true)
   if [ "$have" != "$TORCH_VERSION" ]; then
     step "installing torch==$TORCH_VERSION from PyPI into $VENV (about 5 GB with its CUDA libraries; pip caches it)"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "torch==$TORCH_VERSION" \
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "torch==$TORCH_VERSION" numpy \
       || die "pip install" "could not install torch==$TORCH_VERSION from PyPI (offline? another version: INFINI_TORCH_VERSION)"
   else
     step "torch $have: present in $VENV"
