@@ -58,7 +58,7 @@ if [ "$FLAVOUR" = pip ]; then
     step "creating the virtual environment $VENV"
     /usr/bin/python3 -m venv "$VENV" || die "python venv" "could not create $VENV (is python3-venv installed?)"
   fi
-  have=$("$VENV/bin/python" -c 'import torch; print(torch.__version__.split("+")[0])' 2>/dev/null || true)
+  have=$("$VENV/bin/python" -c 'import numpy, torch; print(torch.__version__.split("+")[0])' 2>/dev/null || true)
   if [ "$have" != "$TORCH_VERSION" ]; then
     step "installing torch==$TORCH_VERSION from PyPI into $VENV (about 5 GB with its CUDA libraries; pip caches it)"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check "torch==$TORCH_VERSION" numpy \
