@@ -188,6 +188,12 @@ void load_weights(Decoder& model, const SafeTensors& st, const std::string& path
     if (!t.is_floating_point())
       throw Error(fmt::format("{}: tensor {} has dtype {}, expected a floating-point dtype (F32)", path, item.key(),
                               safetensors_dtype_name(t.scalar_type())));
+    // One reduction per tensor: weights with NaN or Inf would only show up later as a NaN loss or
+    // perplexity.
+    const int64_t bad = t.numel() - torch::isfinite(t).sum().item<int64_t>();
+    if (bad > 0)
+      throw Error(fmt::format("{}: tensor {} has {} non-finite value{} (NaN or Inf) of {}; the weights are corrupt or "
+                              "were saved after training diverged", path, item.key(), bad, bad > 1 ? "s" : "", t.numel()));
   }
   torch::NoGradGuard no_grad;
   for (auto& item : params) item.value().copy_(st.tensors.at(item.key()));

@@ -207,4 +207,29 @@ TEST(Llama2c, ConvertGenerateInfoCli) {
   EXPECT_NE(out.find("error: "), std::string::npos) << out;
   EXPECT_NE(out.find("model.safetensors"), std::string::npos) << out;
 }
+
+// convert into an existing run directory used to repoint its checkpoints/latest at the import:
+// a non-empty --out is refused (exit 2, nothing written) unless --force; the check comes before
+// the model file is read.
+TEST(Llama2c, ConvertRefusesANonEmptyOut) {
+  const std::string dir = tmp_dir("convert_out");
+  fs::create_directories(dir + "/run/checkpoints");
+  std::ofstream(dir + "/run/checkpoints/latest") << "step_00000040\n";
+  const std::string bin = INFINI_BINARY;
+  std::string out;
+  EXPECT_EQ(run(bin + " convert llama2c --model " + dir + "/none.bin --out " + dir + "/run 2>&1", &out), 2);
+  EXPECT_EQ(out, "error: --out " + dir + "/run: exists and is not an empty folder (a run directory?); choose a new "
+                 "folder, or add --force to write step 0 into it\n");
+  std::ifstream in(dir + "/run/checkpoints/latest");
+  std::string latest;
+  std::getline(in, latest);
+  EXPECT_EQ(latest, "step_00000040");
+  // With --force the destination check is passed (here the missing model is the error); an empty
+  // folder is accepted as it is.
+  EXPECT_EQ(run(bin + " convert llama2c --model " + dir + "/none.bin --out " + dir + "/run --force 2>&1", &out), 1);
+  EXPECT_NE(out.find("none.bin"), std::string::npos) << out;
+  fs::create_directories(dir + "/empty");
+  EXPECT_EQ(run(bin + " convert llama2c --model " + dir + "/none.bin --out " + dir + "/empty 2>&1", &out), 1);
+  EXPECT_NE(out.find("none.bin"), std::string::npos) << out;
+}
 }  // namespace test_core_llama2c

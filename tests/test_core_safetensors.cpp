@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "core/error.h"
 #include "core/model_io.h"
 #include "core/safetensors.h"
@@ -297,6 +299,16 @@ TEST(ModelIo, LoadWeightsErrors) {
   ints.tensors["norm.weight"] = torch::zeros({16}, torch::kLong);
   EXPECT_EQ(load_weights_error(m, ints),
             "m.safetensors: tensor norm.weight has dtype I64, expected a floating-point dtype (F32)");
+
+  // Non-finite weights are refused by name and count (they used to load, and infini info said ok).
+  SafeTensors nan = st;
+  nan.tensors["layers.1.feed_forward.w2.weight"] = st.tensors["layers.1.feed_forward.w2.weight"].clone();
+  nan.tensors["layers.1.feed_forward.w2.weight"].view({-1})[3] = std::numeric_limits<float>::quiet_NaN();
+  nan.tensors["layers.1.feed_forward.w2.weight"].view({-1})[7] = -std::numeric_limits<float>::infinity();
+  const int64_t n = nan.tensors["layers.1.feed_forward.w2.weight"].numel();
+  EXPECT_EQ(load_weights_error(m, nan),
+            "m.safetensors: tensor layers.1.feed_forward.w2.weight has 2 non-finite values (NaN or Inf) of " + std::to_string(n) +
+                "; the weights are corrupt or were saved after training diverged");
 
   // A file of another model (no memory -> no gates) names what is missing.
   ModelConfig nomem = tiny_config();

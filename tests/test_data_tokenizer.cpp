@@ -259,4 +259,22 @@ TEST(Cli, TokenizerTrainSurvivesSentencepieceLogging) {
     EXPECT_EQ(r.code, 0) << name << "\n" << r.output;
   }
 }
+
+// A thread count above the machine's cores is capped with a warning (100000 threads used to be
+// spawned and stall the machine); a negative one is a configuration error (exit 2).
+TEST(Cli, ThreadCountsAreCappedAndNegativesRefused) {
+  const std::string dir = scratch_dir("data_cli_threads");
+  write_file(dir + "/text.txt", generated_text(300, 3));
+  const std::string bin = INFINI_BINARY;
+  auto r = infini::test::run_cmd(bin + " tokenizer train --input " + dir + "/text.txt --vocab-size 400 --out " + dir +
+                                 "/t --threads 100000");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("--threads: 100000 threads asked for, this machine has"), std::string::npos) << r.output;
+  r = infini::test::run_cmd(bin + " data prepare --tokenizer " + dir + "/t.model --input " + dir + "/text.txt --out " + dir +
+                            "/shards --threads -3");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("--threads: expected 0 (all cores) or a positive count, found -3"), std::string::npos)
+      << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/shards/index.json"));
+}
 }  // namespace test_data_tokenizer

@@ -27,6 +27,7 @@
 #include "train/device.h"
 #include "train/lm_head_loss.h"
 #include "train/metrics_log.h"
+#include "train/runtime.h"
 #include "train/stages.h"
 #include "train/stopwatch.h"
 
@@ -175,8 +176,7 @@ int bench_model(const BenchArgs& a) {
     throw ConfigError("--precision: expected fp32 or bf16, found '" + precision + "'");
   if (a.batch < 1 || a.seq < 2 || a.steps < 1)
     throw ConfigError("--batch and --steps must be >= 1 and --seq >= 2");
-  const int threads = cfg.run.threads > 0 ? static_cast<int>(cfg.run.threads)
-                                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = resolve_threads(cfg.run.threads, "run.threads");
   compat::set_threads(threads);
   const bool bf16 = precision == "bf16";
   const ModelConfig& mc = cfg.model;

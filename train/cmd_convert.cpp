@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "core/error.h"
 #include "core/llama2c.h"
 #include "core/model_io.h"
 #include "train/checkpoint.h"
@@ -20,9 +21,18 @@ void add_convert_command(CLI::App& app) {
   auto model = std::make_shared<std::string>();
   auto out = std::make_shared<std::string>();
   l2c->add_option("--model", *model, "the llama2.c .bin file")->required();
-  l2c->add_option("--out", *out, "run directory to write (DIR/checkpoints/step_00000000)")->required();
-  l2c->callback([model, out] {
-    set_command([model, out] {
+  auto force = std::make_shared<bool>(false);
+  l2c->add_option("--out", *out, "run directory to write (DIR/checkpoints/step_00000000); must be new or empty")
+      ->required();
+  l2c->add_flag("--force", *force, "write into a non-empty --out (its checkpoints/latest then names the import)");
+  l2c->callback([model, out, force] {
+    set_command([model, out, force] {
+      // A run directory given by mistake would get its `latest` repointed at the import.
+      namespace fs = std::filesystem;
+      std::error_code ec;
+      if (!*force && fs::exists(*out, ec) && !(fs::is_directory(*out, ec) && fs::is_empty(*out, ec)))
+        throw ConfigError(fmt::format("--out {}: exists and is not an empty folder (a run directory?); choose a new "
+                                      "folder, or add --force to write step 0 into it", *out));
       Decoder m = import_llama2c(*model);
       const std::string abs_model = std::filesystem::absolute(*model).string();
       const std::string dir = commit_checkpoint(*out, 0, [&](const std::string& tmp) {

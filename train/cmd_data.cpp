@@ -14,6 +14,7 @@
 #include "data/synth.h"
 #include "data/tokenizer.h"
 #include "train/commands.h"
+#include "train/runtime.h"
 
 namespace infini {
 
@@ -32,6 +33,7 @@ void add_data_command(CLI::App& app) {
   prep->add_option("--shard-tokens", popt->shard_tokens, "tokens per shard file at most");
   prep->callback([popt, ptok] {
     set_command([popt, ptok] {
+      popt->threads = resolve_threads(popt->threads, "--threads");
       const Tokenizer tok = Tokenizer::load(*ptok);
       const PrepareStats s = prepare_corpus(tok, *popt);
       const int64_t tokens = s.train_tokens + s.val_tokens;

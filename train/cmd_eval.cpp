@@ -19,6 +19,7 @@
 #include "train/device.h"
 #include "train/eval_passkey.h"
 #include "train/eval_ppl.h"
+#include "train/runtime.h"
 
 namespace infini {
 namespace {
@@ -51,7 +52,7 @@ struct LoadedModel {
 };
 
 int resolved_threads(const CommonArgs& a) {
-  return a.threads > 0 ? a.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return resolve_threads(a.threads, "--threads");
 }
 
 // Loads on the host, then moves the model to --device (a random model gets the same weights on

@@ -16,6 +16,7 @@
 #include "train/commands.h"
 #include "train/device.h"
 #include "train/ppo_math.h"
+#include "train/runtime.h"
 
 namespace infini {
 namespace {
@@ -28,7 +29,7 @@ struct EvalRewardArgs {
 
 int eval_reward(const EvalRewardArgs& a) {
   const torch::Device device = parse_device("--device", a.device);
-  compat::set_threads(a.threads > 0 ? a.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  compat::set_threads(resolve_threads(a.threads, "--threads"));
   const bool is_file = a.checkpoint.size() > 12 && a.checkpoint.substr(a.checkpoint.size() - 12) == ".safetensors";
   const std::string path = is_file ? a.checkpoint : resolve_checkpoint(a.checkpoint) + "/model.safetensors";
   if (read_model_head(path) != Head::scalar)

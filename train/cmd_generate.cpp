@@ -19,6 +19,7 @@
 #include "train/checkpoint_dir.h"
 #include "train/commands.h"
 #include "train/device.h"
+#include "train/runtime.h"
 
 namespace infini {
 namespace {
@@ -79,7 +80,7 @@ std::optional<Tokenizer> find_tokenizer(const GenerateArgs& a, const std::map<st
 
 int run_generate(const GenerateArgs& a) {
   const torch::Device device = parse_device("--device", a.device);
-  compat::set_threads(a.threads > 0 ? a.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  compat::set_threads(resolve_threads(a.threads, "--threads"));
   const std::string dir = resolve_checkpoint(a.checkpoint);
   const std::string path = (std::filesystem::path(dir) / "model.safetensors").string();
   const auto meta = read_safetensors_metadata(path);

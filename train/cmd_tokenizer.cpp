@@ -8,6 +8,7 @@
 
 #include "data/tokenizer.h"
 #include "train/commands.h"
+#include "train/runtime.h"
 
 namespace infini {
 
@@ -24,6 +25,7 @@ void add_tokenizer_command(CLI::App& app) {
   train->add_option("--threads", opt->threads, "0 = all cores");
   train->callback([opt] {
     set_command([opt] {
+      opt->threads = resolve_threads(opt->threads, "--threads");
       train_tokenizer(*opt);
       const Tokenizer t = Tokenizer::load(opt->model_prefix + ".model");
       std::printf("wrote %s.model and %s.vocab: %d pieces (bos %d, eos %d, pad %d, unk %d), hash %s\n",

@@ -20,10 +20,20 @@
 
 namespace infini {
 
+int resolve_threads(int64_t requested, const std::string& what) {
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (requested < 0) throw ConfigError(fmt::format("{}: expected 0 (all cores) or a positive count, found {}", what, requested));
+  if (requested == 0) return cores;
+  if (requested > cores) {
+    spdlog::warn("{}: {} threads asked for, this machine has {} cores; using {}", what, requested, cores, cores);
+    return cores;
+  }
+  return static_cast<int>(requested);
+}
+
 Runtime setup_runtime(const RunConfig& run) {
   Runtime rt;
-  rt.threads = run.threads > 0 ? static_cast<int>(run.threads)
-                               : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  rt.threads = resolve_threads(run.threads, "run.threads");
   compat::set_threads(rt.threads);
   torch::manual_seed(static_cast<uint64_t>(run.seed));
   if (run.device == "cuda") {

@@ -19,6 +19,11 @@ struct Runtime {
 // ConfigError when cuda is asked for and this LibTorch has none.
 Runtime setup_runtime(const RunConfig& run);
 
+// A thread count the user asked for (`what` names the key or flag): 0 means this machine's cores,
+// more than its cores is capped there with a warning (a thread per core is the most that helps,
+// and tens of thousands of threads stall the machine), a negative one is a ConfigError.
+int resolve_threads(int64_t requested, const std::string& what);
+
 // Keeps freed memory in the process (glibc malloc) instead of returning every large block to the
 // OS: LibTorch's CPU tensors are plain malloc blocks, and by default each training step's
 // activations are mmap'ed, page-faulted in and unmapped again, which cost ~30% of a step here.
