@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
+#include <string_view>
 #include <thread>
 
 #include <fmt/format.h>
@@ -179,7 +180,61 @@ std::string Tokenizer::id_to_piece(int id) const {
 
 int Tokenizer::piece_to_id(const std::string& piece) const { return shim().piece_to_id(h_->spm, piece.c_str()); }
 
-void train_tokenizer(const TokenizerTrainOptions& opt) {
+namespace {
+
+// sentencepiece drops every line longer than its max_sentence_length (with a log line, nothing
+// more): a book with one paragraph per line would lose most of its text. Such lines are cut at the
+// last space before the limit (else at a UTF-8 character boundary) into a copy of the input.
+constexpr size_t kMaxSentenceBytes = 16384;
+
+size_t cut_point(const std::string& line, size_t from, size_t limit) {
+  const size_t end = from + limit;
+  const size_t space = line.rfind(' ', end - 1);
+  if (space != std::string::npos && space > from + limit / 2) return space + 1;  // the space stays on the left
+  size_t cut = end;
+  while (cut > from + 1 && (static_cast<unsigned char>(line[cut]) & 0xC0) == 0x80) --cut;  // not inside a character
+  return cut;
+}
+
+// Returns the file to train on: `path` itself, or a copy with long lines cut (written beside
+// `scratch_prefix`, removed by the caller). Counts what was cut.
+std::string cut_long_lines(const std::string& path, const std::string& scratch_prefix, TokenizerTrainReport& report) {
+  std::ifstream in(path, std::ios::binary);
+  std::string line;
+  bool any = false;
+  while (std::getline(in, line))
+    if (line.size() > kMaxSentenceBytes) {
+      any = true;
+      break;
+    }
+  if (!any) return path;
+  const std::string out_path = fmt::format("{}.input{}.txt", scratch_prefix, report.files_rewritten);
+  std::ofstream out(out_path, std::ios::binary | std::ios::trunc);
+  if (!out) throw Error(fmt::format("tokenizer train: cannot write {} (the copy of {} with long lines cut)", out_path, path));
+  in.clear();
+  in.seekg(0);
+  while (std::getline(in, line)) {
+    if (line.size() <= kMaxSentenceBytes) {
+      out << line << '\n';
+      continue;
+    }
+    ++report.lines_cut;
+    for (size_t at = 0; at < line.size();) {
+      const size_t next = line.size() - at <= kMaxSentenceBytes ? line.size() : cut_point(line, at, kMaxSentenceBytes);
+      out << std::string_view(line).substr(at, next - at) << '\n';
+      ++report.pieces_from_cuts;
+      at = next;
+    }
+  }
+  out.flush();
+  if (!out) throw Error(fmt::format("tokenizer train: writing {} failed (disk full?)", out_path));
+  ++report.files_rewritten;
+  return out_path;
+}
+
+}  // namespace
+
+TokenizerTrainReport train_tokenizer(const TokenizerTrainOptions& opt) {
   if (opt.inputs.empty()) throw Error("tokenizer train: no --input files given");
   for (const auto& f : opt.inputs) {
     std::ifstream in(f);
@@ -193,8 +248,20 @@ void train_tokenizer(const TokenizerTrainOptions& opt) {
     throw Error(fmt::format("tokenizer train: --vocab-size must be at least 262 (256 byte pieces + 4 specials + 2), got {}",
                             opt.vocab_size));
   if (opt.model_prefix.empty()) throw Error("tokenizer train: no --out prefix given");
+  TokenizerTrainReport report;
+  std::vector<std::string> copies;
   std::string inputs;
-  for (const auto& f : opt.inputs) inputs += (inputs.empty() ? "" : ",") + f;
+  for (const auto& f : opt.inputs) {
+    const std::string use = cut_long_lines(f, opt.model_prefix, report);
+    if (use != f) copies.push_back(use);
+    inputs += (inputs.empty() ? "" : ",") + use;
+  }
+  struct RemoveCopies {
+    const std::vector<std::string>& files;
+    ~RemoveCopies() {
+      for (const auto& f : files) std::remove(f.c_str());
+    }
+  } remove_copies{copies};
   const int threads = opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::string kw;
   auto add = [&](const std::string& k, const std::string& v) { kw += k + "=" + v + "\n"; };
@@ -215,13 +282,14 @@ void train_tokenizer(const TokenizerTrainOptions& opt) {
   add("pad_id", "3");
   add("input_sentence_size", std::to_string(opt.input_sentence_size));
   add("shuffle_input_sentence", "true");
-  add("max_sentence_length", "16384");
+  add("max_sentence_length", std::to_string(kMaxSentenceBytes));
   add("num_threads", std::to_string(threads));
   add("hard_vocab_limit", "false");
   add("minloglevel", "1");
   char err[2048] = {0};
   if (shim().train(kw.c_str(), err, sizeof(err)) != 0)
     throw Error(fmt::format("tokenizer train: sentencepiece failed: {}", err));
+  return report;
 }
 
 }  // namespace infini

@@ -42,9 +42,17 @@ struct TokenizerTrainOptions {
   int threads = 0;                  // 0 = hardware concurrency
 };
 
+// What train_tokenizer did to the input beyond reading it.
+struct TokenizerTrainReport {
+  int64_t lines_cut = 0;         // lines longer than 16384 bytes (sentencepiece's limit), cut ...
+  int64_t pieces_from_cuts = 0;  // ... into this many lines, at spaces where possible
+  int64_t files_rewritten = 0;   // inputs that had such lines (trained from a temporary copy)
+};
+
 // Trains with SentencePieceTrainer: byte fallback (any UTF-8 round-trips), identity normalisation,
-// ids unk=0 bos=1 eos=2 pad=3, digits split. Throws infini::Error on failure.
-void train_tokenizer(const TokenizerTrainOptions& opt);
+// ids unk=0 bos=1 eos=2 pad=3, digits split. Lines over sentencepiece's maximum length are cut,
+// not dropped. Throws infini::Error on failure.
+TokenizerTrainReport train_tokenizer(const TokenizerTrainOptions& opt);
 
 // Path of libinfini_spm.so: $INFINI_SPM_LIB, else next to the executable, else its parent dir.
 std::string find_spm_shim();

@@ -258,6 +258,31 @@ TEST(Cli, TokenizerTrainSurvivesSentencepieceLogging) {
     EXPECT_LT(r.code, 128) << name << ": killed by a signal\n" << r.output;
     EXPECT_EQ(r.code, 0) << name << "\n" << r.output;
   }
+  auto r = infini::test::run_cmd(bin + " tokenizer train --input " + dir + "/long_line.txt --vocab-size 400 --out " + dir +
+                                 "/again");
+  EXPECT_NE(r.output.find("cut 1 lines longer than 16384 bytes (sentencepiece's limit) into 2 lines"),
+            std::string::npos) << r.output;
+}
+
+// Lines over sentencepiece's 16384-byte limit are cut (at spaces), not dropped: a word that occurs
+// only in such a line is learned, and the temporary copy is removed.
+TEST(Tokenizer, LongLinesAreCutNotDropped) {
+  const std::string dir = scratch_dir("tok_long_lines");
+  std::string long_line;
+  while (long_line.size() < 40000) long_line += "zebra quokka ";
+  write_file(dir + "/text.txt", generated_text(300, 9) + long_line + "\n" + std::string(17000, 'b') + "\n");
+  TokenizerTrainOptions opt;
+  opt.inputs = {dir + "/text.txt"};
+  opt.vocab_size = 400;
+  opt.model_prefix = dir + "/t";
+  opt.threads = 2;
+  const TokenizerTrainReport rep = train_tokenizer(opt);
+  EXPECT_EQ(rep.lines_cut, 2);
+  EXPECT_EQ(rep.pieces_from_cuts, 3 + 2);  // 40001 bytes -> 3 lines (cut at spaces); 17000 -> 2
+  EXPECT_EQ(rep.files_rewritten, 1);
+  EXPECT_FALSE(std::filesystem::exists(dir + "/t.input0.txt"));
+  const Tokenizer tok = Tokenizer::load(dir + "/t.model");
+  EXPECT_LE(tok.encode(" quokka").size(), 2u);  // unseen, it would be 7 byte or character pieces
 }
 
 // A thread count above the machine's cores is capped with a warning (100000 threads used to be

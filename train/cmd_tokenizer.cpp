@@ -26,7 +26,12 @@ void add_tokenizer_command(CLI::App& app) {
   train->callback([opt] {
     set_command([opt] {
       opt->threads = resolve_threads(opt->threads, "--threads");
-      train_tokenizer(*opt);
+      const TokenizerTrainReport rep = train_tokenizer(*opt);
+      if (rep.lines_cut > 0)
+        std::printf("cut %lld lines longer than 16384 bytes (sentencepiece's limit) into %lld lines, at spaces where "
+                    "possible, in %lld input file%s\n", static_cast<long long>(rep.lines_cut),
+                    static_cast<long long>(rep.pieces_from_cuts), static_cast<long long>(rep.files_rewritten),
+                    rep.files_rewritten == 1 ? "" : "s");
       const Tokenizer t = Tokenizer::load(opt->model_prefix + ".model");
       std::printf("wrote %s.model and %s.vocab: %d pieces (bos %d, eos %d, pad %d, unk %d), hash %s\n",
                   opt->model_prefix.c_str(), opt->model_prefix.c_str(), t.vocab_size(), t.bos_id(), t.eos_id(),
