@@ -93,6 +93,16 @@ TEST(Config, UnknownKeyNamesLineAndSuggests) {
   EXPECT_NE(far.find("cfg.yaml:2: unknown key banana (known keys: stage, run, model"), std::string::npos) << far;
 }
 
+// A key given twice used to parse silently with the first value winning.
+TEST(Config, DuplicateKeyNamesBothLines) {
+  EXPECT_EQ(error_of("stage: pretrain\noptim:\n  lr: 0.1\n  weight_decay: 0\n  lr: 0.2\n"),
+            "cfg.yaml:5: duplicate key optim.lr (first at line 3; give each key once)");
+  EXPECT_EQ(error_of("stage: pretrain\nstage: sft\n"), "cfg.yaml:2: duplicate key stage (first at line 1; give each key once)");
+  EXPECT_EQ(error_of("stage: pretrain\nrun: {seed: 1, seed: 2}\n"),
+            "cfg.yaml:2: duplicate key run.seed (first at line 2; give each key once)");
+  EXPECT_EQ(error_of("stage: pretrain\noptim: {lr: 0.1}\nschedule: {warmup_steps: 3}\n"), "");  // same names apart
+}
+
 TEST(Config, UnknownOverrideKeyNamesTheOverride) {
   const std::string e = error_of("stage: pretrain\n", {"optim.lrr=0.1"});
   EXPECT_EQ(e, "override 'optim.lrr=0.1': unknown key optim.lrr (did you mean optim.lr?)");

@@ -379,6 +379,26 @@ void validate_values(const Config& c) {
   check(c.data.prefetch >= 0, fmt::format("data.prefetch: expected >= 0, found {}", c.data.prefetch));
 }
 
+// YAML maps with a key twice parse without complaint and the first value wins: refuse them, with
+// both places. Keys are compared as written (scalars).
+void refuse_duplicate_keys(const YAML::Node& node, const std::string& source, const std::string& path) {
+  if (node.IsSequence()) {
+    for (size_t i = 0; i < node.size(); ++i) refuse_duplicate_keys(node[i], source, fmt::format("{}[{}]", path, i));
+    return;
+  }
+  if (!node.IsMap()) return;
+  std::map<std::string, YAML::Mark> seen;
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    const std::string key = it->first.IsScalar() ? it->first.Scalar() : "?";
+    const std::string here = path.empty() ? key : path + "." + key;
+    const auto [at, fresh] = seen.emplace(key, it->first.Mark());
+    if (!fresh)
+      throw ConfigError(fmt::format("{}:{}: duplicate key {} (first at line {}; give each key once)", source,
+                                    it->first.Mark().line + 1, here, at->second.line + 1));
+    refuse_duplicate_keys(it->second, source, here);
+  }
+}
+
 }  // namespace
 
 Config parse_config(const std::string& yaml_text, const std::string& source,
@@ -390,6 +410,7 @@ Config parse_config(const std::string& yaml_text, const std::string& source,
     throw ConfigError(fmt::format("{}:{}:{}: YAML syntax error: {}", source, e.mark.line + 1,
                                   e.mark.column + 1, e.msg));
   }
+  refuse_duplicate_keys(root, source, "");
   if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
   if (!root.IsMap())
     throw ConfigError(fmt::format("{}: expected a mapping of sections (stage, run, model, ...), found {}",
