@@ -31,15 +31,17 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --help-all exit 0; every usage error (unknown flag, missing or invalid value)
+    // exits 2 like a configuration error, whatever code CLI11 gives it.
+    return app.exit(e) == 0 ? 0 : 2;
   }
   if (version) {
     std::cout << "infini " << INFINI_VERSION << " (" << infini::compat::build_description() << ")\n";
     return 0;
   }
-  if (app.get_subcommands().empty()) {
-    std::cout << app.help();
-    return 0;
+  if (app.get_subcommands().empty()) {  // no command given: a usage error
+    std::cerr << app.help();
+    return 2;
   }
   try {
     infini::run_selected_command();
