@@ -85,19 +85,35 @@ Loader::~Loader() { stop_prefetch(); }
 
 void Loader::load_tokens(const std::vector<std::string>& dirs, Split split) {
   std::vector<std::string> files;
+  std::vector<std::pair<std::string, int64_t>> recorded;  // (shard dir, tokens the index records) per file
   for (const auto& d : dirs) {
     const ShardIndex idx = read_shard_index(d);
     if (tok_ && tok_->vocab_size() < idx.vocab_size)
       throw Error(fmt::format("{}/index.json: shards use a vocabulary of {} but the tokenizer {} has {}", d,
                               idx.vocab_size, tok_->path(), tok_->vocab_size()));
+    // Token ids only mean something under the tokenizer that made them.
+    if (tok_ && !idx.tokenizer_hash.empty() && idx.tokenizer_hash != tok_->content_hash())
+      throw ConfigError(fmt::format("{}/index.json: the shards were made with another tokenizer ({}, hash {}) than "
+                                    "tokenizer.model {} (hash {}); prepare them again with this one or use that one",
+                                    d, idx.tokenizer.empty() ? "unnamed" : idx.tokenizer, idx.tokenizer_hash,
+                                    tok_->path(), tok_->content_hash()));
     vocab_size_ = std::max(vocab_size_, idx.vocab_size);
     pad_id_ = idx.eos_id;
     const bool want_val = split == Split::val && (cfg_.val.empty() || !idx.val_files.empty());
     const auto& chosen = want_val ? idx.val_files : idx.train_files;
-    files.insert(files.end(), chosen.begin(), chosen.end());
+    const auto& counts = want_val ? idx.val_tokens : idx.train_tokens;
+    for (size_t i = 0; i < chosen.size(); ++i) {
+      files.push_back(chosen[i]);
+      recorded.push_back({d, counts[i]});
+    }
   }
-  for (const auto& file : files) {
+  for (size_t i = 0; i < files.size(); ++i) {
+    const std::string& file = files[i];
     shards_.push_back(std::make_unique<TokenShard>(file));
+    if (recorded[i].second >= 0 && recorded[i].second != shards_.back()->size())
+      throw Error(fmt::format("{}/index.json: {} holds {} tokens but the index records {} (the index or the shard is "
+                              "damaged; run infini data prepare again)", recorded[i].first, file,
+                              shards_.back()->size(), recorded[i].second));
     shard_start_.push_back(total_tokens_);
     total_tokens_ += shards_.back()->size();
   }

@@ -163,10 +163,15 @@ ShardIndex read_shard_index(const std::string& dir) {
   for (const char* split : {"train", "val"}) {
     const auto& arr = need(split, &nlohmann::json::is_array, "an array");
     auto& files = std::string(split) == "train" ? idx.train_files : idx.val_files;
+    auto& counts = std::string(split) == "train" ? idx.train_tokens : idx.val_tokens;
     for (const auto& e : arr) {
       if (!e.is_object() || !e.contains("file") || !e["file"].is_string())
         throw Error(fmt::format("{}: every entry of \"{}\" needs a \"file\" string", path, split));
       files.push_back(dir + "/" + e["file"].get<std::string>());
+      if (e.contains("tokens") && !e["tokens"].is_number_integer())
+        throw Error(fmt::format("{}: \"tokens\" of {} must be an integer, found {}", path, e["file"].get<std::string>(),
+                                e["tokens"].type_name()));
+      counts.push_back(e.contains("tokens") ? e["tokens"].get<int64_t>() : -1);
     }
   }
   return idx;

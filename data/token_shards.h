@@ -69,6 +69,7 @@ struct ShardIndex {
   int bos_id = -1, eos_id = -1;
   std::string tokenizer, tokenizer_hash;
   std::vector<std::string> train_files, val_files;  // full paths
+  std::vector<int64_t> train_tokens, val_tokens;    // tokens per file as the index records them (-1: not recorded)
   nlohmann::json raw;
 };
 ShardIndex read_shard_index(const std::string& dir);

@@ -2,6 +2,9 @@
 // prefetch, rank sharding) and of the synthetic tasks (passkey lengths and depth, rule answers).
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <functional>
+
 #include <algorithm>
 #include <map>
 #include <regex>
@@ -123,6 +126,45 @@ TEST(Loader, TokensRowsOverlapByOneAndCrossShards) {
   EXPECT_EQ(row(batches[0].tokens, 1), std::vector<int64_t>(val_stream.begin() + 15, val_stream.begin() + 31));
   EXPECT_EQ(static_cast<int64_t>(batches.size()), (v.size() + 1) / 2);
   EXPECT_EQ(v.all_batches(1).size(), 1u);
+}
+
+// Shards are checked against what their index.json records: the tokenizer that made them (by
+// hash) and each file's token count. Both used to be read and never compared.
+TEST(Loader, ShardsOfAnotherTokenizerOrWithAWrongCountAreRefused) {
+  namespace fs = std::filesystem;
+  const std::string base = scratch_dir("data_loader_index_checks");
+  auto copy_with = [&](const std::string& name, const std::function<void(nlohmann::json&)>& edit) {
+    const std::string dir = base + "/" + name;
+    fs::copy(shard_dir(), dir, fs::copy_options::recursive);
+    nlohmann::json j = nlohmann::json::parse(read_file(dir + "/index.json"));
+    edit(j);
+    write_file(dir + "/index.json", j.dump(2));
+    return dir;
+  };
+  DataConfig cfg;
+  cfg.seq_len = 16;
+  cfg.prefetch = 0;
+  cfg.train = {copy_with("same", [](nlohmann::json&) {})};
+  EXPECT_NO_THROW(Loader(cfg, Split::train, &tok(), 2, 0));  // made with tok(): accepted
+
+  cfg.train = {copy_with("other_tok", [](nlohmann::json& j) { j["tokenizer_hash"] = "0123456789abcdef"; })};
+  try {
+    Loader(cfg, Split::train, &tok(), 2, 0);
+    FAIL() << "shards of another tokenizer were accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("the shards were made with another tokenizer"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("hash 0123456789abcdef"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(tok().content_hash()), std::string::npos) << e.what();
+  }
+  EXPECT_NO_THROW(Loader(cfg, Split::train, nullptr, 2, 0));  // no tokenizer given: nothing to compare
+
+  cfg.train = {copy_with("bad_count", [](nlohmann::json& j) { j["train"][0]["tokens"] = 1000000000000LL; })};
+  try {
+    Loader(cfg, Split::train, &tok(), 2, 0);
+    FAIL() << "a wrong token count was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("tokens but the index records 1000000000000"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Loader, ShuffleIsADeterministicPermutationPerEpoch) {
