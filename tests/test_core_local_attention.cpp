@@ -88,13 +88,18 @@ torch::Tensor kernel_output(AttentionKernel kernel, const Case& c, uint64_t seed
   GTEST_SKIP() << "LibTorch " << infini::compat::torch_version()                                                \
                << " has no scaled_dot_product_attention with grouped queries (2.5 or later): only matmul runs"
 
+// The by-hand result for the inputs kernel_output draws from `seed`.
+torch::Tensor by_hand_for(const Case& c, uint64_t seed) {
+  torch::manual_seed(seed);
+  auto q = torch::randn({c.X, c.Hkv, c.G, c.L, c.Dh}).mul_(2);
+  auto k = torch::randn({c.X, c.Hkv, c.K, c.Dh}).mul_(2);
+  auto v = torch::randn({c.X, c.Hkv, c.K, c.Dh});
+  return by_hand(q, k, v, c.K - c.L);
+}
+
 TEST(LocalAttention, MatmulKernelEqualsTheSoftmaxByHand) {
   for (const Case& c : kCases) {
-    torch::manual_seed(7);
-    auto q = torch::randn({c.X, c.Hkv, c.G, c.L, c.Dh}).mul_(2);
-    auto k = torch::randn({c.X, c.Hkv, c.K, c.Dh}).mul_(2);
-    auto v = torch::randn({c.X, c.Hkv, c.K, c.Dh});
-    torch::Tensor want = by_hand(q, k, v, c.K - c.L);
+    torch::Tensor want = by_hand_for(c, 7);
     EXPECT_LE(max_diff(kernel_output(AttentionKernel::matmul, c, 7), want), 1e-5) << "L " << c.L << " K " << c.K;
   }
 }
@@ -102,11 +107,7 @@ TEST(LocalAttention, MatmulKernelEqualsTheSoftmaxByHand) {
 TEST(LocalAttention, SdpaKernelEqualsTheSoftmaxByHandAndTheMatmulKernel) {
   SKIP_WITHOUT_SDPA();
   for (const Case& c : kCases) {
-    torch::manual_seed(7);
-    auto q = torch::randn({c.X, c.Hkv, c.G, c.L, c.Dh}).mul_(2);
-    auto k = torch::randn({c.X, c.Hkv, c.K, c.Dh}).mul_(2);
-    auto v = torch::randn({c.X, c.Hkv, c.K, c.Dh});
-    torch::Tensor want = by_hand(q, k, v, c.K - c.L);
+    torch::Tensor want = by_hand_for(c, 7);
     torch::Tensor g_sdpa, g_matmul;
     torch::Tensor sdpa = kernel_output(AttentionKernel::sdpa, c, 7, &g_sdpa);
     EXPECT_LE(max_diff(sdpa, want), 1e-5) << "L " << c.L << " K " << c.K << " G " << c.G;
