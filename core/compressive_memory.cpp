@@ -1,4 +1,4 @@
-// Compressive memory arithmetic (INFINI_ATTENTION.md steps 2-3). Callers pass fp32 (or fp64)
+// Compressive memory arithmetic (docs/design.md: the read and the update). Callers pass fp32 (or fp64)
 // tensors and run these outside autocast; M and z never see bf16.
 #include "core/compressive_memory.h"
 

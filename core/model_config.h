@@ -11,7 +11,7 @@ enum class MemoryGradient { bptt, detach };
 
 struct MemoryConfig {
   bool enabled = true;                          // false: segment-local attention only (a LLaMA)
-  MemoryUpdate update = MemoryUpdate::delta;    // linear | delta (INFINI_ATTENTION.md step 3)
+  MemoryUpdate update = MemoryUpdate::delta;    // linear | delta (docs/design.md, memory update)
   MemoryGradient gradient = MemoryGradient::bptt;  // bptt: gradients flow across segments
 };
 

@@ -1,5 +1,5 @@
 // RoPE tables and rotation (adjacent pairs). Positions are chosen by the caller: Infini-attention
-// uses the index inside the segment. Not applied to the memory path (see INFINI_ATTENTION.md).
+// uses the index inside the segment. Not applied to the memory path (docs/design.md).
 #include "core/rope.h"
 
 namespace infini {

@@ -11,7 +11,7 @@ namespace infini {
 
 class Tokenizer;
 
-// The passkey prompt of INFINI_ATTENTION.md: task sentence, filler, the key sentence at `depth`,
+// The passkey prompt of the Infini-attention paper (docs/design.md): task sentence, filler, the key sentence at `depth`,
 // more filler, then "What is the pass key? The pass key is".
 struct PasskeyCase {
   std::vector<int> ids;      // exactly length_tokens ids, ids[0] = BOS

@@ -1,5 +1,5 @@
 // Tokenizer: a sentencepiece model (any .model file) loaded through the libinfini_spm shim.
-// Not sentencepiece itself: this process never links it (see MACHINE.md); no chat templates here.
+// Not sentencepiece itself: this process never links it (docs/design.md); no chat templates here.
 #pragma once
 #include <cstdint>
 #include <memory>

@@ -62,13 +62,13 @@ struct CheckpointConfig {
   int64_t keep_last = 3;  // step directories kept; 0 = all
 };
 
-// stage: reward - the pairwise loss of the reward model (see RLHF.md).
+// stage: reward - the pairwise loss of the reward model (docs/rlhf.md).
 struct RewardConfig {
   double margin = 0.0;       // loss -log sigmoid(r_chosen - r_rejected - margin)
   double center_coef = 0.0;  // + center_coef * (r_chosen + r_rejected)^2 keeps scores near 0
 };
 
-// stage: ppo - rollouts, rewards and the clipped updates (see RLHF.md). train.max_steps counts
+// stage: ppo - rollouts, rewards and the clipped updates (docs/rlhf.md). train.max_steps counts
 // rollouts, train.batch_size is prompts per rollout; init_from is the SFT model (actor + reference).
 struct PPOConfig {
   std::string reward_model;           // reward run or checkpoint (critic init; scores when reward_source uses it)
