@@ -19,6 +19,12 @@ PY="/usr/bin/python3"
 PYBENCH="tests/reference/model_reference.py --bench --threads $THREADS --steps $STEPS"
 [[ -x "$BIN" ]] || { echo "error: $BIN not found; build first (cmake --build $BUILD --target infini)" >&2; exit 1; }
 
+py_tps() {  # prints the fwd+bwd tokens/s of one Python reference run: py_tps PYTHON [reference flags]
+  local py=$1
+  shift
+  "$py" $PYBENCH "$@" --batch "$B" --seq "$T" | tee >(cat >&2) | sed -n 's/^python reference: \([0-9]*\) tokens.*/\1/p'
+}
+
 train_tps() {  # prints the fwd+bwd tokens/s of one `infini bench model` run (of $BIN)
   "$BIN" bench model --config "$CFG" --batch "$B" --seq "$T" --steps "$STEPS" run.threads="$THREADS" "$@" | tee >(cat >&2) |
     sed -n 's/^train fwd+bwd: \([0-9]*\) tokens.*/\1/p'
@@ -31,20 +37,16 @@ fp32_lin=$(train_tps --precision fp32 model.memory.update=linear)
 bf16_off=$(train_tps --precision bf16 model.memory.enabled=false)
 
 echo "== Python reference (bf16 autocast, same shape)"
-py_lin=$($PY $PYBENCH --bf16 --update linear --batch "$B" --seq "$T" |
-  tee >(cat >&2) | sed -n 's/^python reference: \([0-9]*\) tokens.*/\1/p')
-py_del=$($PY $PYBENCH --bf16 --update delta --batch "$B" --seq "$T" |
-  tee >(cat >&2) | sed -n 's/^python reference: \([0-9]*\) tokens.*/\1/p')
+py_lin=$(py_tps "$PY" --bf16 --update linear)
+py_del=$(py_tps "$PY" --bf16 --update delta)
 # The same, with glibc malloc told to keep freed memory as infini does (train/runtime.h), to show
 # how much of the gap is the allocator and how much the model code.
 py_lin_m=$(MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1073741824 MALLOC_TOP_PAD_=67108864 \
-  $PY $PYBENCH --bf16 --update linear --batch "$B" --seq "$T" |
-  tee >(cat >&2) | sed -n 's/^python reference: \([0-9]*\) tokens.*/\1/p')
+  py_tps "$PY" --bf16 --update linear)
 # Memory off, both with kept malloc: the rest of the model code side by side. (With memory on, the
 # reference's memory products run in bf16 under autocast; infini keeps them in fp32 as designed.)
 py_off_m=$(MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1073741824 MALLOC_TOP_PAD_=67108864 \
-  $PY $PYBENCH --bf16 --no-memory --batch "$B" --seq "$T" |
-  tee >(cat >&2) | sed -n 's/^python reference: \([0-9]*\) tokens.*/\1/p')
+  py_tps "$PY" --bf16 --no-memory)
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 echo "== summary (training tokens/s, fwd+bwd)"
@@ -71,10 +73,8 @@ if [[ -x "$BUILD2/infini" && "$BUILD2" != "$BUILD" ]]; then
   PY2="$BUILD2/venv/bin/python"
   py2_del=0 py2_lin=0
   if [[ -x "$PY2" ]]; then
-    py2_del=$($PY2 $PYBENCH --bf16 --update delta --batch "$B" --seq "$T" |
-      tee >(cat >&2) | sed -n 's/^python reference: \([0-9]*\) tokens.*/\1/p')
-    py2_lin=$($PY2 $PYBENCH --bf16 --update linear --batch "$B" --seq "$T" |
-      tee >(cat >&2) | sed -n 's/^python reference: \([0-9]*\) tokens.*/\1/p')
+    py2_del=$(py_tps "$PY2" --bf16 --update delta)
+    py2_lin=$(py_tps "$PY2" --bf16 --update linear)
   fi
   echo "== LibTorch flavours (training tokens/s, bf16, memory on)"
   printf '%-44s %8s\n' "1.13 build, delta" "$bf16_del" "1.13 build, linear" "$bf16_lin" \

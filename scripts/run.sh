@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-if [ "${INFINI_TORCH:-debian}" = pip ]; then BUILD_DIR=${BUILD_DIR:-build-torch2}; else BUILD_DIR=${BUILD_DIR:-build}; fi
+. scripts/flavour.sh
 INFINI=${INFINI:-$BUILD_DIR/infini}
 W=data/work/demo
 mkdir -p "$W"

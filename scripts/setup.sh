@@ -39,12 +39,7 @@ else
   step "Debian packages: all present"
 fi
 
-FLAVOUR=${INFINI_TORCH:-debian}
-case "$FLAVOUR" in
-  debian) BUILD_DIR=${BUILD_DIR:-build} ;;
-  pip) BUILD_DIR=${BUILD_DIR:-build-torch2} ;;
-  *) die "choose LibTorch" "INFINI_TORCH: expected debian or pip, found '$FLAVOUR'" ;;
-esac
+. scripts/flavour.sh
 BUILD_TYPE=${BUILD_TYPE:-Release}
 JOBS=${JOBS:-$(nproc)}
 UNITY=${INFINI_UNITY_BUILD:-ON}  # unity batches: a fresh build in about a third of the time

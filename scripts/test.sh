@@ -5,12 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-if [ "${INFINI_TORCH:-debian}" = pip ]; then
-  BUILD_DIR=${BUILD_DIR:-build-torch2}
-  export INFINI_EXPECT_CUDA_BUILD=${INFINI_EXPECT_CUDA_BUILD:-1}  # PyPI's Linux torch is the CUDA build
-else
-  BUILD_DIR=${BUILD_DIR:-build}
-fi
+. scripts/flavour.sh
+# PyPI's Linux torch is the CUDA build: a test fails if this one is not.
+[ "$FLAVOUR" = pip ] && export INFINI_EXPECT_CUDA_BUILD=${INFINI_EXPECT_CUDA_BUILD:-1}
 echo "==> running tests ($("$BUILD_DIR/infini" --version))"
 mkdir -p "$BUILD_DIR/test_tmp"
 cd "$BUILD_DIR"

@@ -18,17 +18,12 @@ namespace fs = std::filesystem;
 
 namespace infini {
 
-std::string rng_state_hex(const torch::Device& device) {
-  at::Generator gen = at::globalContext().defaultGenerator(device);
-  torch::Tensor s;
-  {
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    s = gen.get_state().contiguous();  // uint8 on the host, for CUDA generators too
-  }
+std::string generator_state_hex(const at::Generator& gen) {
+  torch::Tensor s = gen.get_state().contiguous();  // uint8 on the host, for CUDA generators too
   const auto* p = s.data_ptr<uint8_t>();
   static const char* digits = "0123456789abcdef";
   std::string out;
-  out.reserve(s.numel() * 2);
+  out.reserve(static_cast<size_t>(s.numel()) * 2);
   for (int64_t i = 0; i < s.numel(); ++i) {
     out.push_back(digits[p[i] >> 4]);
     out.push_back(digits[p[i] & 15]);
@@ -36,24 +31,36 @@ std::string rng_state_hex(const torch::Device& device) {
   return out;
 }
 
-void set_rng_state_hex(const std::string& hex, const std::string& source, const torch::Device& device) {
-  if (hex.size() % 2 != 0) throw Error(fmt::format("{}: rng_state has odd length", source));
+void set_generator_state_hex(at::Generator& gen, const std::string& hex, const std::string& source,
+                             const std::string& what) {
+  if (hex.empty() || hex.size() % 2 != 0)
+    throw Error(fmt::format("{}: {}: expected an even-length hex string, found {} characters", source, what,
+                            hex.size()));
   torch::Tensor s = torch::empty({static_cast<int64_t>(hex.size() / 2)}, torch::kUInt8);
   auto* p = s.data_ptr<uint8_t>();
-  auto nibble = [&](char c) -> int {
+  auto val = [&](char c) -> int {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    throw Error(fmt::format("{}: rng_state is not hexadecimal", source));
+    throw Error(fmt::format("{}: {}: not a hex digit '{}'", source, what, c));
   };
-  for (size_t i = 0; i < hex.size(); i += 2) p[i / 2] = static_cast<uint8_t>(nibble(hex[i]) * 16 + nibble(hex[i + 1]));
-  at::Generator gen = at::globalContext().defaultGenerator(device);
-  std::lock_guard<std::mutex> lock(gen.mutex());
+  for (size_t i = 0; i < hex.size() / 2; ++i) p[i] = static_cast<uint8_t>(val(hex[2 * i]) * 16 + val(hex[2 * i + 1]));
   try {
     gen.set_state(s);
   } catch (const c10::Error&) {
-    throw Error(fmt::format("{}: rng state of {} bytes is not a {} generator state", source, s.numel(),
-                            device.is_cpu() ? "CPU" : "CUDA"));
+    throw Error(fmt::format("{}: {}: not a generator state ({} bytes)", source, what, s.numel()));
   }
+}
+
+std::string rng_state_hex(const torch::Device& device) {
+  at::Generator gen = at::globalContext().defaultGenerator(device);
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return generator_state_hex(gen);
+}
+
+void set_rng_state_hex(const std::string& hex, const std::string& source, const torch::Device& device) {
+  at::Generator gen = at::globalContext().defaultGenerator(device);
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  set_generator_state_hex(gen, hex, source, device.is_cpu() ? "rng_cpu" : "rng_cuda");
 }
 
 nlohmann::json rng_states(const torch::Device& device) {

@@ -4,6 +4,7 @@
 #include <map>
 #include <string>
 
+#include <ATen/core/Generator.h>
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
 
@@ -14,7 +15,12 @@ namespace infini {
 
 constexpr int kCheckpointFormatVersion = 1;
 
-// A device's default generator state as hex text, and back (for trainer_state.json).
+// A generator's state as hex text, and back (for trainer_state.json); `what` names the field in
+// error messages (e.g. PPO's sampling_rng).
+std::string generator_state_hex(const at::Generator& gen);
+void set_generator_state_hex(at::Generator& gen, const std::string& hex, const std::string& source,
+                             const std::string& what);
+// The same for a device's default generator.
 std::string rng_state_hex(const torch::Device& device = torch::kCPU);
 void set_rng_state_hex(const std::string& hex, const std::string& source, const torch::Device& device = torch::kCPU);
 // {"rng_cpu": ..., and on CUDA "rng_cuda": ...} for trainer_state.json, and back: a state saved

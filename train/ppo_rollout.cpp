@@ -94,38 +94,6 @@ Rollout sample_rollout(Decoder& actor, const Batch& prompts, const SamplingOptio
   return r;
 }
 
-std::string generator_state_hex(const at::Generator& gen) {
-  torch::Tensor s = gen.get_state().contiguous();  // uint8
-  const auto* p = s.data_ptr<uint8_t>();
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  out.reserve(static_cast<size_t>(s.numel()) * 2);
-  for (int64_t i = 0; i < s.numel(); ++i) {
-    out.push_back(digits[p[i] >> 4]);
-    out.push_back(digits[p[i] & 15]);
-  }
-  return out;
-}
-
-void set_generator_state_hex(at::Generator& gen, const std::string& hex, const std::string& source) {
-  if (hex.empty() || hex.size() % 2 != 0)
-    throw Error(fmt::format("{}: sampling_rng: expected an even-length hex string, found {} characters", source,
-                            hex.size()));
-  torch::Tensor s = torch::empty({static_cast<int64_t>(hex.size() / 2)}, torch::kUInt8);
-  auto* p = s.data_ptr<uint8_t>();
-  auto val = [&](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    throw Error(fmt::format("{}: sampling_rng: not a hex digit '{}'", source, c));
-  };
-  for (size_t i = 0; i < hex.size() / 2; ++i) p[i] = static_cast<uint8_t>(val(hex[2 * i]) * 16 + val(hex[2 * i + 1]));
-  try {
-    gen.set_state(s);
-  } catch (const c10::Error&) {
-    throw Error(fmt::format("{}: sampling_rng: not a generator state ({} bytes)", source, s.numel()));
-  }
-}
-
 Batch repeat_prompts(const Batch& b, int64_t times) {
   if (times == 1) return b;
   Batch r = b;

@@ -37,8 +37,4 @@ Rollout sample_rollout(Decoder& actor, const Batch& prompts, const SamplingOptio
 // times - 1), answers too: a rollout that samples several responses per prompt.
 Batch repeat_prompts(const Batch& b, int64_t times);
 
-// A generator's state as hex text and back (the sampling generator lives in trainer_state.json).
-std::string generator_state_hex(const at::Generator& gen);
-void set_generator_state_hex(at::Generator& gen, const std::string& hex, const std::string& source);
-
 }  // namespace infini

@@ -188,7 +188,7 @@ int run_ppo(const Config& cfg) {
     kl.load_state(st.at("kl_controller"), src);
     if (!st.contains("rng_cpu")) throw Error(fmt::format("{}: rng_cpu is missing", src));
     restore_rng_states(st, src, rt.device);
-    set_generator_state_hex(gen, st.at("sampling_rng").get<std::string>(), src);
+    set_generator_state_hex(gen, st.at("sampling_rng").get<std::string>(), src, "sampling_rng");
     spdlog::info("resumed from {} (rollout {})", resume_dir, step);
   } else {
     // The actor starts as the reference; the critic as the reward model (or the SFT trunk).
