@@ -227,6 +227,14 @@ std::vector<PasskeyCaseResult> run_passkey_eval(Decoder& model, const Tokenizer&
   if (n_threads <= 1) {
     worker();
   } else {
+    // Libraries below (BLAS, kernel dispatch) set themselves up on first use; let that happen once
+    // here, on one thread and outside any case's timing, rather than in several workers at once.
+    {
+      torch::InferenceMode guard;
+      StreamState warm = model->new_state(1);
+      stream_prompt(model, warm, std::vector<int64_t>(static_cast<size_t>(model->config().segment_len) + 1, 0),
+                    opt.bf16);
+    }
     std::vector<std::thread> threads;
     for (size_t t = 0; t < n_threads; ++t) threads.emplace_back(worker);
     for (auto& t : threads) t.join();
