@@ -1,5 +1,5 @@
 // Sampling of the next token and the streaming generation loop (prompt once, then one token per step).
-// Not tokenization or printing: the CLI (train/cmd_generate.cpp) turns ids into output.
+// Not tokenization or printing: the CLI (train/cli/cmd_generate.cpp) turns ids into output.
 #include "core/generate.h"
 
 #include <limits>

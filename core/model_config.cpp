@@ -1,5 +1,5 @@
 // Validation and enum names of ModelConfig.
-// Parsing from YAML is not here (train/config.cpp); this is pure arithmetic checks.
+// Parsing from YAML is not here (train/config/config.cpp); this is pure arithmetic checks.
 #include "core/model_config.h"
 
 #include <fmt/format.h>

@@ -46,7 +46,7 @@ const char* to_string(MemoryGradient g);
 bool parse_memory_update(const std::string& s, MemoryUpdate* out);
 bool parse_memory_gradient(const std::string& s, MemoryGradient* out);
 
-// Field list for generic config code (YAML parsing, printing, overrides live in train/config.cpp).
+// Field list for generic config code (YAML parsing, printing, overrides live in train/config/config.cpp).
 // v(name, field, comment) for a value; v.section(name, sub) for a nested struct.
 template <class V> void visit_fields(MemoryConfig& c, V& v) {
   v("enabled", c.enabled, "false: segment-local attention only (a LLaMA)");

@@ -1,5 +1,5 @@
 // DataConfig and TokenizerConfig: what a stage reads and how records become token sequences.
-// Plain structs with commented defaults; parsed from YAML in train/config.cpp via visit_fields.
+// Plain structs with commented defaults; parsed from YAML in train/config/config.cpp via visit_fields.
 #pragma once
 #include <cstdint>
 #include <string>

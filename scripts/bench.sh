@@ -39,7 +39,7 @@ bf16_off=$(train_tps --precision bf16 model.memory.enabled=false)
 echo "== Python reference (bf16 autocast, same shape)"
 py_lin=$(py_tps "$PY" --bf16 --update linear)
 py_del=$(py_tps "$PY" --bf16 --update delta)
-# The same, with glibc malloc told to keep freed memory as infini does (train/runtime.h), to show
+# The same, with glibc malloc told to keep freed memory as infini does (train/run/runtime.h), to show
 # how much of the gap is the allocator and how much the model code.
 py_lin_m=$(MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1073741824 MALLOC_TOP_PAD_=67108864 \
   py_tps "$PY" --bf16 --update linear)

@@ -8,7 +8,7 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "train/config.h"
+#include "train/config/config.h"
 
 // Everything of this file in its own namespace: the suite also builds as one unity translation unit.
 namespace test_config {

@@ -9,7 +9,7 @@
 
 #include "core/error.h"
 #include "core/generate.h"
-#include "train/ppo_rollout.h"
+#include "train/rlhf/rollout.h"
 
 // Everything of this file in its own namespace: the suite also builds as one unity translation unit.
 namespace test_core_generate {

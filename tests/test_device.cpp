@@ -16,10 +16,10 @@
 #include "support/run_util.h"
 #include "support/small_model.h"
 #include "support/tiny_data.h"
-#include "train/checkpoint.h"
-#include "train/checkpoint_dir.h"
-#include "train/eval_passkey.h"
-#include "train/metrics_log.h"
+#include "train/run/checkpoint.h"
+#include "train/run/checkpoint_dir.h"
+#include "train/eval/passkey.h"
+#include "train/run/metrics_log.h"
 
 namespace test_device {
 

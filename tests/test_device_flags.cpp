@@ -1,4 +1,4 @@
-// The --device flag of the evaluation and benchmark commands (train/device.h): what parse_device
+// The --device flag of the evaluation and benchmark commands (train/run/device.h): what parse_device
 // accepts and refuses, the one-line errors of the commands, and bench model's --attention.
 // On a machine with a GPU the no-GPU cases are skipped; nothing here needs one.
 #include <gtest/gtest.h>
@@ -12,7 +12,7 @@
 #include "core/error.h"
 #include "core/local_attention.h"
 #include "support/run_util.h"
-#include "train/device.h"
+#include "train/run/device.h"
 
 namespace infini {
 // Named, not anonymous: the suite also builds as one unity translation unit.

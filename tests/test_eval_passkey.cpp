@@ -1,4 +1,4 @@
-// Passkey evaluation (train/eval_passkey.h, `infini eval passkey`): exact prompt lengths and key
+// Passkey evaluation (train/eval/passkey.h, `infini eval passkey`): exact prompt lengths and key
 // depths, the streaming prompt path against the parallel forward, and the CLI's JSON on a tiny model.
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -16,8 +16,8 @@
 #include "core/generate.h"
 #include "core/model_io.h"
 #include "support/run_util.h"
-#include "train/eval_passkey.h"
-#include "train/eval_ppl.h"
+#include "train/eval/passkey.h"
+#include "train/eval/ppl.h"
 
 
 namespace infini {
@@ -196,7 +196,7 @@ TEST(EvalPasskey, CliWritesEveryCase) {
                        "--digits 4 --seed 5 --threads 3 --out " + out3);
   ASSERT_EQ(r.code, 0) << r.output;
   nlohmann::json j3 = nlohmann::json::parse(test::read_text(out3));
-  // --threads above the machine's cores is capped there (train/runtime.h resolve_threads).
+  // --threads above the machine's cores is capped there (train/run/runtime.h resolve_threads).
   EXPECT_EQ(j3["workers"].get<int>(), std::min(3, static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))));
   ASSERT_EQ(j3["cases"].size(), j["cases"].size());
   for (size_t i = 0; i < j["cases"].size(); ++i) {

@@ -1,4 +1,4 @@
-// Streaming perplexity (train/eval_ppl.h) against the parallel forward: with memory it must give the
+// Streaming perplexity (train/eval/ppl.h) against the parallel forward: with memory it must give the
 // parallel loss; with no_memory it must give each segment evaluated alone (a fresh memory each).
 #include <gtest/gtest.h>
 
@@ -6,9 +6,10 @@
 
 #include "core/decoder.h"
 #include "core/error.h"
-#include "train/eval_passkey.h"
-#include "train/eval_ppl.h"
-#include "train/trainer.h"
+#include "train/eval/passkey.h"
+#include "train/eval/ppl.h"
+#include "train/run/trainer.h"
+#include "train/stages/lm_loss.h"
 
 
 namespace infini {

@@ -1,12 +1,12 @@
-// Tests of the reward-model and PPO arithmetic (train/ppo_math.h) and rule rewards (train/rewards.h)
+// Tests of the reward-model and PPO arithmetic (train/rlhf/ppo_math.h) and rule rewards (train/rlhf/rule_rewards.h)
 // against values derived by hand in the comments. No models, no files.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
 #include "core/error.h"
-#include "train/ppo_math.h"
-#include "train/rewards.h"
+#include "train/rlhf/ppo_math.h"
+#include "train/rlhf/rule_rewards.h"
 
 
 namespace infini {

@@ -14,8 +14,8 @@
 #include "core/safetensors.h"
 #include "support/run_util.h"
 #include "support/tiny_data.h"
-#include "train/checkpoint_dir.h"
-#include "train/metrics_log.h"
+#include "train/run/checkpoint_dir.h"
+#include "train/run/metrics_log.h"
 
 
 namespace infini::test {

@@ -17,11 +17,12 @@
 #include "support/run_util.h"
 #include "support/small_model.h"
 #include "support/tiny_data.h"
-#include "train/checkpoint.h"
-#include "train/checkpoint_dir.h"
-#include "train/metrics_log.h"
-#include "train/lm_head_loss.h"
-#include "train/trainer.h"
+#include "train/run/checkpoint.h"
+#include "train/run/checkpoint_dir.h"
+#include "train/run/metrics_log.h"
+#include "train/stages/lm_head_loss.h"
+#include "train/run/trainer.h"
+#include "train/stages/lm_loss.h"
 
 // Everything of this file in its own namespace: the suite also builds as one unity translation unit.
 namespace test_trainer {

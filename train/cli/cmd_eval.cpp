@@ -1,0 +1,253 @@
+// `infini eval passkey|ppl` (and `eval reward`, registered from train/cli/cmd_eval_reward.cpp): loads a
+// checkpoint and its tokenizer, runs the streaming evaluations, prints a table, writes JSON.
+// Not the evaluation arithmetic: train/eval/passkey.h and train/eval/ppl.h.
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "core/compat.h"
+#include "core/error.h"
+#include "core/model_io.h"
+#include "core/safetensors.h"
+#include "train/run/checkpoint_dir.h"
+#include "train/cli/commands.h"
+#include "train/config/config.h"
+#include "train/run/device.h"
+#include "train/eval/passkey.h"
+#include "train/eval/ppl.h"
+#include "train/run/runtime.h"
+
+namespace infini {
+namespace {
+
+struct CommonArgs {
+  std::string checkpoint, tokenizer, out, precision = "fp32", random_model, device = "cpu";
+  int threads = 0;
+  uint64_t seed = 0;
+};
+
+void add_common(CLI::App* cmd, CommonArgs& a) {
+  cmd->add_option("--checkpoint", a.checkpoint, "checkpoint: a step directory, a run directory or a model.safetensors");
+  cmd->add_option("--tokenizer", a.tokenizer, "sentencepiece model (default: the one the checkpoint records)");
+  cmd->add_option("--out", a.out, "write the results as JSON to this file");
+  cmd->add_option("--threads", a.threads, "threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--precision", a.precision, "fp32 | bf16 (autocast; memory stays fp32)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
+  cmd->add_option("--device", a.device, "cpu | cuda | cuda:N: where the model runs (default cpu)");
+  cmd->add_option("--random-model", a.random_model,
+                  "instead of --checkpoint: a randomly initialised model of this config's model: section "
+                  "(for measuring speed and memory; needs --tokenizer)");
+}
+
+// The model and where it came from (its metadata says which tokenizer it was trained with).
+struct LoadedModel {
+  Decoder model{nullptr};
+  std::string path;
+  std::map<std::string, std::string> meta;
+  torch::Device device{torch::kCPU};  // where the model's weights are (--device)
+};
+
+int resolved_threads(const CommonArgs& a) {
+  return resolve_threads(a.threads, "--threads");
+}
+
+// Loads on the host, then moves the model to --device (a random model gets the same weights on
+// every device).
+LoadedModel load_eval_model(const CommonArgs& a) {
+  LoadedModel m;
+  m.device = parse_device("--device", a.device);
+  compat::set_threads(resolved_threads(a));
+  if (!a.random_model.empty()) {
+    if (!a.checkpoint.empty()) throw Error("give either --checkpoint or --random-model, not both");
+    torch::manual_seed(a.seed);
+    m.model = Decoder(load_config(a.random_model).model);
+    m.path = a.random_model;
+    m.model->to(m.device);
+    return m;
+  }
+  if (a.checkpoint.empty()) throw Error("--checkpoint CK is required (a run directory or a step directory)");
+  const bool is_file = a.checkpoint.size() > 12 && a.checkpoint.substr(a.checkpoint.size() - 12) == ".safetensors";
+  m.path = is_file ? a.checkpoint : resolve_checkpoint(a.checkpoint) + "/model.safetensors";
+  m.meta = read_safetensors_metadata(m.path);
+  if (read_model_head(m.path) != Head::lm)
+    throw Error(m.path + ": holds a scalar-head (reward/value) model; eval passkey/ppl need a language model");
+  m.model = load_model(m.path);
+  m.model->to(m.device);
+  return m;
+}
+
+Tokenizer load_eval_tokenizer(const CommonArgs& a, const LoadedModel& m) {
+  std::optional<Tokenizer> tok;
+  if (!a.tokenizer.empty()) {
+    tok = Tokenizer::load(a.tokenizer);
+  } else {
+    auto it = m.meta.find("tokenizer_path");
+    if (it == m.meta.end() || it->second.empty())
+      throw Error(m.path + " records no tokenizer_path; give --tokenizer MODEL");
+    tok = Tokenizer::load(it->second);
+    auto h = m.meta.find("tokenizer_hash");
+    if (h != m.meta.end() && h->second != tok->content_hash())
+      std::fprintf(stderr, "warning: tokenizer %s has changed since the checkpoint was written (hash %s, recorded %s)\n",
+                   it->second.c_str(), tok->content_hash().c_str(), h->second.c_str());
+  }
+  if (tok->vocab_size() > m.model->config().vocab_size)
+    throw Error(fmt::format("tokenizer {} has {} pieces but the model's vocab_size is {}", tok->path(),
+                            tok->vocab_size(), m.model->config().vocab_size));
+  return *tok;
+}
+
+void write_json(const std::string& path, const nlohmann::json& j) {
+  if (path.empty()) return;
+  std::ofstream out(path);
+  out << j.dump(2) << "\n";
+  if (!out) throw Error(path + ": cannot write the JSON results");
+}
+
+void add_passkey(CLI::App& eval) {
+  struct Args {
+    CommonArgs c;
+    std::string lengths, depths = "0,0.5,1";
+    int64_t trials = 1;
+    int digits = 5;
+    bool chat = false;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* cmd = eval.add_subcommand("passkey", "passkey retrieval at long context, streamed segment by segment "
+                                                  "(--threads N: up to N cases at once, one thread each; "
+                                                  "with --device cuda one case at a time)");
+  add_common(cmd, a->c);
+  cmd->add_option("--lengths", a->lengths, "prompt lengths in tokens, e.g. 8k,32k,128k,1m (k = 1024, m = 1048576)")
+      ->required();
+  cmd->add_option("--depths", a->depths, "key depths in [0, 1], e.g. 0,0.5,1");
+  cmd->add_option("--trials", a->trials, "prompts (keys) per length and depth")->check(CLI::PositiveNumber);
+  cmd->add_option("--digits", a->digits, "digits of the pass key")->check(CLI::Range(1, 18));
+  cmd->add_flag("--chat", a->chat,
+                "wrap prompts in the default chat template, as SFT records are (for passkey-fine-tuned models)");
+  cmd->add_option("--seed", a->c.seed, "seed of the keys (and of --random-model's weights)");
+  cmd->callback([a] {
+    set_command([a] {
+      PasskeyOptions opt;
+      opt.lengths = parse_token_counts(a->lengths, "--lengths");
+      opt.depths = parse_depths(a->depths);
+      opt.trials = a->trials;
+      opt.digits = a->digits;
+      opt.seed = a->c.seed;
+      opt.bf16 = a->c.precision == "bf16";
+      LoadedModel m = load_eval_model(a->c);
+      Tokenizer tok = load_eval_tokenizer(a->c, m);
+      // The threads go to cases, one intra-op thread each, and none are handed to a case's ops:
+      // a case's ops are small (segments of a few hundred tokens), and on the demo model one
+      // 128K case ran at 8.2K tokens/s on two intra-op threads against 19K on one.
+      // On a GPU the cases run one after another: the device is shared, and one case's kernels
+      // already fill it better than host threads queueing small ones side by side.
+      const int64_t n_cases = static_cast<int64_t>(opt.lengths.size() * opt.depths.size()) * opt.trials;
+      if (m.device.is_cuda()) {
+        opt.workers = 1;
+        if (a->c.threads > 1)
+          std::printf("passkey: --threads %d ignored for cases on %s: one case at a time\n", a->c.threads,
+                      device_name(m.device).c_str());
+      } else {
+        opt.workers = static_cast<int>(std::min<int64_t>(resolved_threads(a->c), n_cases));
+        compat::set_threads(1);
+      }
+      std::printf("passkey: %s, %zu lengths x %zu depths x %lld trials, %s, segment %lld, %s, %d at once\n",
+                  m.path.c_str(), opt.lengths.size(), opt.depths.size(), static_cast<long long>(opt.trials),
+                  a->c.precision.c_str(), static_cast<long long>(m.model->config().segment_len),
+                  device_name(m.device).c_str(), opt.workers);
+      std::fflush(stdout);
+      const ChatTemplate chat;
+      auto results = run_passkey_eval(m.model, tok, passkey_builder(tok, a->chat ? &chat : nullptr), opt, [](const PasskeyCaseResult& r) {
+        std::printf("  length %lld depth %.2f trial %lld: key %s answer \"%s\" %s  log p(key) %.3f  %.1f s  %.0f tokens/s  peak RSS %.1f MiB\n",
+                    static_cast<long long>(r.length), r.depth, static_cast<long long>(r.trial), r.key.c_str(),
+                    r.answer.c_str(), r.correct ? "correct" : "wrong", r.key_logprob, r.seconds, r.tokens_per_s,
+                    static_cast<double>(r.peak_rss_kb) / 1024.0);
+        std::fflush(stdout);
+      });
+      std::printf("%s", passkey_table(results, opt).c_str());
+      nlohmann::json j = passkey_results_json(results, opt);
+      j["checkpoint"] = m.path;
+      j["tokenizer"] = tok.path();
+      j["chat"] = a->chat;
+      write_json(a->c.out, j);
+      return 0;
+    });
+  });
+}
+
+void print_ppl(const PplResult& r) {
+  std::printf("%s: %lld tokens, ppl %.4f (nll %.5f), %.1f s, %.0f tokens/s\n",
+              r.no_memory ? "no memory  " : "with memory", static_cast<long long>(r.tokens), r.overall.ppl(),
+              r.overall.mean_nll(), r.seconds, r.seconds > 0 ? static_cast<double>(r.tokens) / r.seconds : 0.0);
+  for (const auto& b : r.buckets) {
+    if (b.count == 0) continue;
+    std::printf("  %-10s %10lld targets  ppl %.4f\n", b.label().c_str(), static_cast<long long>(b.count), b.ppl());
+  }
+  std::fflush(stdout);
+}
+
+void add_ppl(CLI::App& eval) {
+  struct Args {
+    CommonArgs c;
+    std::string text;
+    bool no_memory = false, compare = false;
+    int64_t max_tokens = 0;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* cmd = eval.add_subcommand("ppl", "perplexity of one long document, streamed segment by segment");
+  add_common(cmd, a->c);
+  cmd->add_option("--text", a->text, "UTF-8 text file (one document; BOS is prepended)")->required();
+  cmd->add_flag("--no-memory", a->no_memory,
+                "never write segments into memory (memory reads are 0: each segment sees only itself)");
+  cmd->add_flag("--compare", a->compare, "run with memory and with --no-memory on the same tokens");
+  cmd->add_option("--max-tokens", a->max_tokens, "evaluate at most this many tokens (0 = the whole file)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->callback([a] {
+    set_command([a] {
+      LoadedModel m = load_eval_model(a->c);
+      Tokenizer tok = load_eval_tokenizer(a->c, m);
+      std::vector<int64_t> ids = tokenize_text_file(tok, a->text, a->max_tokens);
+      std::printf("ppl: %s on %s (%zu tokens), %s, segment %lld, %s\n", m.path.c_str(), a->text.c_str(), ids.size(),
+                  a->c.precision.c_str(), static_cast<long long>(m.model->config().segment_len),
+                  device_name(m.device).c_str());
+      PplOptions opt;
+      opt.bf16 = a->c.precision == "bf16";
+      nlohmann::json j;
+      j["checkpoint"] = m.path;
+      j["text"] = a->text;
+      j["precision"] = a->c.precision;
+      auto run = [&](bool no_memory) {
+        opt.no_memory = no_memory;
+        PplResult r = stream_perplexity(m.model, ids, opt);
+        print_ppl(r);
+        return ppl_result_json(r);
+      };
+      if (a->compare) {
+        j["with_memory"] = run(false);
+        j["no_memory"] = run(true);
+      } else {
+        j = run(a->no_memory);
+        j["checkpoint"] = m.path;
+        j["text"] = a->text;
+        j["precision"] = a->c.precision;
+      }
+      write_json(a->c.out, j);
+      return 0;
+    });
+  });
+}
+
+}  // namespace
+
+void add_eval_command(CLI::App& app) {
+  CLI::App* eval = app.add_subcommand("eval", "evaluate a checkpoint: passkey, ppl, reward");
+  eval->require_subcommand(1);
+  add_passkey(*eval);
+  add_ppl(*eval);
+  add_eval_reward_subcommand(*eval);
+}
+
+}  // namespace infini

@@ -1,0 +1,110 @@
+// `infini eval reward --checkpoint CK --data FILE [--out FILE.json]`: pairwise accuracy and mean margin
+// of a reward model over any preference file the loader reads. Not training (train/stages/reward.cpp).
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "core/compat.h"
+#include "core/error.h"
+#include "core/model_io.h"
+#include "core/safetensors.h"
+#include "data/loader.h"
+#include "data/tokenizer.h"
+#include "train/run/checkpoint_dir.h"
+#include "train/cli/commands.h"
+#include "train/run/device.h"
+#include "train/rlhf/ppo_math.h"
+#include "train/run/runtime.h"
+
+namespace infini {
+namespace {
+
+struct EvalRewardArgs {
+  std::string checkpoint, data, out, tokenizer, truncate = "left", device = "cpu";
+  int64_t seq_len = 512, batch = 8, max_pairs = 0;
+  int threads = 0;
+};
+
+int eval_reward(const EvalRewardArgs& a) {
+  const torch::Device device = parse_device("--device", a.device);
+  compat::set_threads(resolve_threads(a.threads, "--threads"));
+  const bool is_file = a.checkpoint.size() > 12 && a.checkpoint.substr(a.checkpoint.size() - 12) == ".safetensors";
+  const std::string path = is_file ? a.checkpoint : resolve_checkpoint(a.checkpoint) + "/model.safetensors";
+  if (read_model_head(path) != Head::scalar)
+    throw Error(path + ": holds a language model; eval reward needs a reward model (stage: reward, scalar head)");
+  const auto meta = read_safetensors_metadata(path);
+  std::string tok_path = a.tokenizer;
+  if (tok_path.empty()) {
+    auto it = meta.find("tokenizer_path");
+    if (it == meta.end() || it->second.empty()) throw Error(path + " records no tokenizer_path; give --tokenizer MODEL");
+    tok_path = it->second;
+  }
+  const Tokenizer tok = Tokenizer::load(tok_path);
+  Decoder model = load_model(path);
+  model->to(device);
+  model->eval();
+
+  DataConfig dc;
+  dc.train = {a.data};
+  dc.format = "preference";
+  dc.seq_len = a.seq_len;
+  dc.truncate = a.truncate;  // left keeps the end of a transcript, where the two sides differ
+  dc.shuffle = false;
+  dc.prefetch = 0;
+  Loader loader(dc, Split::train, &tok, a.batch, 0);
+
+  torch::NoGradGuard ng;
+  int64_t pairs = 0;
+  double correct = 0, margin_sum = 0, loss_sum = 0;
+  const int64_t max_batches = a.max_pairs > 0 ? (a.max_pairs + a.batch - 1) / a.batch : -1;
+  for (const Batch& b : loader.all_batches(max_batches)) {
+    // The loader's batches are on the host; scores and lengths meet on the model's device.
+    auto rc = last_token_scores(model->forward(b.tokens.to(device)), b.lengths.to(device));  // (B)
+    auto rr = last_token_scores(model->forward(b.rejected_tokens.to(device)), b.rejected_lengths.to(device));  // (B)
+    const PairwiseLoss p = pairwise_loss(rc, rr);
+    const double n = static_cast<double>(b.size());
+    correct += p.accuracy * n;
+    margin_sum += p.margin * n;
+    loss_sum += p.loss.item<double>() * n;
+    pairs += b.size();
+  }
+  if (pairs == 0) throw Error(fmt::format("{}: no preference pairs to evaluate", a.data));
+  const double acc = correct / static_cast<double>(pairs), margin = margin_sum / static_cast<double>(pairs);
+  std::printf("reward model %s on %s: %lld pairs, accuracy %.4f, mean margin %.4f, loss %.4f\n", path.c_str(),
+              a.data.c_str(), static_cast<long long>(pairs), acc, margin, loss_sum / static_cast<double>(pairs));
+  if (!a.out.empty()) {
+    nlohmann::json j{{"checkpoint", path}, {"data", a.data},          {"pairs", pairs},
+                     {"accuracy", acc},   {"mean_margin", margin}, {"loss", loss_sum / static_cast<double>(pairs)},
+                     {"seq_len", a.seq_len}};
+    std::ofstream out(a.out);
+    out << j.dump(2) << "\n";
+    if (!out) throw Error(fmt::format("--out {}: cannot write", a.out));
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_eval_reward_subcommand(CLI::App& eval) {
+  auto args = std::make_shared<EvalRewardArgs>();
+  auto* cmd = eval.add_subcommand("reward", "pairwise accuracy and mean margin of a reward model on preference pairs");
+  cmd->add_option("--checkpoint", args->checkpoint, "reward model: a run directory, step directory or model.safetensors")
+      ->required();
+  cmd->add_option("--data", args->data, "preference file: JSONL/JSON (.gz) of {prompt, chosen, rejected} or "
+                                        "HH-RLHF {chosen, rejected} transcripts")->required();
+  cmd->add_option("--out", args->out, "write the results as JSON to this file");
+  cmd->add_option("--tokenizer", args->tokenizer, "sentencepiece model (default: the one the checkpoint records)");
+  cmd->add_option("--seq-len", args->seq_len, "tokens per side (longer sides are truncated)")->check(CLI::PositiveNumber);
+  cmd->add_option("--truncate", args->truncate, "left | right | drop: what a longer side loses")
+      ->check(CLI::IsMember({"left", "right", "drop"}));
+  cmd->add_option("--batch", args->batch, "pairs per forward")->check(CLI::PositiveNumber);
+  cmd->add_option("--max-pairs", args->max_pairs, "evaluate at most this many pairs (0 = all)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--threads", args->threads, "intra-op threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--device", args->device, "cpu | cuda | cuda:N: where the model runs (default cpu)");
+  cmd->callback([args] { set_command([args] { return eval_reward(*args); }); });
+}
+
+}  // namespace infini

@@ -1,0 +1,27 @@
+// The `infini` subcommands: each file cmd_*.cpp registers one with the CLI11 app.
+// A command's callback stores its work with set_command(); main() runs it after parsing,
+// so every error reaches one handler that prints one line and picks the exit code.
+#pragma once
+#include <functional>
+
+#include <CLI/CLI.hpp>
+
+namespace infini {
+
+// Called by a subcommand's parse callback: the work main() runs. The function returns the exit code.
+void set_command(std::function<int()> work);
+void run_selected_command();
+int command_exit_code();
+
+void add_train_command(CLI::App& app);
+void add_convert_command(CLI::App& app);
+void add_generate_command(CLI::App& app);
+void add_info_command(CLI::App& app);
+void add_tokenizer_command(CLI::App& app);
+void add_data_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
+// `eval reward` (train/cli/cmd_eval_reward.cpp), registered under `eval` by add_eval_command.
+void add_eval_reward_subcommand(CLI::App& eval);
+
+}  // namespace infini

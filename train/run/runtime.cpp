@@ -1,0 +1,72 @@
+// Runtime set-up: threads, seed, device and precision from RunConfig, and spdlog sinks.
+// Called once per process by the commands; model and data code never touch these globals.
+#include "train/run/runtime.h"
+
+#include <cstdlib>
+#include <thread>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+#include <fmt/format.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include "core/compat.h"
+#include "core/error.h"
+
+namespace infini {
+
+int resolve_threads(int64_t requested, const std::string& what) {
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (requested < 0) throw ConfigError(fmt::format("{}: expected 0 (all cores) or a positive count, found {}", what, requested));
+  if (requested == 0) return cores;
+  if (requested > cores) {
+    spdlog::warn("{}: {} threads asked for, this machine has {} cores; using {}", what, requested, cores, cores);
+    return cores;
+  }
+  return static_cast<int>(requested);
+}
+
+Runtime setup_runtime(const RunConfig& run) {
+  Runtime rt;
+  rt.threads = resolve_threads(run.threads, "run.threads");
+  compat::set_threads(rt.threads);
+  torch::manual_seed(static_cast<uint64_t>(run.seed));
+  if (run.device == "cuda") {
+    if (!torch::cuda::is_available())
+      throw ConfigError("run.device: cuda was asked for, but this build of LibTorch has no CUDA device "
+                        "available; use run.device=cpu");
+    rt.device = torch::Device(torch::kCUDA, 0);
+    torch::cuda::manual_seed_all(static_cast<uint64_t>(run.seed));
+  }
+  rt.bf16 = run.precision == "bf16";
+  if (run.deterministic) at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/true);
+  return rt;
+}
+
+void setup_logging(const std::string& level, const std::string& log_file) {
+  std::vector<spdlog::sink_ptr> sinks;
+  sinks.push_back(std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
+  if (!log_file.empty()) sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(log_file, false));
+  auto logger = std::make_shared<spdlog::logger>("infini", sinks.begin(), sinks.end());
+  logger->set_pattern("[%H:%M:%S] %^%l%$ %v");
+  if (sinks.size() > 1) sinks[1]->set_pattern("[%Y-%m-%d %H:%M:%S.%e] %l %v");
+  logger->set_level(spdlog::level::from_str(level));
+  logger->flush_on(spdlog::level::info);
+  spdlog::set_default_logger(logger);
+}
+
+void keep_freed_memory() {
+#if defined(__GLIBC__)
+  if (const char* e = std::getenv("INFINI_KEEP_FREED_MEMORY"); e && std::string(e) == "0") return;
+  mallopt(M_MMAP_MAX, 0);                 // large blocks come from the heap too ...
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);     // ... which is kept (up to 1 GB free at its top)
+  mallopt(M_TOP_PAD, 64 << 20);           // and grown in 64 MB steps
+#endif
+}
+
+}  // namespace infini

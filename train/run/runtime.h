@@ -1,0 +1,38 @@
+// Process-wide set-up from RunConfig, done once at start: threads, seed, device, precision, logging.
+// Nothing here trains; stages call setup_runtime() and get back what they need.
+#pragma once
+#include <string>
+
+#include <torch/types.h>
+
+#include "train/config/config.h"
+
+namespace infini {
+
+struct Runtime {
+  torch::Device device{torch::kCPU};
+  bool bf16 = false;  // autocast to bf16 around forward passes
+  int threads = 1;
+};
+
+// Sets intra-op threads (0 = all cores), the global seed, and checks the device; throws
+// ConfigError when cuda is asked for and this LibTorch has none.
+Runtime setup_runtime(const RunConfig& run);
+
+// A thread count the user asked for (`what` names the key or flag): 0 means this machine's cores,
+// more than its cores is capped there with a warning (a thread per core is the most that helps,
+// and tens of thousands of threads stall the machine), a negative one is a ConfigError.
+int resolve_threads(int64_t requested, const std::string& what);
+
+// Keeps freed memory in the process (glibc malloc) instead of returning every large block to the
+// OS: LibTorch's CPU tensors are plain malloc blocks, and by default each training step's
+// activations are mmap'ed, page-faulted in and unmapped again, which cost ~30% of a step here.
+// The heap does not shrink, so resident memory stays near the peak of the run (up to 1 GB of it
+// free for reuse). INFINI_KEEP_FREED_MEMORY=0 in the environment keeps glibc's defaults.
+// Called once, first thing in main().
+void keep_freed_memory();
+
+// Console logging at `level`; when log_file is not empty, also to that file (appending).
+void setup_logging(const std::string& level, const std::string& log_file = "");
+
+}  // namespace infini

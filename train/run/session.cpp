@@ -1,0 +1,156 @@
+// RunSession (see session.h): set-up, resume, checkpoints and the end-of-step decision shared by
+// every training stage.
+#include "train/run/session.h"
+
+#include <filesystem>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "core/error.h"
+#include "train/run/checkpoint.h"
+#include "train/run/checkpoint_dir.h"
+#include "train/run/signals.h"
+#include "train/run/stopwatch.h"
+
+namespace fs = std::filesystem;
+
+namespace infini {
+
+CheckpointPart model_part(const std::string& subdir, Decoder model, AdamW* opt,
+                          std::map<std::string, std::string> metadata) {
+  auto where = [subdir](const std::string& dir) { return subdir.empty() ? dir : (fs::path(dir) / subdir).string(); };
+  return {subdir.empty() ? "model" : subdir,
+          [=](const std::string& dir, nlohmann::json&) mutable {
+            fs::create_directories(where(dir));
+            save_model_and_optimizer(where(dir), model, opt, metadata);
+          },
+          [=](const std::string& dir, const nlohmann::json&, const std::string&) mutable {
+            load_model_and_optimizer(where(dir), model, opt);
+          }};
+}
+
+CheckpointPart loader_part(const std::string& key, Loader& loader) {
+  return json_part(
+      key, [&loader] { return loader.state(); },
+      [&loader](const nlohmann::json& j, const std::string&) { loader.load_state(j); });
+}
+
+CheckpointPart rng_part(const torch::Device& device) {
+  return {"rng",
+          [device](const std::string&, nlohmann::json& state) { state.update(rng_states(device)); },
+          [device](const std::string&, const nlohmann::json& state, const std::string& source) {
+            if (!state.contains("rng_cpu")) throw Error(fmt::format("{}: rng_cpu is missing", source));
+            restore_rng_states(state, source, device);
+          }};
+}
+
+CheckpointPart json_part(const std::string& key, std::function<nlohmann::json()> get,
+                         std::function<void(const nlohmann::json&, const std::string& source)> set) {
+  return {key,
+          [key, get](const std::string&, nlohmann::json& state) { state[key] = get(); },
+          [key, set](const std::string&, const nlohmann::json& state, const std::string& source) {
+            if (!state.contains(key)) throw Error(fmt::format("{}: {} is missing", source, key));
+            set(state.at(key), source);
+          }};
+}
+
+RunSession::RunSession(const Config& cfg, std::string stage, bool needs_tokenizer, std::string unit)
+    : cfg_(cfg), stage_(std::move(stage)), unit_(std::move(unit)) {
+  const std::string& dir = cfg_.run.dir;
+  fs::create_directories(dir);
+  setup_logging(cfg_.run.log_level, (fs::path(dir) / "train.log").string());
+  rt_ = setup_runtime(cfg_.run);
+  install_stop_handlers();
+  resume_dir_ = cfg_.resume == "auto" ? latest_checkpoint(dir) : "";
+  last_checkpoint_ = resume_dir_;
+  config_path_ = (fs::path(dir) / "config.yaml").string();
+  write_file_atomic(config_path_, config_to_yaml(cfg_));
+  spdlog::info("stage {} -> {} ({} threads, {}, {})", stage_, dir, rt_.threads, rt_.device.is_cpu() ? "cpu" : "cuda",
+               rt_.bf16 ? "bf16 autocast" : "fp32");
+  spdlog::debug("resolved config:\n{}", config_to_yaml(cfg_));
+
+  if (!cfg_.tokenizer.model.empty()) {
+    tok_ = Tokenizer::load(cfg_.tokenizer.model);
+    if (tok_->vocab_size() > cfg_.model.vocab_size)
+      throw ConfigError(fmt::format("model.vocab_size ({}) is smaller than the tokenizer's vocabulary ({} in {})",
+                                    cfg_.model.vocab_size, tok_->vocab_size(), cfg_.tokenizer.model));
+  } else if (needs_tokenizer) {
+    throw ConfigError(fmt::format("tokenizer.model: stage {} needs a tokenizer, found none", stage_));
+  }
+}
+
+std::map<std::string, std::string> RunSession::model_metadata() const {
+  std::map<std::string, std::string> meta{{"stage", stage_}};
+  if (tok_) {
+    meta["tokenizer_path"] = fs::absolute(tok_->path()).string();
+    meta["tokenizer_hash"] = tok_->content_hash();
+  }
+  return meta;
+}
+
+void RunSession::add(CheckpointPart part) { parts_.push_back(std::move(part)); }
+
+int64_t RunSession::resume() {
+  int64_t step = 0;
+  if (resuming()) {
+    const std::string source = (fs::path(resume_dir_) / "trainer_state.json").string();
+    const nlohmann::json state = load_trainer_state(resume_dir_);
+    const std::string saved_stage = state.value("stage", "");
+    if (saved_stage != stage_)
+      throw Error(fmt::format("{}: stage is '{}', expected {} (a run directory belongs to one stage)", source,
+                              saved_stage, stage_));
+    for (const CheckpointPart& p : parts_)
+      if (p.load) p.load(resume_dir_, state, source);
+    step = state.at("step").get<int64_t>();
+    spdlog::info("resumed from {} ({} {})", resume_dir_, unit_, step);
+  }
+  metrics_ = std::make_unique<MetricsLog>((fs::path(run_dir()) / "metrics.jsonl").string(), step);
+  return step;
+}
+
+bool RunSession::already_finished(int64_t step) const {
+  if (step < cfg_.train.max_steps) return false;
+  spdlog::info("already finished: {} is at {} {} of {}", run_dir(), unit_, step, cfg_.train.max_steps);
+  return true;
+}
+
+void RunSession::save(int64_t step) {
+  const auto t0 = std::chrono::steady_clock::now();
+  last_checkpoint_ = commit_checkpoint(
+      run_dir(), step,
+      [&](const std::string& dir) {
+        nlohmann::json state{{"step", step}, {"stage", stage_}};
+        for (const CheckpointPart& p : parts_)
+          if (p.save) p.save(dir, state);
+        save_trainer_state(dir, state);
+      },
+      static_cast<int>(cfg_.checkpoint.keep_last));
+  spdlog::info("checkpoint {} ({:.2f} s)", last_checkpoint_, seconds_since(t0));
+}
+
+StepEnd RunSession::end_step(int64_t step, int64_t first_step) {
+  const int64_t max_steps = cfg_.train.max_steps;
+  if (stop_requested()) {
+    save(step);
+    spdlog::warn("interrupted by signal {} at {} {}; checkpoint {} written. Resume with: infini train {} "
+                 "(resume: auto continues from {}/checkpoints/latest)",
+                 stop_signal(), unit_, step, last_checkpoint_, config_path_, run_dir());
+    return StepEnd::interrupted;
+  }
+  if (cfg_.train.stop_after > 0 && step - first_step >= cfg_.train.stop_after && step != max_steps) {
+    save(step);
+    spdlog::info("stopping after {} {}s as train.stop_after asks; resume continues at {} {}", cfg_.train.stop_after,
+                 unit_, unit_, step + 1);
+    return StepEnd::stopped;
+  }
+  if (cfg_.checkpoint.every > 0 && step % cfg_.checkpoint.every == 0 && step != max_steps) save(step);
+  return StepEnd::next;
+}
+
+void RunSession::finish(int64_t step, const std::string& summary) {
+  save(step);
+  spdlog::info("done: {}; final checkpoint {}", summary, last_checkpoint_);
+}
+
+}  // namespace infini

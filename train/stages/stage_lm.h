@@ -1,0 +1,12 @@
+// The stage recipes that plug into run_trainer: each returns how a batch becomes a loss.
+// pretrain and sft are language-model losses; reward is a pairwise classifier (train/stages/reward.cpp).
+#pragma once
+#include "train/stages/lm_loss.h"
+
+namespace infini {
+
+StageSpec pretrain_stage();
+StageSpec sft_stage(const TrainConfig& tc);  // tc.prefix_gradient picks the loss
+StageSpec reward_stage(const RewardConfig& rc);
+
+}  // namespace infini

@@ -1,0 +1,21 @@
+// Stage dispatch: `stage:` in the config picks the recipe.
+// Stages that are not built into this binary are refused with a clear message.
+#include "train/stages/stages.h"
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "train/stages/stage_lm.h"
+#include "train/stages/ppo.h"
+
+namespace infini {
+
+int run_stage(const Config& cfg) {
+  if (cfg.stage == "pretrain") return run_trainer(cfg, pretrain_stage());
+  if (cfg.stage == "sft") return run_trainer(cfg, sft_stage(cfg.train));
+  if (cfg.stage == "reward") return run_trainer(cfg, reward_stage(cfg.reward));
+  if (cfg.stage == "ppo") return run_ppo(cfg);
+  throw ConfigError(fmt::format("stage: '{}' is not available in this build (available: pretrain, sft, reward, ppo)", cfg.stage));
+}
+
+}  // namespace infini
