@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The passkey recipe of docs/passkey.md, end to end, with the wall-clock time of each stage:
+# The passkey recipe of docs/long-context.md, end to end, with the wall-clock time of each stage:
 #   1. pretrain on the default corpora (configs/passkey/pretrain.yaml)
 #   2. continue pretraining on 192-token passkey documents, plain text (retrieval.yaml)
 #   3. SFT on 256-token passkey records, 5-digit keys (sft_256.yaml)
@@ -9,7 +9,7 @@
 #      segment boundary (sft_16k_d1b.yaml)
 #   8. SFT on ~32K-token records, half of them ending at a segment boundary (sft_32k_d1.yaml)
 #   9. eval passkey (1-digit keys) at LENGTHS, depths 0, 0.5 and 1
-# Then, with the memory detached (each record costs about one forward pass, docs/passkey.md):
+# Then, with the memory detached (each record costs about one forward pass, docs/long-context.md):
 #  10. step 8 again from step 7 with the memory detached (sft_32k_d1.yaml + overrides)
 #  11. ~64K-token records, four a step (sft_64k_detach_acc4.yaml)
 #  12. ~256K-token records, four a step (sft_256k_detach.yaml)
@@ -70,13 +70,13 @@ if [[ ! -f $W/sft_16k_d1_mix2.jsonl ]]; then
 fi
 mix sft_32k_d1 30 32750 32751 32700 32640
 synth $W/sft_val_32k_d1.jsonl 4 92 32750 1
-# ~64K-token records for step 11 (and the two earlier 64K attempts, sft_64k_d1.yaml and sft_64k_d2.yaml).
+# ~64K-token records for step 11 (and the two earlier 64K attempts, configs/experiments/passkey/sft_64k_d1.yaml and sft_64k_d2.yaml).
 mix sft_64k_d1 30 65518 65519 65470 65400
 synth $W/sft_val_64k_d1.jsonl 4 93 65518 1
-# ~256K-token records for step 12 (the ~1M-token records of sft_1m_detach.yaml: see that file).
+# ~256K-token records for step 12 (the ~1M-token records of configs/experiments/passkey/sft_1m_detach.yaml: see that file).
 mix sft_256k_d1 15 262126 262127 262078 262008
 synth $W/sft_val_256k_d1.jsonl 2 90 262126 1
-# ~128K-token records for sft_128k_detach.yaml (beyond the recipe, not run here).
+# ~128K-token records for configs/experiments/passkey/sft_128k_detach.yaml (beyond the recipe, not run here).
 mix sft_128k_d1 10 131054 131055 130990 130900
 synth $W/sft_val_128k_d1.jsonl 2 91 131054 1
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The passkey recipe (docs/passkey.md) again from pretraining with config overrides applied to every
+# The passkey recipe (docs/long-context.md) again from pretraining with config overrides applied to every
 # stage, to compare a model knob that cannot be switched at fine-tuning time (segment length, update
 # rule). Stages, each initialised from the one before, into runs/passkey-NAME-*:
 #   pretrain, retrieval, sft-256, sft-1k, sft-4k   (the recipe's steps 1-5, same configs)

@@ -5,7 +5,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
+
+#include <yaml-cpp/yaml.h>
 
 #include "core/error.h"
 #include "train/config/config.h"
@@ -46,13 +49,13 @@ std::string tmp_dir(const std::string& name) {
 
 TEST(Config, DefaultsWhenOnlyStageIsGiven) {
   Config c = parse_config("stage: pretrain\n", "cfg.yaml");
-  EXPECT_EQ(c.stage, "pretrain");
-  EXPECT_EQ(c.run.precision, "bf16");
+  EXPECT_EQ(c.stage, Stage::pretrain);
+  EXPECT_EQ(c.run.precision, Precision::bf16);
   EXPECT_EQ(c.run.threads, 0);
   EXPECT_EQ(c.model.memory.update, MemoryUpdate::delta);
   EXPECT_EQ(c.model.memory.gradient, MemoryGradient::bptt);
   EXPECT_DOUBLE_EQ(c.optim.betas[1], 0.95);
-  EXPECT_EQ(c.resume, "auto");
+  EXPECT_EQ(c.resume, Resume::auto_);
   // SwiGLU width: 8/3 * 64 = 170.67 -> 192 (next multiple of 64).
   EXPECT_EQ(c.model.ffn_dim(), 192);
 }
@@ -168,10 +171,31 @@ TEST(Config, UnreadableFile) {
   }
 }
 
+// Whether the file or one of its bases gives `stage:` (a file without is a shared base).
+bool chain_gives_stage(fs::path path) {
+  for (int depth = 0; depth < 16; ++depth) {
+    const YAML::Node root = YAML::LoadFile(path.string());
+    if (root["stage"].IsDefined()) return true;
+    if (!root["base"].IsDefined()) return false;
+    path = path.parent_path() / root["base"].as<std::string>();
+  }
+  return false;
+}
+
+// Every stage config under configs/ loads; a file whose chain gives no `stage:` is a shared base,
+// and some shipped config must name it (a base nobody uses is a leftover).
 TEST(Config, ShippedConfigsLoad) {
   int n = 0;
+  std::set<std::string> bases, named;
   for (const auto& e : fs::recursive_directory_iterator(fs::path(INFINI_SOURCE_DIR) / "configs"))
     if (e.path().extension() == ".yaml") {
+      const YAML::Node root = YAML::LoadFile(e.path().string());
+      if (root["base"].IsDefined())
+        named.insert(fs::weakly_canonical(e.path().parent_path() / root["base"].as<std::string>()).string());
+      if (!chain_gives_stage(e.path())) {
+        bases.insert(fs::weakly_canonical(e.path()).string());
+        continue;
+      }
       ++n;
       try {
         load_config(e.path().string());
@@ -180,6 +204,153 @@ TEST(Config, ShippedConfigsLoad) {
       }
     }
   EXPECT_GE(n, 30);
+  for (const auto& b : bases) EXPECT_TRUE(named.count(b)) << b << " is named as base by no shipped config";
+}
+
+// ---- base: FILE ------------------------------------------------------------------------------
+
+// Writes `text` to dir/name (folders made) and returns the path.
+std::string put(const std::string& dir, const std::string& name, const std::string& text) {
+  const fs::path p = fs::path(dir) / name;
+  fs::create_directories(p.parent_path());
+  std::ofstream(p) << text;
+  return p.string();
+}
+
+std::string load_error(const std::string& path, const std::vector<std::string>& overrides = {}) {
+  try {
+    load_config(path, overrides);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Config, BaseChainMergesMapsKeyByKeyAndReplacesLists) {
+  const std::string dir = tmp_dir("base_chain");
+  put(dir, "shared/model.yaml",
+      "model: {d_model: 128, n_heads: 8, memory: {update: linear}}\n"
+      "data: {train: [a.jsonl, b.jsonl], seq_len: 64}\n"
+      "optim: {betas: [0.8, 0.9]}\n");
+  put(dir, "stages/sft_common.yaml", "base: ../shared/model.yaml\nstage: sft\ndata: {format: sft}\noptim: {lr: 1.0e-3}\n");
+  const std::string top = put(dir, "stages/sft.yaml",
+                              "base: sft_common.yaml\nmodel: {n_heads: 4, memory: {gradient: detach}}\n"
+                              "data: {train: [c.jsonl]}\noptim: {lr: 2.0e-3}\n");
+  const Config c = load_config(top, {"model.n_layers=3"});
+  EXPECT_EQ(c.stage, Stage::sft);                               // from the middle file
+  EXPECT_EQ(c.model.d_model, 128);                              // from the deepest base
+  EXPECT_EQ(c.model.n_heads, 4);                                // the file overrides its bases
+  EXPECT_EQ(c.model.n_layers, 3);                               // and the command line everything
+  EXPECT_EQ(c.model.memory.update, MemoryUpdate::linear);       // nested maps merged key by key
+  EXPECT_EQ(c.model.memory.gradient, MemoryGradient::detach);
+  ASSERT_EQ(c.data.train.size(), 1u);                           // lists replaced whole
+  EXPECT_EQ(c.data.train[0], "c.jsonl");
+  EXPECT_EQ(c.data.seq_len, 64);
+  EXPECT_EQ(c.data.format, "sft");
+  EXPECT_DOUBLE_EQ(c.optim.lr, 2e-3);
+  EXPECT_DOUBLE_EQ(c.optim.betas[0], 0.8);
+  // The resolved config carries no base: config.yaml reads back alone to the same Config.
+  const std::string text = config_to_yaml(c);
+  EXPECT_EQ(text.find("\nbase:"), std::string::npos) << text;
+  EXPECT_TRUE(configs_equal(c, parse_config(text, "config.yaml")));
+}
+
+TEST(Config, BaseCycleIsRefusedNamingTheFiles) {
+  const std::string dir = tmp_dir("base_cycle");
+  const std::string a = put(dir, "a.yaml", "stage: pretrain\nbase: b.yaml\n");
+  const std::string b = put(dir, "b.yaml", "base: a.yaml\n");
+  EXPECT_EQ(load_error(a), b + ":1: base a.yaml: the bases form a cycle (" + a + " -> " + b + " -> " + a +
+                               "); a file cannot be its own base");
+  const std::string self = put(dir, "self.yaml", "stage: pretrain\nbase: ./self.yaml\n");
+  EXPECT_NE(load_error(self).find("cycle"), std::string::npos) << load_error(self);
+}
+
+TEST(Config, BaseErrorsNameTheFileAndLineTheyAreIn) {
+  const std::string dir = tmp_dir("base_errors");
+  const std::string top = put(dir, "top.yaml", "stage: pretrain\nbase: sub/base.yaml\n");
+  const std::string base = dir + "/sub/base.yaml";
+  put(dir, "sub/base.yaml", "model:\n  d_modle: 64\n");
+  EXPECT_EQ(load_error(top), base + ":2: unknown key model.d_modle (did you mean model.d_model?)");
+  put(dir, "sub/base.yaml", "optim:\n  lr: 0.1\n  lr: 0.2\n");
+  EXPECT_EQ(load_error(top), base + ":3: duplicate key optim.lr (first at line 2; give each key once)");
+  put(dir, "sub/base.yaml", "run:\n  seed: many\n");
+  EXPECT_EQ(load_error(top), base + ":2: key run.seed: expected an integer, found 'many'");
+  put(dir, "sub/base.yaml", "train:\n  on_nonfinite: halt\n");
+  EXPECT_EQ(load_error(top), base + ":2: train.on_nonfinite: expected stop or skip, found 'halt'");
+  // A bad value set in the base is reported there; the same key in the file wins, and is reported there.
+  put(dir, "sub/base.yaml", "\noptim: {lr: -1}\n");
+  EXPECT_EQ(load_error(top), base + ":2: optim.lr: expected >= 0, found -1");
+  const std::string fixed = put(dir, "fixed.yaml", "stage: pretrain\nbase: sub/base.yaml\noptim: {lr: 0.1}\n");
+  EXPECT_EQ(load_error(fixed), "");
+  const std::string worse = put(dir, "worse.yaml", "stage: pretrain\nbase: sub/base.yaml\noptim: {lr: -2}\n");
+  EXPECT_EQ(load_error(worse), worse + ":3: optim.lr: expected >= 0, found -2");
+  EXPECT_EQ(load_error(top, {"optim.lr=-3"}), "override 'optim.lr=-3': optim.lr: expected >= 0, found -3");
+  // A missing base, a base that is not a file name, and base given as an override.
+  const std::string missing = put(dir, "missing.yaml", "stage: pretrain\n\nbase: nope.yaml\n");
+  EXPECT_EQ(load_error(missing), missing + ":3: base nope.yaml: cannot read " + dir +
+                                     "/nope.yaml (missing or unreadable; bases are relative to the file that names them)");
+  const std::string list = put(dir, "list.yaml", "stage: pretrain\nbase: [a.yaml]\n");
+  EXPECT_EQ(load_error(list), list + ":2: key base: expected a config file name, found a list");
+  EXPECT_EQ(load_error(fixed, {"base=other.yaml"}), "override 'base=other.yaml': base can only be given in a config file");
+  // stage may come from a base; given nowhere, it is still required.
+  const std::string nostage = put(dir, "nostage.yaml", "base: fixed_base.yaml\n");
+  put(dir, "fixed_base.yaml", "run: {seed: 1}\n");
+  EXPECT_EQ(load_error(nostage), nostage + ": missing required key stage (pretrain, sft, reward or ppo)");
+}
+
+TEST(Config, EnumKeysRefuseOtherSpellingsWithFileLineAndKey) {
+  EXPECT_EQ(error_of("stage: pretrain\nrun:\n  precision: fp16\n"),
+            "cfg.yaml:3: run.precision: expected fp32 or bf16, found 'fp16'");
+  EXPECT_EQ(error_of("stage: pretrain\nschedule: {decay: step}\n"),
+            "cfg.yaml:2: schedule.decay: expected cosine, linear or constant, found 'step'");
+  EXPECT_EQ(error_of("stage: pretrain\nrun: {log_level: loud}\n"),
+            "cfg.yaml:2: run.log_level: expected trace, debug, info, warn or error, found 'loud'");
+  EXPECT_EQ(error_of("stage: ppo\nppo: {reward_source: [model]}\n"),
+            "cfg.yaml:2: ppo.reward_source: expected model, rule or sum, found a list");
+  EXPECT_EQ(error_of("stage: pretrain\nresume: always\n"), "cfg.yaml:2: resume: expected auto or never, found 'always'");
+  EXPECT_EQ(error_of("stage: pretrain\n", {"ppo.advantage=ppo"}),
+            "override 'ppo.advantage=ppo': ppo.advantage: expected gae or rloo, found 'ppo'");
+  EXPECT_EQ(error_of("stage: pretrain\n", {"ppo.rule=fuzzy"}),
+            "override 'ppo.rule=fuzzy': ppo.rule: expected exact or numeric, found 'fuzzy'");
+  EXPECT_EQ(error_of("stage: pretrain\n", {"run.device=tpu"}),
+            "override 'run.device=tpu': run.device: expected cpu or cuda, found 'tpu'");
+  const Config c = parse_config("stage: ppo\nppo: {reward_source: rule, advantage: rloo, samples_per_prompt: 2}\n"
+                                "data: {format: prompts}\nschedule: {decay: linear}\nresume: never\n", "cfg.yaml",
+                                {"train.on_nonfinite=skip", "run.precision=fp32"});
+  EXPECT_EQ(c.ppo.reward_source, RewardSource::rule);
+  EXPECT_EQ(c.ppo.advantage, Advantage::rloo);
+  EXPECT_EQ(c.schedule.decay, Decay::linear);
+  EXPECT_EQ(c.resume, Resume::never);
+  EXPECT_EQ(c.train.on_nonfinite, OnNonfinite::skip);
+  EXPECT_EQ(c.run.precision, Precision::fp32);
+  // Written by name, and read back to the same values.
+  const std::string text = config_to_yaml(c);
+  EXPECT_NE(text.find("resume: never"), std::string::npos) << text;
+  EXPECT_NE(text.find("advantage: rloo"), std::string::npos) << text;
+  EXPECT_TRUE(configs_equal(c, parse_config(text, "config.yaml")));
+}
+
+// Shipped configs written with `base:` resolve to exactly the Config their flat versions gave
+// (tests/golden/configs/: the resolved YAML of those files before they were split into bases, as
+// `infini train CONFIG --print-config` prints it; a changed field comment in config.h changes them too).
+TEST(Config, ShippedConfigsWithBasesResolveAsTheirFlatVersions) {
+  const fs::path src = INFINI_SOURCE_DIR;
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"configs/demo/ppo.yaml", "demo_ppo.yaml"},
+      {"configs/passkey/retrieval.yaml", "passkey_retrieval.yaml"},
+      {"configs/passkey/sft_16k_d1b.yaml", "passkey_sft_16k_d1b.yaml"},
+      {"configs/passkey/sft_256k_detach.yaml", "passkey_sft_256k_detach.yaml"},
+      {"configs/rlhf/reward_deep.yaml", "rlhf_reward_deep.yaml"},
+      {"configs/rlhf/ppo_rloo.yaml", "rlhf_ppo_rloo.yaml"},
+      {"configs/experiments/passkey/sft_1m_detach.yaml", "experiments_passkey_sft_1m_detach.yaml"},
+      {"configs/experiments/passkey/sft_128k_detach.yaml", "experiments_passkey_sft_128k_detach.yaml"}};
+  for (const auto& [config, golden] : cases) {
+    const std::string flat = read_text_file((src / "tests/golden/configs" / golden).string());
+    ASSERT_FALSE(flat.empty()) << golden;
+    const Config got = load_config((src / config).string());
+    EXPECT_TRUE(configs_equal(got, parse_config(flat, golden))) << config;
+    EXPECT_EQ(config_to_yaml(got), flat) << config;  // config.yaml byte for byte
+  }
 }
 
 // The tiny configs run as shipped: scripts/tiny_data.sh makes the data they name, and the four

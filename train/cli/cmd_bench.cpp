@@ -104,9 +104,9 @@ int bench_train(const BenchArgs& a) {
   if (a.batch_set) ov.push_back(fmt::format("train.batch_size={}", a.batch));
   if (a.seq_set) ov.push_back(fmt::format("data.seq_len={}", a.seq));
   Config cfg = load_config(a.config, ov);
-  if (cfg.stage == "ppo") throw ConfigError("bench train: stage ppo is not a single-loss stage; bench pretrain, sft or reward");
+  if (cfg.stage == Stage::ppo) throw ConfigError("bench train: stage ppo is not a single-loss stage; bench pretrain, sft or reward");
   // The trainer's device, which the bare model step below uses too (checked here, before the run).
-  const torch::Device device = parse_device(a.device.empty() ? "run.device" : "--device", cfg.run.device);
+  const torch::Device device = parse_device(a.device.empty() ? "run.device" : "--device", choice_name(cfg.run.device));
   const int rc = run_stage(cfg);
   if (rc != 0) return rc;
   // Per-step records (log_every = 1) from step 2 on (step 1 pays for warm-up); medians, so that a
@@ -130,7 +130,7 @@ int bench_train(const BenchArgs& a) {
   torch::manual_seed(cfg.run.seed);
   Decoder model(cfg.model);
   model->to(device);
-  const bool bf16 = cfg.run.precision == "bf16";
+  const bool bf16 = cfg.run.precision == Precision::bf16;
   const int64_t B = cfg.train.batch_size * cfg.train.grad_accum, T = cfg.data.seq_len;
   const double bare_tps = static_cast<double>(B * T) / median(time_model_steps(model, B, T, bf16, a.steps));
 
@@ -148,7 +148,7 @@ int bench_train(const BenchArgs& a) {
 
   const double flops = training_flops_per_token(cfg.model, T);
   std::printf("bench train: %s, precision %s, batch %lld x seq %lld, %lld timed steps, device %s\n",
-              cfg.stage.c_str(), cfg.run.precision.c_str(), static_cast<long long>(B), static_cast<long long>(T),
+              choice_name(cfg.stage), choice_name(cfg.run.precision), static_cast<long long>(B), static_cast<long long>(T),
               static_cast<long long>(a.steps), device_name(device).c_str());
   std::printf("trainer:    %.0f tokens/s, %.1f GFLOP/s%s\n", trainer_tps, trainer_tps * flops / 1e9,
               cfg.train.peak_flops > 0 ? fmt::format(", MFU {:.1f}%", 100 * trainer_tps * flops / cfg.train.peak_flops).c_str() : "");
@@ -171,7 +171,7 @@ int bench_model(const BenchArgs& a) {
   if (!a.attention.empty() && a.attention != "matmul" && a.attention != "sdpa")
     throw ConfigError("--attention: expected matmul or sdpa, found '" + a.attention + "'");
   Config cfg = load_config(a.config, a.overrides);
-  const std::string precision = a.precision.empty() ? cfg.run.precision : a.precision;
+  const std::string precision = a.precision.empty() ? choice_name(cfg.run.precision) : a.precision;
   if (precision != "fp32" && precision != "bf16")
     throw ConfigError("--precision: expected fp32 or bf16, found '" + precision + "'");
   if (a.batch < 1 || a.seq < 2 || a.steps < 1)

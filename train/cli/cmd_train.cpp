@@ -1,5 +1,8 @@
-// `infini train CONFIG.yaml [key.path=value ...]`: loads the config and runs its stage.
-// The stages themselves live in train/stage_*.cpp; this file only wires the command line.
+// `infini train CONFIG.yaml [key.path=value ...]`: loads the config and runs its stage, or with
+// --print-config prints the resolved config (bases and overrides applied, as RUN_DIR/config.yaml
+// would hold it) and runs nothing. The stages live in train/stages/; this file only wires the command line.
+#include <cstdio>
+
 #include <spdlog/spdlog.h>
 
 #include "train/cli/commands.h"
@@ -12,11 +15,17 @@ void add_train_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "run a stage (pretrain, sft, reward, ppo) from a YAML config");
   auto config_path = std::make_shared<std::string>();
   auto overrides = std::make_shared<std::vector<std::string>>();
+  auto print_only = std::make_shared<bool>(false);
   cmd->add_option("config", *config_path, "the stage's YAML config")->required();
   cmd->add_option("overrides", *overrides, "key.path=value overrides, e.g. optim.lr=1e-4 train.max_steps=10");
-  cmd->callback([config_path, overrides] {
-    set_command([config_path, overrides] {
+  cmd->add_flag("--print-config", *print_only, "print the resolved config as YAML and run nothing");
+  cmd->callback([config_path, overrides, print_only] {
+    set_command([config_path, overrides, print_only] {
       Config cfg = load_config(*config_path, *overrides);
+      if (*print_only) {
+        std::fputs(config_to_yaml(cfg).c_str(), stdout);
+        return 0;
+      }
       return run_stage(cfg);
     });
   });

@@ -1,10 +1,12 @@
-// YAML -> Config and back: overrides, unknown-key detection with "did you mean", typed reads with
-// file:line errors, validation, and the commented YAML written to RUN_DIR/config.yaml.
+// YAML -> Config and back: `base:` chains, overrides, unknown-key detection with "did you mean",
+// typed reads (enums by name) with file:line errors, and the commented YAML written to
+// RUN_DIR/config.yaml. The value checks themselves are in train/config/validate.*.
 // Generic over visit_fields(); the structs themselves live beside the code they configure.
 #include "train/config/config.h"
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -15,9 +17,12 @@
 #include <yaml-cpp/yaml.h>
 
 #include "core/error.h"
+#include "train/config/validate.h"
 
 namespace infini {
 namespace {
+
+namespace fs = std::filesystem;
 
 // Where each key path came from, for messages: "configs/x.yaml:12" or "override 'a.b=3'".
 struct Origins {
@@ -81,6 +86,10 @@ void read_value(const YAML::Node& n, T& out, const std::string& path, const Orig
     if (n.IsNull()) { out.clear(); return; }
     if (!n.IsScalar()) fail_type(o, path, n, "a string");
     out = n.Scalar();
+  } else if constexpr (is_choice_v<T>) {
+    if (!n.IsScalar() || !parse_choice(n.Scalar(), &out))
+      throw ConfigError(fmt::format("{}: {}: expected {}, found {}", o.where(path, &n), path, choice_list<T>(),
+                                    scalar_text(n)));
   } else if constexpr (std::is_same_v<T, MemoryUpdate>) {
     if (!n.IsScalar() || !parse_memory_update(n.Scalar(), &out)) fail_type(o, path, n, "linear or delta");
   } else if constexpr (std::is_same_v<T, MemoryGradient>) {
@@ -163,6 +172,7 @@ struct Writer {
     else if constexpr (std::is_integral_v<T>) out << static_cast<long long>(v);
     else if constexpr (std::is_floating_point_v<T>) out << number_text(v);
     else if constexpr (std::is_same_v<T, std::string>) out << v;
+    else if constexpr (is_choice_v<T>) out << choice_name(v);
     else if constexpr (std::is_same_v<T, MemoryUpdate> || std::is_same_v<T, MemoryGradient>) out << to_string(v);
     else {
       out << YAML::Flow << YAML::BeginSeq;
@@ -260,125 +270,6 @@ YAML::Node find_node(const YAML::Node& root, const std::string& path) {
   return cur;
 }
 
-void check(bool ok, const std::string& message) {
-  if (!ok) throw ConfigError(message);
-}
-
-template <class T> bool one_of(const T& v, std::initializer_list<const char*> set) {
-  for (const char* s : set)
-    if (v == s) return true;
-  return false;
-}
-
-void validate_values(const Config& c) {
-  check(one_of(c.stage, {"pretrain", "sft", "reward", "ppo"}),
-        fmt::format("stage: expected pretrain, sft, reward or ppo, found '{}'", c.stage));
-  check(one_of(c.run.device, {"cpu", "cuda"}),
-        fmt::format("run.device: expected cpu or cuda, found '{}'", c.run.device));
-  check(one_of(c.run.precision, {"fp32", "bf16"}),
-        fmt::format("run.precision: expected fp32 or bf16, found '{}'", c.run.precision));
-  check(one_of(c.run.log_level, {"trace", "debug", "info", "warn", "error"}),
-        fmt::format("run.log_level: expected trace, debug, info, warn or error, found '{}'", c.run.log_level));
-  check(c.run.threads >= 0, fmt::format("run.threads: expected >= 0, found {}", c.run.threads));
-  check(!c.run.dir.empty(), "run.dir: expected a directory, found an empty string");
-  const std::string m = c.model.validate();
-  check(m.empty(), m);
-  check(c.optim.lr >= 0, fmt::format("optim.lr: expected >= 0, found {}", c.optim.lr));
-  check(c.optim.weight_decay >= 0,
-        fmt::format("optim.weight_decay: expected >= 0, found {}", c.optim.weight_decay));
-  check(c.optim.betas.size() == 2 && c.optim.betas[0] >= 0 && c.optim.betas[0] < 1 &&
-            c.optim.betas[1] >= 0 && c.optim.betas[1] < 1,
-        fmt::format("optim.betas: expected two numbers in [0, 1), found [{}]", fmt::join(c.optim.betas, ", ")));
-  check(c.optim.eps > 0, fmt::format("optim.eps: expected > 0, found {}", c.optim.eps));
-  check(c.optim.grad_clip >= 0, fmt::format("optim.grad_clip: expected >= 0, found {}", c.optim.grad_clip));
-  check(c.optim.gate_lr_mult > 0,
-        fmt::format("optim.gate_lr_mult: expected > 0, found {}", c.optim.gate_lr_mult));
-  check(c.optim.freeze_layers >= 0 && c.optim.freeze_layers < c.model.n_layers,
-        fmt::format("optim.freeze_layers: expected 0 to model.n_layers - 1 ({}), found {}", c.model.n_layers - 1,
-                    c.optim.freeze_layers));
-  check(c.schedule.warmup_steps >= 0,
-        fmt::format("schedule.warmup_steps: expected >= 0, found {}", c.schedule.warmup_steps));
-  check(one_of(c.schedule.decay, {"cosine", "linear", "constant"}),
-        fmt::format("schedule.decay: expected cosine, linear or constant, found '{}'", c.schedule.decay));
-  check(c.schedule.min_lr >= 0 && c.schedule.min_lr <= c.optim.lr,
-        fmt::format("schedule.min_lr: expected between 0 and optim.lr ({}), found {}", c.optim.lr, c.schedule.min_lr));
-  check(c.train.max_steps >= 1, fmt::format("train.max_steps: expected >= 1, found {}", c.train.max_steps));
-  check(c.train.batch_size >= 1, fmt::format("train.batch_size: expected >= 1, found {}", c.train.batch_size));
-  check(c.train.grad_accum >= 1, fmt::format("train.grad_accum: expected >= 1, found {}", c.train.grad_accum));
-  check(c.train.log_every >= 1, fmt::format("train.log_every: expected >= 1, found {}", c.train.log_every));
-  check(c.train.eval_every >= 0, fmt::format("train.eval_every: expected >= 0, found {}", c.train.eval_every));
-  check(c.train.eval_batches >= 0,
-        fmt::format("train.eval_batches: expected >= 0, found {}", c.train.eval_batches));
-  check(one_of(c.train.on_nonfinite, {"stop", "skip"}),
-        fmt::format("train.on_nonfinite: expected stop or skip, found '{}'", c.train.on_nonfinite));
-  check(c.train.peak_flops >= 0, fmt::format("train.peak_flops: expected >= 0, found {}", c.train.peak_flops));
-  check(c.train.stop_after >= 0, fmt::format("train.stop_after: expected >= 0, found {}", c.train.stop_after));
-  check(one_of(c.train.prefix_gradient, {"none", "writes"}),
-        fmt::format("train.prefix_gradient: expected none or writes, found '{}'", c.train.prefix_gradient));
-  check(c.train.prefix_write_weight >= 0,
-        fmt::format("train.prefix_write_weight: expected >= 0, found {}", c.train.prefix_write_weight));
-  check(c.train.prefix_gradient == "none" || (c.model.memory.enabled && c.model.memory.gradient == MemoryGradient::detach),
-        fmt::format("train.prefix_gradient: writes needs model.memory with enabled: true and gradient: detach, "
-                    "found enabled: {}, gradient: {}", c.model.memory.enabled, to_string(c.model.memory.gradient)));
-  check(c.checkpoint.every >= 0, fmt::format("checkpoint.every: expected >= 0, found {}", c.checkpoint.every));
-  check(c.checkpoint.keep_last >= 0,
-        fmt::format("checkpoint.keep_last: expected >= 0, found {}", c.checkpoint.keep_last));
-  check(c.reward.center_coef >= 0,
-        fmt::format("reward.center_coef: expected >= 0, found {}", c.reward.center_coef));
-  check(one_of(c.ppo.reward_source, {"model", "rule", "sum"}),
-        fmt::format("ppo.reward_source: expected model, rule or sum, found '{}'", c.ppo.reward_source));
-  check(one_of(c.ppo.rule, {"exact", "numeric"}),
-        fmt::format("ppo.rule: expected exact or numeric, found '{}'", c.ppo.rule));
-  check(c.ppo.mini_batch_size >= 1,
-        fmt::format("ppo.mini_batch_size: expected >= 1, found {}", c.ppo.mini_batch_size));
-  check(c.ppo.ppo_epochs >= 1, fmt::format("ppo.ppo_epochs: expected >= 1, found {}", c.ppo.ppo_epochs));
-  check(c.ppo.actor_lr >= 0, fmt::format("ppo.actor_lr: expected >= 0, found {}", c.ppo.actor_lr));
-  check(c.ppo.critic_lr >= 0, fmt::format("ppo.critic_lr: expected >= 0, found {}", c.ppo.critic_lr));
-  check(c.ppo.temperature > 0, fmt::format("ppo.temperature: expected > 0, found {}", c.ppo.temperature));
-  check(c.ppo.top_k >= 0, fmt::format("ppo.top_k: expected >= 0, found {}", c.ppo.top_k));
-  check(c.ppo.top_p > 0 && c.ppo.top_p <= 1, fmt::format("ppo.top_p: expected in (0, 1], found {}", c.ppo.top_p));
-  check(c.ppo.max_new_tokens >= 1,
-        fmt::format("ppo.max_new_tokens: expected >= 1, found {}", c.ppo.max_new_tokens));
-  check(c.ppo.kl_coef >= 0, fmt::format("ppo.kl_coef: expected >= 0, found {}", c.ppo.kl_coef));
-  check(c.ppo.kl_target > 0, fmt::format("ppo.kl_target: expected > 0, found {}", c.ppo.kl_target));
-  check(c.ppo.kl_horizon > 0, fmt::format("ppo.kl_horizon: expected > 0, found {}", c.ppo.kl_horizon));
-  check(c.ppo.gamma >= 0 && c.ppo.gamma <= 1, fmt::format("ppo.gamma: expected in [0, 1], found {}", c.ppo.gamma));
-  check(c.ppo.lambda >= 0 && c.ppo.lambda <= 1,
-        fmt::format("ppo.lambda: expected in [0, 1], found {}", c.ppo.lambda));
-  check(c.ppo.clip_eps > 0, fmt::format("ppo.clip_eps: expected > 0, found {}", c.ppo.clip_eps));
-  check(c.ppo.value_clip > 0, fmt::format("ppo.value_clip: expected > 0, found {}", c.ppo.value_clip));
-  check(c.ppo.reward_clip >= 0, fmt::format("ppo.reward_clip: expected >= 0, found {}", c.ppo.reward_clip));
-  check(c.ppo.missing_eos_penalty >= 0,
-        fmt::format("ppo.missing_eos_penalty: expected >= 0, found {}", c.ppo.missing_eos_penalty));
-  check(c.ppo.eval_every >= 0, fmt::format("ppo.eval_every: expected >= 0, found {}", c.ppo.eval_every));
-  check(c.ppo.critic_warmup >= 0,
-        fmt::format("ppo.critic_warmup: expected >= 0, found {}", c.ppo.critic_warmup));
-  check(c.ppo.samples_per_prompt >= 1,
-        fmt::format("ppo.samples_per_prompt: expected >= 1, found {}", c.ppo.samples_per_prompt));
-  check(c.ppo.advantage == "gae" || c.ppo.advantage == "rloo",
-        fmt::format("ppo.advantage: expected gae or rloo, found '{}'", c.ppo.advantage));
-  check(c.ppo.advantage != "rloo" || c.ppo.samples_per_prompt >= 2,
-        fmt::format("ppo.advantage: rloo needs ppo.samples_per_prompt >= 2, found {}", c.ppo.samples_per_prompt));
-  check(c.ppo.eval_prompts >= 0, fmt::format("ppo.eval_prompts: expected >= 0, found {}", c.ppo.eval_prompts));
-  if (c.stage == "ppo") {
-    check(c.ppo.reward_source == "rule" || !c.ppo.reward_model.empty(),
-          fmt::format("ppo.reward_model: reward_source {} needs a reward run or checkpoint, found none",
-                      c.ppo.reward_source));
-    check(c.data.format == "prompts",
-          fmt::format("data.format: stage ppo reads prompts, found '{}'", c.data.format));
-  }
-  if (c.stage == "reward")
-    check(c.data.format == "preference",
-          fmt::format("data.format: stage reward reads preference pairs, found '{}'", c.data.format));
-  check(one_of(c.resume, {"auto", "never"}), fmt::format("resume: expected auto or never, found '{}'", c.resume));
-  check(one_of(c.data.format, {"tokens", "sft", "preference", "prompts"}),
-        fmt::format("data.format: expected tokens, sft, preference or prompts, found '{}'", c.data.format));
-  check(c.data.seq_len >= 1, fmt::format("data.seq_len: expected >= 1, found {}", c.data.seq_len));
-  check(one_of(c.data.truncate, {"left", "right", "drop"}),
-        fmt::format("data.truncate: expected left, right or drop, found '{}'", c.data.truncate));
-  check(c.data.prefetch >= 0, fmt::format("data.prefetch: expected >= 0, found {}", c.data.prefetch));
-}
-
 // YAML maps with a key twice parse without complaint and the first value wins: refuse them, with
 // both places. Keys are compared as written (scalars).
 void refuse_duplicate_keys(const YAML::Node& node, const std::string& source, const std::string& path) {
@@ -399,10 +290,13 @@ void refuse_duplicate_keys(const YAML::Node& node, const std::string& source, co
   }
 }
 
-}  // namespace
+// One file of a `base:` chain: its name for messages and its YAML (the `base` key taken out).
+struct Layer {
+  std::string source;
+  YAML::Node root;
+};
 
-Config parse_config(const std::string& yaml_text, const std::string& source,
-                    const std::vector<std::string>& overrides) {
+YAML::Node parse_file_text(const std::string& yaml_text, const std::string& source) {
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);
@@ -415,34 +309,99 @@ Config parse_config(const std::string& yaml_text, const std::string& source,
   if (!root.IsMap())
     throw ConfigError(fmt::format("{}: expected a mapping of sections (stage, run, model, ...), found {}",
                                   source, scalar_text(root)));
-  Origins origins{source, {}};
-  for (const auto& o : overrides) apply_override(root, o, origins);
+  return root;
+}
 
+bool read_text(const std::string& path, std::string* text) {
+  std::ifstream in(path);
+  if (!in) return false;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  *text = ss.str();
+  return true;
+}
+
+// The file and its bases, the file first: `base: FILE` names a file relative to the one that holds
+// the key; a base may have a base; a file met twice is a cycle and refused.
+std::vector<Layer> resolve_bases(const std::string& yaml_text, const std::string& source) {
+  std::vector<Layer> chain{{source, parse_file_text(yaml_text, source)}};
+  std::vector<std::string> seen{fs::weakly_canonical(fs::path(source)).string()};
+  for (;;) {
+    Layer& child = chain.back();
+    const YAML::Node base = child.root["base"];
+    if (!base.IsDefined()) return chain;
+    const std::string at = fmt::format("{}:{}", child.source, base.Mark().line + 1);
+    if (!base.IsScalar() || base.Scalar().empty())
+      throw ConfigError(fmt::format("{}: key base: expected a config file name, found {}", at, scalar_text(base)));
+    const std::string path = (fs::path(child.source).parent_path() / base.Scalar()).lexically_normal().string();
+    child.root.remove("base");
+    const std::string canonical = fs::weakly_canonical(fs::path(path)).string();
+    std::vector<std::string> names;
+    for (const auto& l : chain) names.push_back(l.source);
+    names.push_back(path);
+    if (std::find(seen.begin(), seen.end(), canonical) != seen.end())
+      throw ConfigError(fmt::format("{}: base {}: the bases form a cycle ({}); a file cannot be its own base", at,
+                                    base.Scalar(), fmt::join(names, " -> ")));
+    std::string text;
+    if (!read_text(path, &text))
+      throw ConfigError(fmt::format("{}: base {}: cannot read {} (missing or unreadable; bases are relative to "
+                                    "the file that names them)", at, base.Scalar(), path));
+    seen.push_back(canonical);
+    chain.push_back({path, parse_file_text(text, path)});
+  }
+}
+
+// Where a validation message's key was set: the override, else the first file of the chain that
+// gives it (the file itself before its bases), else the file.
+std::string where_set(const std::vector<Layer>& chain, const Origins& top, const std::string& key) {
+  for (const auto& [p, text] : top.overrides)
+    if (key == p || key.rfind(p + ".", 0) == 0) return fmt::format("override '{}'", text);
+  for (const auto& l : chain) {
+    const YAML::Node node = key.empty() ? YAML::Node() : find_node(l.root, key);
+    if (node.IsDefined() && node.Mark().line >= 0) return fmt::format("{}:{}", l.source, node.Mark().line + 1);
+  }
+  return top.source;
+}
+
+}  // namespace
+
+Config parse_config(const std::string& yaml_text, const std::string& source,
+                    const std::vector<std::string>& overrides) {
+  std::vector<Layer> chain = resolve_bases(yaml_text, source);
+  Origins top{source, {}};
+  for (const auto& o : overrides) {
+    if (o.rfind("base=", 0) == 0)
+      throw ConfigError(fmt::format("override '{}': base can only be given in a config file", o));
+    apply_override(chain.front().root, o, top);
+  }
+  // The deepest base first; each file then sets the keys it gives (maps key by key, lists whole).
   Config c;
-  Reader::read_struct(static_cast<const YAML::Node&>(root), c, "", origins);
-  if (!root["stage"].IsDefined())
+  bool has_stage = false;
+  for (auto l = chain.rbegin(); l != chain.rend(); ++l) {
+    const Origins& o = l + 1 == chain.rend() ? top : Origins{l->source, {}};
+    Reader::read_struct(static_cast<const YAML::Node&>(l->root), c, "", o);
+    has_stage = has_stage || l->root["stage"].IsDefined();
+  }
+  if (!has_stage)
     throw ConfigError(fmt::format("{}: missing required key stage (pretrain, sft, reward or ppo)", source));
   try {
-    validate_values(c);
+    check_config_values(c);
   } catch (const ConfigError& e) {
-    const std::string key = first_key_path(e.what());
-    const YAML::Node node = key.empty() ? YAML::Node() : find_node(root, key);
-    throw ConfigError(fmt::format("{}: {}", origins.where(key, &node), e.what()));
+    throw ConfigError(fmt::format("{}: {}", where_set(chain, top, first_key_path(e.what())), e.what()));
   }
   return c;
 }
 
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
-  std::ifstream in(path);
-  if (!in) throw ConfigError(fmt::format("{}: cannot read the config file (missing or unreadable)", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse_config(ss.str(), path, overrides);
+  std::string text;
+  if (!read_text(path, &text))
+    throw ConfigError(fmt::format("{}: cannot read the config file (missing or unreadable)", path));
+  return parse_config(text, path, overrides);
 }
 
 void validate_config(const Config& c, const std::string& source) {
   try {
-    validate_values(c);
+    check_config_values(c);
   } catch (const ConfigError& e) {
     throw ConfigError(fmt::format("{}: {}", source, e.what()));
   }

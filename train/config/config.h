@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/model_config.h"
+#include "train/config/choices.h"
 #include "data/data_config.h"
 
 namespace infini {
@@ -14,9 +15,9 @@ struct RunConfig {
   std::string dir = "runs/default";  // run directory: config.yaml, metrics.jsonl, checkpoints/
   int64_t seed = 0;                  // global seed (weights init, data order, sampling)
   int64_t threads = 0;               // intra-op threads; 0 = all cores
-  std::string device = "cpu";        // cpu | cuda (needs a LibTorch built with CUDA)
-  std::string precision = "bf16";    // fp32 | bf16 (autocast; master weights stay fp32)
-  std::string log_level = "info";    // trace | debug | info | warn | error
+  RunDevice device = RunDevice::cpu;  // cpu | cuda (needs a LibTorch built with CUDA)
+  Precision precision = Precision::bf16;  // fp32 | bf16 (autocast; master weights stay fp32)
+  LogLevel log_level = LogLevel::info;    // trace | debug | info | warn | error
   bool deterministic = false;        // deterministic kernels where LibTorch offers them
 };
 
@@ -33,7 +34,7 @@ struct OptimConfig {
 
 struct ScheduleConfig {
   int64_t warmup_steps = 0;      // linear warm-up from 0 to optim.lr
-  std::string decay = "cosine";  // cosine | linear | constant (after warm-up)
+  Decay decay = Decay::cosine;   // cosine | linear | constant (after warm-up)
   double min_lr = 0.0;           // floor reached at train.max_steps
 };
 
@@ -44,11 +45,11 @@ struct TrainConfig {
   int64_t log_every = 10;          // metrics line every L steps
   int64_t eval_every = 0;          // validation every K steps (and at the end); 0 = only at the end
   int64_t eval_batches = 8;        // validation batches per evaluation; 0 = the whole split
-  std::string on_nonfinite = "stop";  // stop | skip: what a NaN/inf loss or gradient does
+  OnNonfinite on_nonfinite = OnNonfinite::stop;  // stop | skip: what a NaN/inf loss or gradient does
   double peak_flops = 0.0;         // FLOP/s for MFU; 0 = not reported
   int64_t stop_after = 0;          // end this invocation after N steps, checkpointed (the schedule
                                    // still runs to max_steps); 0 = run to max_steps
-  std::string prefix_gradient = "none";  // with model.memory.gradient: detach, what the segments
+  PrefixGradient prefix_gradient = PrefixGradient::none;  // with model.memory.gradient: detach, what the segments
                                    // before a record's first counted target learn: none (they only
                                    // carry the memory forward) | writes (their memory writes also
                                    // get the gradient the loss puts on the memory it reads; ~4x that
@@ -72,8 +73,8 @@ struct RewardConfig {
 // rollouts, train.batch_size is prompts per rollout; init_from is the SFT model (actor + reference).
 struct PPOConfig {
   std::string reward_model;           // reward run or checkpoint (critic init; scores when reward_source uses it)
-  std::string reward_source = "model";  // model | rule | sum (rule: match against the record's answer)
-  std::string rule = "exact";         // exact | numeric: how a response is matched with its answer
+  RewardSource reward_source = RewardSource::model;  // model | rule | sum (rule: match against the record's answer)
+  RuleMatch rule = RuleMatch::exact;  // exact | numeric: how a response is matched with its answer
   int64_t mini_batch_size = 4;        // sequences per PPO update
   int64_t ppo_epochs = 2;             // passes over each rollout batch
   double actor_lr = 1e-5;             // AdamW lr of the actor (constant)
@@ -97,12 +98,12 @@ struct PPOConfig {
   int64_t eval_prompts = 32;          // held-out prompts per data.val file per evaluation (accuracy per file too)
   int64_t critic_warmup = 0;          // the first K rollouts update the critic only (actor unchanged); 0 = off
   int64_t samples_per_prompt = 1;     // responses sampled per prompt; a rollout holds batch_size x this
-  std::string advantage = "gae";      // gae (critic + GAE) | rloo (score minus the mean of the prompt's
+  Advantage advantage = Advantage::gae;  // gae (critic + GAE) | rloo (score minus the mean of the prompt's
                                       // other samples, KL as return-to-go; no critic; needs samples_per_prompt >= 2)
 };
 
 struct Config {
-  std::string stage;          // pretrain | sft | reward | ppo
+  Stage stage = Stage::pretrain;  // pretrain | sft | reward | ppo (required in the YAML)
   RunConfig run;
   ModelConfig model;
   TokenizerConfig tokenizer;
@@ -116,7 +117,7 @@ struct Config {
   std::string init_from;      // weights only, from a run or step directory ("" = fresh init)
   bool init_extra_layers = false;  // true: blocks deeper than init_from's model start fresh (a deeper
                                    // reward model on a shallower SFT trunk); false: a depth mismatch is an error
-  std::string resume = "auto";  // auto | never
+  Resume resume = Resume::auto_;  // auto (from the run's latest checkpoint, if any) | never
 };
 
 template <class V> void visit_fields(RunConfig& c, V& v) {
@@ -209,12 +210,14 @@ template <class V> void visit_fields(Config& c, V& v) {
   v("resume", c.resume, "auto | never");
 }
 
-// Loads a YAML file, applies `key.path=value` overrides (values in YAML syntax: 3, 1e-4, [a, b],
-// true), then validates. Every error is an infini::ConfigError with one line naming the file,
+// Loads a YAML file and the files it names as `base: FILE` (relative to the file that names it; a
+// base may have a base, a cycle is an error): the deepest base is read first and each file then sets
+// the keys it gives, sections merged key by key, lists replaced whole. Then applies `key.path=value`
+// overrides (values in YAML syntax: 3, 1e-4, [a, b], true) and validates. Every error is an infini::ConfigError with one line naming the file,
 // the line and the key path (or the override), what was expected and what was found.
 Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
 
-// Same, from YAML text (`source` names it in messages).
+// Same, from YAML text (`source` names it in messages; a `base:` in it is relative to source's folder).
 Config parse_config(const std::string& yaml_text, const std::string& source,
                     const std::vector<std::string>& overrides = {});
 

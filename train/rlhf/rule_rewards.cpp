@@ -31,15 +31,19 @@ std::string trim_text(const std::string& s) {
   return s.substr(b, e - b + 1);
 }
 
-double rule_reward(const std::string& response, const std::string& answer, const std::string& mode) {
+double rule_reward(const std::string& response, const std::string& answer, RuleMatch mode) {
   const std::string r = trim_text(response), a = trim_text(answer);
-  if (mode == "exact") return r == a ? 1.0 : 0.0;
-  if (mode == "numeric") {
-    double x = 0, y = 0;
-    if (!parse_number(r, &x) || !parse_number(a, &y)) return 0.0;
-    return std::fabs(x - y) <= 1e-6 * std::max(1.0, std::fabs(y)) ? 1.0 : 0.0;
-  }
-  throw ConfigError(fmt::format("ppo.rule: expected exact or numeric, found '{}'", mode));
+  if (mode == RuleMatch::exact) return r == a ? 1.0 : 0.0;
+  double x = 0, y = 0;
+  if (!parse_number(r, &x) || !parse_number(a, &y)) return 0.0;
+  return std::fabs(x - y) <= 1e-6 * std::max(1.0, std::fabs(y)) ? 1.0 : 0.0;
+}
+
+double rule_reward(const std::string& response, const std::string& answer, const std::string& mode) {
+  RuleMatch m;
+  if (!parse_choice(mode, &m))
+    throw ConfigError(fmt::format("ppo.rule: expected {}, found '{}'", choice_list<RuleMatch>(), mode));
+  return rule_reward(response, answer, m);
 }
 
 }  // namespace infini

@@ -3,13 +3,16 @@
 #pragma once
 #include <string>
 
+#include "train/config/choices.h"
+
 namespace infini {
 
 // Both sides are trimmed of surrounding whitespace first.
 // "exact": 1 when the texts are equal, else 0.
 // "numeric": 1 when both parse completely as numbers that agree within 1e-6 (relative), else 0;
 // a response that is not a number scores 0.
-// Throws infini::ConfigError for any other mode.
+double rule_reward(const std::string& response, const std::string& answer, RuleMatch mode);
+// The same with the mode by name (ppo.rule's spellings); throws infini::ConfigError for any other.
 double rule_reward(const std::string& response, const std::string& answer, const std::string& mode);
 
 // Whitespace trimmed from both ends.

@@ -36,14 +36,14 @@ Runtime setup_runtime(const RunConfig& run) {
   rt.threads = resolve_threads(run.threads, "run.threads");
   compat::set_threads(rt.threads);
   torch::manual_seed(static_cast<uint64_t>(run.seed));
-  if (run.device == "cuda") {
+  if (run.device == RunDevice::cuda) {
     if (!torch::cuda::is_available())
       throw ConfigError("run.device: cuda was asked for, but this build of LibTorch has no CUDA device "
                         "available; use run.device=cpu");
     rt.device = torch::Device(torch::kCUDA, 0);
     torch::cuda::manual_seed_all(static_cast<uint64_t>(run.seed));
   }
-  rt.bf16 = run.precision == "bf16";
+  rt.bf16 = run.precision == Precision::bf16;
   if (run.deterministic) at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/true);
   return rt;
 }

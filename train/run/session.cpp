@@ -59,10 +59,10 @@ RunSession::RunSession(const Config& cfg, std::string stage, bool needs_tokenize
     : cfg_(cfg), stage_(std::move(stage)), unit_(std::move(unit)) {
   const std::string& dir = cfg_.run.dir;
   fs::create_directories(dir);
-  setup_logging(cfg_.run.log_level, (fs::path(dir) / "train.log").string());
+  setup_logging(choice_name(cfg_.run.log_level), (fs::path(dir) / "train.log").string());
   rt_ = setup_runtime(cfg_.run);
   install_stop_handlers();
-  resume_dir_ = cfg_.resume == "auto" ? latest_checkpoint(dir) : "";
+  resume_dir_ = cfg_.resume == Resume::auto_ ? latest_checkpoint(dir) : "";
   last_checkpoint_ = resume_dir_;
   config_path_ = (fs::path(dir) / "config.yaml").string();
   write_file_atomic(config_path_, config_to_yaml(cfg_));

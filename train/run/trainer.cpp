@@ -219,7 +219,7 @@ bool Trainer::train_step() {
     opt_.zero_grad();
     session_.metrics().write({{"kind", "nonfinite"}, {"step", this_step}, {"loss", avg.mean_loss()},
                               {"grad_norm", grad_norm}, {"count", nonfinite_count_}});
-    if (cfg_.train.on_nonfinite == "stop") {
+    if (cfg_.train.on_nonfinite == OnNonfinite::stop) {
       const std::string& last = session_.last_checkpoint();
       spdlog::error("step {}: non-finite loss ({}) or gradient norm ({}); stopping. The last good checkpoint "
                     "is {}", this_step, avg.mean_loss(), grad_norm,

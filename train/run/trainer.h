@@ -34,7 +34,7 @@ struct StageSpec {
 };
 
 // Runs `spec` with `cfg` to cfg.train.max_steps, resuming from RUN_DIR/checkpoints/latest when
-// cfg.resume == "auto". Returns 0 when done, kExitInterrupted after SIGINT/SIGTERM (a checkpoint
+// cfg.resume is auto. Returns 0 when done, kExitInterrupted after SIGINT/SIGTERM (a checkpoint
 // is written first), kExitNonFinite when a NaN/inf stopped it.
 int run_trainer(const Config& cfg, const StageSpec& spec);
 

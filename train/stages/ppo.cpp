@@ -133,12 +133,13 @@ class PpoRun {
 
 PpoRun::PpoRun(const Config& cfg)
     : cfg_(cfg), pc_(cfg.ppo), session_(cfg, "ppo", true, "rollout"), rt_(session_.runtime()),
-      tok_(ppo_tokenizer(session_)), use_rm_(pc_.reward_source != "rule"), use_rule_(pc_.reward_source != "model"),
-      rloo_(pc_.advantage == "rloo"), rm_cfg_(reward_model_config(cfg)),
+      tok_(ppo_tokenizer(session_)), use_rm_(pc_.reward_source != RewardSource::rule),
+      use_rule_(pc_.reward_source != RewardSource::model),
+      rloo_(pc_.advantage == Advantage::rloo), rm_cfg_(reward_model_config(cfg)),
       prompts_(cfg.data, Split::train, &tok_, cfg.train.batch_size, static_cast<uint64_t>(cfg.run.seed)),
       gen_(make_generator(static_cast<uint64_t>(cfg.run.seed) + 7919)) {
   if (rt_.bf16) spdlog::info("ppo runs in fp32 (run.precision bf16 is not used by this stage)");
-  spdlog::info("ppo: reward from {}, advantages from {}", pc_.reward_source, rloo_ ? "rloo" : "gae");
+  spdlog::info("ppo: reward from {}, advantages from {}", choice_name(pc_.reward_source), rloo_ ? "rloo" : "gae");
   build_models();
   load_held_out();
   kl_.value = pc_.kl_coef;
@@ -162,7 +163,8 @@ void PpoRun::build_models() {
     init_weights_from(pc_.reward_model, *reward_model_);
   }
   if (use_rm_ && !reward_model_)
-    throw ConfigError(fmt::format("ppo.reward_model: reward_source {} needs a reward model, found none", pc_.reward_source));
+    throw ConfigError(fmt::format("ppo.reward_model: reward_source {} needs a reward model, found none",
+                                  choice_name(pc_.reward_source)));
   for (auto* m : {&reference_, &critic_, &actor_}) (*m)->to(rt_.device);
   if (reward_model_) (*reward_model_)->to(rt_.device);
   freeze(reference_);
@@ -246,7 +248,7 @@ torch::Tensor PpoRun::score_rollout(const Rollout& r, double* rm_mean, double* r
   if (use_rule_) {
     if (with_answer < B)
       throw Error(fmt::format("ppo.reward_source {}: {} of {} prompts have no answer (data.train needs "
-                              "{{prompt, answer}} records)", pc_.reward_source, B - with_answer, B));
+                              "{{prompt, answer}} records)", choice_name(pc_.reward_source), B - with_answer, B));
     score = score + rule_t;
   }
   return score;

@@ -9,7 +9,7 @@ StageSpec sft_stage(const TrainConfig& tc) {
   s.name = "sft";
   s.head = Head::lm;
   s.needs_tokenizer = true;
-  if (tc.prefix_gradient == "writes") {
+  if (tc.prefix_gradient == PrefixGradient::writes) {
     s.loss = [w = tc.prefix_write_weight](Decoder& m, const Batch& b) { return lm_loss_prefix_writes(m, b, w); };
   } else {
     s.loss = lm_loss;

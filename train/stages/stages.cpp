@@ -11,11 +11,14 @@
 namespace infini {
 
 int run_stage(const Config& cfg) {
-  if (cfg.stage == "pretrain") return run_trainer(cfg, pretrain_stage());
-  if (cfg.stage == "sft") return run_trainer(cfg, sft_stage(cfg.train));
-  if (cfg.stage == "reward") return run_trainer(cfg, reward_stage(cfg.reward));
-  if (cfg.stage == "ppo") return run_ppo(cfg);
-  throw ConfigError(fmt::format("stage: '{}' is not available in this build (available: pretrain, sft, reward, ppo)", cfg.stage));
+  switch (cfg.stage) {
+    case Stage::pretrain: return run_trainer(cfg, pretrain_stage());
+    case Stage::sft: return run_trainer(cfg, sft_stage(cfg.train));
+    case Stage::reward: return run_trainer(cfg, reward_stage(cfg.reward));
+    case Stage::ppo: return run_ppo(cfg);
+  }
+  throw ConfigError(fmt::format("stage: '{}' is not available in this build (available: pretrain, sft, reward, ppo)",
+                                choice_name(cfg.stage)));
 }
 
 }  // namespace infini
