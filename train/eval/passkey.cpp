@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "core/compat.h"
+#include "core/decode.h"
 #include "core/error.h"
 #include "data/synth.h"
 #include "data/seed_mix.h"
@@ -103,24 +104,16 @@ torch::Tensor stream_prompt(Decoder& model, StreamState& state, const std::vecto
   return model->head(model->read_prompt(state, x)).squeeze(1);  // (1, V)
 }
 
-namespace {
-
-// Feeds one token through the state; the logits (1, V) after it.
-torch::Tensor feed_token(Decoder& model, StreamState& state, int64_t id, bool bf16) {
-  const torch::Device dev = model->tok_embeddings->weight.device();
-  compat::AutocastGuard ac(bf16, dev.type());
-  return model->forward_stream(state, torch::full({1, 1}, id, torch::dtype(torch::kLong).device(dev))).squeeze(1);
-}
-
-}  // namespace
-
 std::vector<int64_t> greedy_tokens(Decoder& model, StreamState& state, torch::Tensor logits, int64_t n, bool bf16) {
   std::vector<int64_t> out;
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t next = logits.argmax(-1).item<int64_t>();  // first maximum: ties go to the lowest id
-    out.push_back(next);
-    if (i + 1 < n) logits = feed_token(model, state, next, bf16);
-  }
+  decode_loop(
+      model, state, logits, n,
+      [](const torch::Tensor& l) { return l.argmax(-1); },  // first maximum: ties go to the lowest id
+      [&](const torch::Tensor& next) {
+        out.push_back(next.item<int64_t>());
+        return true;
+      },
+      bf16);
   return out;
 }
 
@@ -129,7 +122,7 @@ double continuation_logprob(Decoder& model, StreamState& state, torch::Tensor lo
   double sum = 0;
   for (size_t i = 0; i < ids.size(); ++i) {
     sum += logits.to(torch::kDouble).log_softmax(-1)[0][ids[i]].item<double>();
-    if (i + 1 < ids.size()) logits = feed_token(model, state, ids[i], bf16);
+    if (i + 1 < ids.size()) logits = feed_step(model, state, torch::tensor({ids[i]}, torch::kLong), bf16);
   }
   return sum;
 }
