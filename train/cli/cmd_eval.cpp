@@ -18,6 +18,7 @@
 #include "train/cli/commands.h"
 #include "train/config/config.h"
 #include "train/run/device.h"
+#include "train/cli/token_counts.h"
 #include "train/eval/passkey.h"
 #include "train/eval/ppl.h"
 #include "train/run/runtime.h"
