@@ -7,6 +7,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 
+#include "core/decode.h"
 #include "core/error.h"
 
 namespace infini {
@@ -79,14 +80,15 @@ std::vector<int64_t> generate(Decoder& model, const std::vector<int64_t>& prompt
   // its last position), so a prompt of any length goes through memory with bounded activations.
   torch::Tensor x = torch::tensor(prompt, torch::kLong).view({1, -1}).to(device);  // (1, T)
   torch::Tensor logits = model->head(model->read_prompt(state, x)).select(1, 0);    // (1, V)
-  for (int64_t i = 0; i < opts.max_new_tokens; ++i) {
-    const int64_t next = sample_next(logits, opts.sampling, gen).item<int64_t>();
-    out.push_back(next);
-    if (on_token) on_token(next);
-    if (next == opts.eos_id || i + 1 == opts.max_new_tokens) break;
-    x = torch::full({1, 1}, next, torch::TensorOptions().dtype(torch::kLong).device(device));  // (1, 1)
-    logits = model->forward_stream(state, x).select(1, -1);                                     // (1, V)
-  }
+  decode_loop(
+      model, state, logits, opts.max_new_tokens,
+      [&](const torch::Tensor& l) { return sample_next(l, opts.sampling, gen); },
+      [&](const torch::Tensor& next_t) {
+        const int64_t next = next_t.item<int64_t>();
+        out.push_back(next);
+        if (on_token) on_token(next);
+        return next != opts.eos_id;
+      });
   return out;
 }
 

@@ -150,7 +150,9 @@ bool is_val_document(int64_t i, double f) {
   return std::floor(static_cast<double>(i + 1) * f + 0.5) > std::floor(static_cast<double>(i) * f + 0.5);
 }
 
-PrepareStats prepare_corpus(const Tokenizer& tok, const PrepareOptions& opt) {
+namespace {
+
+void check_inputs(const PrepareOptions& opt) {
   if (opt.inputs.empty()) throw Error("data prepare: no --input files given");
   if (opt.val_fraction < 0 || opt.val_fraction >= 1)
     throw Error(fmt::format("data prepare: --val-fraction must be in [0, 1), got {}", opt.val_fraction));
@@ -161,7 +163,45 @@ PrepareStats prepare_corpus(const Tokenizer& tok, const PrepareOptions& opt) {
   std::error_code ec;
   std::filesystem::create_directories(opt.out_dir, ec);
   if (ec) throw Error(fmt::format("data prepare: cannot create {}: {}", opt.out_dir, ec.message()));
+}
 
+// OUT/index.json: what the shards hold and how they were made (written last, atomically).
+void write_index(const Tokenizer& tok, const PrepareOptions& opt, SplitWriter& train, SplitWriter& val,
+                 PrepareStats& st) {
+  nlohmann::json index = {{"format", "infini-token-shards"},
+                          {"version", 1},
+                          {"vocab_size", tok.vocab_size()},
+                          {"bos_id", tok.bos_id()},
+                          {"eos_id", tok.eos_id()},
+                          {"tokenizer", tok.path()},
+                          {"tokenizer_hash", tok.content_hash()},
+                          {"inputs", opt.inputs},
+                          {"val_fraction", opt.val_fraction},
+                          {"document", "blocks of lines between blank lines, at most 65536 bytes; joined with EOS"}};
+  index["train"] = train.finish();
+  index["val"] = val.finish();
+  st.train_documents = train.documents();
+  st.val_documents = val.documents();
+  st.train_tokens = train.tokens();
+  st.val_tokens = val.tokens();
+  index["documents"] = {{"train", st.train_documents}, {"val", st.val_documents}};
+  index["tokens"] = {{"train", st.train_tokens}, {"val", st.val_tokens}};
+  index["bytes"] = st.bytes;
+  const std::string path = opt.out_dir + "/index.json";
+  {
+    std::ofstream out(path + ".tmp");
+    out << index.dump(2) << "\n";
+    if (!out) throw Error(fmt::format("data prepare: cannot write {}", path));
+  }
+  std::error_code ec;
+  std::filesystem::rename(path + ".tmp", path, ec);
+  if (ec) throw Error(fmt::format("data prepare: cannot write {}: {}", path, ec.message()));
+}
+
+}  // namespace
+
+PrepareStats prepare_corpus(const Tokenizer& tok, const PrepareOptions& opt) {
+  check_inputs(opt);
   const auto t0 = std::chrono::steady_clock::now();
   const int threads = opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const bool show = opt.progress && ::isatty(2);
@@ -221,34 +261,8 @@ PrepareStats prepare_corpus(const Tokenizer& tok, const PrepareOptions& opt) {
   if (show) std::fprintf(stderr, "\n");
   if (doc_index == 0) throw Error("data prepare: the inputs hold no documents (empty or blank files)");
 
-  nlohmann::json index = {{"format", "infini-token-shards"},
-                          {"version", 1},
-                          {"vocab_size", tok.vocab_size()},
-                          {"bos_id", tok.bos_id()},
-                          {"eos_id", tok.eos_id()},
-                          {"tokenizer", tok.path()},
-                          {"tokenizer_hash", tok.content_hash()},
-                          {"inputs", opt.inputs},
-                          {"val_fraction", opt.val_fraction},
-                          {"document", "blocks of lines between blank lines, at most 65536 bytes; joined with EOS"}};
-  index["train"] = train.finish();
-  index["val"] = val.finish();
   st.documents = doc_index;
-  st.train_documents = train.documents();
-  st.val_documents = val.documents();
-  st.train_tokens = train.tokens();
-  st.val_tokens = val.tokens();
-  index["documents"] = {{"train", st.train_documents}, {"val", st.val_documents}};
-  index["tokens"] = {{"train", st.train_tokens}, {"val", st.val_tokens}};
-  index["bytes"] = st.bytes;
-  const std::string path = opt.out_dir + "/index.json";
-  {
-    std::ofstream out(path + ".tmp");
-    out << index.dump(2) << "\n";
-    if (!out) throw Error(fmt::format("data prepare: cannot write {}", path));
-  }
-  std::filesystem::rename(path + ".tmp", path, ec);
-  if (ec) throw Error(fmt::format("data prepare: cannot write {}: {}", path, ec.message()));
+  write_index(tok, opt, train, val, st);
   st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return st;
 }

@@ -6,6 +6,7 @@
 
 #include "core/decoder.h"
 #include "core/error.h"
+#include "train/cli/token_counts.h"
 #include "train/eval/passkey.h"
 #include "train/eval/ppl.h"
 #include "train/run/trainer.h"

@@ -13,10 +13,12 @@
 #include "core/error.h"
 #include "core/model_io.h"
 #include "core/safetensors.h"
+#include "train/cli/open_checkpoint.h"
 #include "train/run/checkpoint_dir.h"
 #include "train/cli/commands.h"
 #include "train/config/config.h"
 #include "train/run/device.h"
+#include "train/cli/token_counts.h"
 #include "train/eval/passkey.h"
 #include "train/eval/ppl.h"
 #include "train/run/runtime.h"
@@ -43,11 +45,8 @@ void add_common(CLI::App* cmd, CommonArgs& a) {
                   "(for measuring speed and memory; needs --tokenizer)");
 }
 
-// The model and where it came from (its metadata says which tokenizer it was trained with).
-struct LoadedModel {
-  Decoder model{nullptr};
-  std::string path;
-  std::map<std::string, std::string> meta;
+// The model (from --checkpoint, or --random-model) and the device it is on.
+struct LoadedModel : OpenedModel {
   torch::Device device{torch::kCPU};  // where the model's weights are (--device)
 };
 
@@ -57,7 +56,7 @@ int resolved_threads(const CommonArgs& a) {
 
 // Loads on the host, then moves the model to --device (a random model gets the same weights on
 // every device).
-LoadedModel load_eval_model(const CommonArgs& a) {
+LoadedModel load_eval_model(const CommonArgs& a, const std::string& command) {
   LoadedModel m;
   m.device = parse_device("--device", a.device);
   compat::set_threads(resolved_threads(a));
@@ -70,34 +69,12 @@ LoadedModel load_eval_model(const CommonArgs& a) {
     return m;
   }
   if (a.checkpoint.empty()) throw Error("--checkpoint CK is required (a run directory or a step directory)");
-  const bool is_file = a.checkpoint.size() > 12 && a.checkpoint.substr(a.checkpoint.size() - 12) == ".safetensors";
-  m.path = is_file ? a.checkpoint : resolve_checkpoint(a.checkpoint) + "/model.safetensors";
-  m.meta = read_safetensors_metadata(m.path);
-  if (read_model_head(m.path) != Head::lm)
-    throw Error(m.path + ": holds a scalar-head (reward/value) model; eval passkey/ppl need a language model");
-  m.model = load_model(m.path);
-  m.model->to(m.device);
+  static_cast<OpenedModel&>(m) = open_model(a.checkpoint, Head::lm, command, m.device);
   return m;
 }
 
 Tokenizer load_eval_tokenizer(const CommonArgs& a, const LoadedModel& m) {
-  std::optional<Tokenizer> tok;
-  if (!a.tokenizer.empty()) {
-    tok = Tokenizer::load(a.tokenizer);
-  } else {
-    auto it = m.meta.find("tokenizer_path");
-    if (it == m.meta.end() || it->second.empty())
-      throw Error(m.path + " records no tokenizer_path; give --tokenizer MODEL");
-    tok = Tokenizer::load(it->second);
-    auto h = m.meta.find("tokenizer_hash");
-    if (h != m.meta.end() && h->second != tok->content_hash())
-      std::fprintf(stderr, "warning: tokenizer %s has changed since the checkpoint was written (hash %s, recorded %s)\n",
-                   it->second.c_str(), tok->content_hash().c_str(), h->second.c_str());
-  }
-  if (tok->vocab_size() > m.model->config().vocab_size)
-    throw Error(fmt::format("tokenizer {} has {} pieces but the model's vocab_size is {}", tok->path(),
-                            tok->vocab_size(), m.model->config().vocab_size));
-  return *tok;
+  return *open_tokenizer(a.tokenizer, m, /*required=*/true);
 }
 
 void write_json(const std::string& path, const nlohmann::json& j) {
@@ -137,7 +114,7 @@ void add_passkey(CLI::App& eval) {
       opt.digits = a->digits;
       opt.seed = a->c.seed;
       opt.bf16 = a->c.precision == "bf16";
-      LoadedModel m = load_eval_model(a->c);
+      LoadedModel m = load_eval_model(a->c, "eval passkey");
       Tokenizer tok = load_eval_tokenizer(a->c, m);
       // The threads go to cases, one intra-op thread each, and none are handed to a case's ops:
       // a case's ops are small (segments of a few hundred tokens), and on the demo model one
@@ -207,7 +184,7 @@ void add_ppl(CLI::App& eval) {
       ->check(CLI::NonNegativeNumber);
   cmd->callback([a] {
     set_command([a] {
-      LoadedModel m = load_eval_model(a->c);
+      LoadedModel m = load_eval_model(a->c, "eval ppl");
       Tokenizer tok = load_eval_tokenizer(a->c, m);
       std::vector<int64_t> ids = tokenize_text_file(tok, a->text, a->max_tokens);
       std::printf("ppl: %s on %s (%zu tokens), %s, segment %lld, %s\n", m.path.c_str(), a->text.c_str(), ids.size(),

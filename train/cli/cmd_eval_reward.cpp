@@ -12,6 +12,7 @@
 #include "core/safetensors.h"
 #include "data/loader.h"
 #include "data/tokenizer.h"
+#include "train/cli/open_checkpoint.h"
 #include "train/run/checkpoint_dir.h"
 #include "train/cli/commands.h"
 #include "train/run/device.h"
@@ -30,21 +31,9 @@ struct EvalRewardArgs {
 int eval_reward(const EvalRewardArgs& a) {
   const torch::Device device = parse_device("--device", a.device);
   compat::set_threads(resolve_threads(a.threads, "--threads"));
-  const bool is_file = a.checkpoint.size() > 12 && a.checkpoint.substr(a.checkpoint.size() - 12) == ".safetensors";
-  const std::string path = is_file ? a.checkpoint : resolve_checkpoint(a.checkpoint) + "/model.safetensors";
-  if (read_model_head(path) != Head::scalar)
-    throw Error(path + ": holds a language model; eval reward needs a reward model (stage: reward, scalar head)");
-  const auto meta = read_safetensors_metadata(path);
-  std::string tok_path = a.tokenizer;
-  if (tok_path.empty()) {
-    auto it = meta.find("tokenizer_path");
-    if (it == meta.end() || it->second.empty()) throw Error(path + " records no tokenizer_path; give --tokenizer MODEL");
-    tok_path = it->second;
-  }
-  const Tokenizer tok = Tokenizer::load(tok_path);
-  Decoder model = load_model(path);
-  model->to(device);
-  model->eval();
+  const OpenedModel m = open_model(a.checkpoint, Head::scalar, "eval reward", device);
+  Decoder model = m.model;
+  const Tokenizer tok = *open_tokenizer(a.tokenizer, m, /*required=*/true);
 
   DataConfig dc;
   dc.train = {a.data};
@@ -72,10 +61,10 @@ int eval_reward(const EvalRewardArgs& a) {
   }
   if (pairs == 0) throw Error(fmt::format("{}: no preference pairs to evaluate", a.data));
   const double acc = correct / static_cast<double>(pairs), margin = margin_sum / static_cast<double>(pairs);
-  std::printf("reward model %s on %s: %lld pairs, accuracy %.4f, mean margin %.4f, loss %.4f\n", path.c_str(),
+  std::printf("reward model %s on %s: %lld pairs, accuracy %.4f, mean margin %.4f, loss %.4f\n", m.path.c_str(),
               a.data.c_str(), static_cast<long long>(pairs), acc, margin, loss_sum / static_cast<double>(pairs));
   if (!a.out.empty()) {
-    nlohmann::json j{{"checkpoint", path}, {"data", a.data},          {"pairs", pairs},
+    nlohmann::json j{{"checkpoint", m.path}, {"data", a.data},          {"pairs", pairs},
                      {"accuracy", acc},   {"mean_margin", margin}, {"loss", loss_sum / static_cast<double>(pairs)},
                      {"seq_len", a.seq_len}};
     std::ofstream out(a.out);

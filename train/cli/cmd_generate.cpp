@@ -16,6 +16,7 @@
 #include "core/model_io.h"
 #include "core/safetensors.h"
 #include "data/tokenizer.h"
+#include "train/cli/open_checkpoint.h"
 #include "train/run/checkpoint_dir.h"
 #include "train/cli/commands.h"
 #include "train/run/device.h"
@@ -59,44 +60,17 @@ std::vector<int64_t> parse_ids(const std::string& text) {
   return ids;
 }
 
-// The tokenizer to use: --tokenizer, else the one the checkpoint records (when it still exists).
-std::optional<Tokenizer> find_tokenizer(const GenerateArgs& a, const std::map<std::string, std::string>& meta,
-                                        const std::string& model_path) {
-  if (!a.tokenizer.empty()) return Tokenizer::load(a.tokenizer);
-  auto it = meta.find("tokenizer_path");
-  if (it == meta.end() || it->second.empty()) return std::nullopt;
-  if (!std::filesystem::exists(it->second)) {
-    std::fprintf(stderr, "note: %s records tokenizer %s, which does not exist; printing ids (use --tokenizer)\n",
-                 model_path.c_str(), it->second.c_str());
-    return std::nullopt;
-  }
-  Tokenizer tok = Tokenizer::load(it->second);
-  auto h = meta.find("tokenizer_hash");
-  if (h != meta.end() && h->second != tok.content_hash())
-    std::fprintf(stderr, "warning: tokenizer %s has changed since the checkpoint was written (hash %s, recorded %s)\n",
-                 it->second.c_str(), tok.content_hash().c_str(), h->second.c_str());
-  return tok;
-}
-
 int run_generate(const GenerateArgs& a) {
   const torch::Device device = parse_device("--device", a.device);
   compat::set_threads(resolve_threads(a.threads, "--threads"));
-  const std::string dir = resolve_checkpoint(a.checkpoint);
-  const std::string path = (std::filesystem::path(dir) / "model.safetensors").string();
-  const auto meta = read_safetensors_metadata(path);
-  Decoder model = load_model(path);
-  if (model->head_kind() != Head::lm)
-    throw Error(fmt::format("{}: has a scalar (reward/value) head; generate needs a language model", path));
-  model->to(device);  // generate() feeds its tokens on the weights' device; sampling draws on the host
-  model->eval();
-
+  // generate() feeds its tokens on the weights' device; sampling draws on the host.
+  const OpenedModel m = open_model(a.checkpoint, Head::lm, "generate", device);
+  Decoder model = m.model;
+  // A text prompt needs the tokenizer; with --prompt-ids it only decodes the output, if there is one.
   std::optional<Tokenizer> tok;
-  if (!a.prompt.empty() || !a.print_ids) tok = find_tokenizer(a, meta, path);
+  if (!a.prompt.empty() || !a.print_ids) tok = open_tokenizer(a.tokenizer, m, /*required=*/!a.prompt.empty());
   std::vector<int64_t> prompt;
   if (!a.prompt.empty()) {
-    if (!tok)
-      throw Error(fmt::format("--prompt needs a tokenizer: {} records none; give --tokenizer MODEL or use --prompt-ids",
-                              path));
     prompt.push_back(tok->bos_id());
     for (int id : tok->encode(a.prompt)) prompt.push_back(id);
   } else {

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "core/compat.h"
+#include "core/decode.h"
 #include "core/error.h"
 #include "data/synth.h"
 #include "data/seed_mix.h"
@@ -31,14 +32,6 @@ std::string trim(const std::string& s) {
   return s.substr(a, b - a);
 }
 
-std::vector<std::string> split_commas(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) out.push_back(trim(item));
-  return out;
-}
-
 std::string length_label(int64_t n) {
   if (n % 1048576 == 0) return std::to_string(n / 1048576) + "M";
   if (n % 1024 == 0) return std::to_string(n / 1024) + "K";
@@ -46,42 +39,6 @@ std::string length_label(int64_t n) {
 }
 
 }  // namespace
-
-int64_t parse_token_count(const std::string& text, const std::string& what) {
-  const std::string t = trim(text);
-  size_t digits = 0;
-  while (digits < t.size() && std::isdigit(static_cast<unsigned char>(t[digits]))) ++digits;
-  const std::string suffix = t.substr(digits);
-  int64_t mult = 0;
-  if (suffix.empty()) mult = 1;
-  else if (suffix == "k" || suffix == "K") mult = 1024;
-  else if (suffix == "m" || suffix == "M") mult = 1048576;
-  if (digits == 0 || digits > 12 || mult == 0)
-    throw Error(what + ": expected a token count like 8k, 1m or 5000, found '" + text + "'");
-  const int64_t n = std::stoll(t.substr(0, digits)) * mult;
-  if (n < 1) throw Error(what + ": expected a token count >= 1, found '" + text + "'");
-  return n;
-}
-
-std::vector<int64_t> parse_token_counts(const std::string& text, const std::string& what) {
-  std::vector<int64_t> out;
-  for (const auto& item : split_commas(text)) out.push_back(parse_token_count(item, what));
-  if (out.empty()) throw Error(what + ": expected a comma-separated list like 8k,32k, found '" + text + "'");
-  return out;
-}
-
-std::vector<double> parse_depths(const std::string& text) {
-  std::vector<double> out;
-  for (const auto& item : split_commas(text)) {
-    char* end = nullptr;
-    const double d = std::strtod(item.c_str(), &end);
-    if (item.empty() || *end != '\0' || !(d >= 0.0 && d <= 1.0))
-      throw Error("--depths: expected numbers in [0, 1] like 0,0.5,1, found '" + item + "'");
-    out.push_back(d);
-  }
-  if (out.empty()) throw Error("--depths: expected a list like 0,0.5,1, found '" + text + "'");
-  return out;
-}
 
 int64_t peak_rss_kb() {
   std::ifstream in("/proc/self/status");
@@ -103,24 +60,16 @@ torch::Tensor stream_prompt(Decoder& model, StreamState& state, const std::vecto
   return model->head(model->read_prompt(state, x)).squeeze(1);  // (1, V)
 }
 
-namespace {
-
-// Feeds one token through the state; the logits (1, V) after it.
-torch::Tensor feed_token(Decoder& model, StreamState& state, int64_t id, bool bf16) {
-  const torch::Device dev = model->tok_embeddings->weight.device();
-  compat::AutocastGuard ac(bf16, dev.type());
-  return model->forward_stream(state, torch::full({1, 1}, id, torch::dtype(torch::kLong).device(dev))).squeeze(1);
-}
-
-}  // namespace
-
 std::vector<int64_t> greedy_tokens(Decoder& model, StreamState& state, torch::Tensor logits, int64_t n, bool bf16) {
   std::vector<int64_t> out;
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t next = logits.argmax(-1).item<int64_t>();  // first maximum: ties go to the lowest id
-    out.push_back(next);
-    if (i + 1 < n) logits = feed_token(model, state, next, bf16);
-  }
+  decode_loop(
+      model, state, logits, n,
+      [](const torch::Tensor& l) { return l.argmax(-1); },  // first maximum: ties go to the lowest id
+      [&](const torch::Tensor& next) {
+        out.push_back(next.item<int64_t>());
+        return true;
+      },
+      bf16);
   return out;
 }
 
@@ -129,7 +78,7 @@ double continuation_logprob(Decoder& model, StreamState& state, torch::Tensor lo
   double sum = 0;
   for (size_t i = 0; i < ids.size(); ++i) {
     sum += logits.to(torch::kDouble).log_softmax(-1)[0][ids[i]].item<double>();
-    if (i + 1 < ids.size()) logits = feed_token(model, state, ids[i], bf16);
+    if (i + 1 < ids.size()) logits = feed_step(model, state, torch::tensor({ids[i]}, torch::kLong), bf16);
   }
   return sum;
 }
@@ -312,32 +261,6 @@ nlohmann::json passkey_results_json(const std::vector<PasskeyCaseResult>& result
   j["accuracy"] = results.empty() ? 0.0 : static_cast<double>(ok) / static_cast<double>(results.size());
   j["peak_rss_kb"] = rss;
   return j;
-}
-
-}  // namespace infini
-
-namespace infini {
-
-PasskeyBuilder passkey_builder(const Tokenizer& tok, const ChatTemplate* chat) {
-  const Tokenizer* t = &tok;
-  std::vector<int> pre, post;  // the chat template around the prompt, when asked for
-  if (chat) {
-    pre = tok.encode(chat->user_prefix);
-    post = tok.encode(chat->turn_end + chat->assistant_prefix);
-  }
-  return [t, pre, post](int64_t length, double depth, int digits, uint64_t seed) {
-    const int64_t extra = static_cast<int64_t>(pre.size() + post.size());
-    PasskeyCase c = make_passkey(*t, length - extra, depth, digits, seed);
-    PasskeyPrompt p;
-    p.key = c.key;
-    p.key_position = c.key_position + static_cast<int64_t>(pre.size());
-    p.ids.reserve(static_cast<size_t>(length));
-    p.ids.push_back(c.ids[0]);  // BOS
-    p.ids.insert(p.ids.end(), pre.begin(), pre.end());
-    p.ids.insert(p.ids.end(), c.ids.begin() + 1, c.ids.end());
-    p.ids.insert(p.ids.end(), post.begin(), post.end());
-    return p;
-  };
 }
 
 }  // namespace infini

@@ -1,6 +1,6 @@
 // Passkey retrieval evaluation: prompts of exact token lengths streamed through the model one
 // segment at a time (bounded memory at any length), greedy answer, accuracy per length x depth.
-// Not the prompt text (data/: make_passkey) nor the CLI (train/cli/cmd_eval.cpp).
+// Not the prompts (train/eval/passkey_prompt.h) nor the CLI (train/cli/cmd_eval.cpp).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -12,23 +12,9 @@
 #include "core/decoder.h"
 #include "data/data_config.h"
 #include "data/tokenizer.h"
+#include "train/eval/passkey_prompt.h"
 
 namespace infini {
-
-// One prompt: ids (BOS first, exactly the requested length), the key and where its first token sits.
-struct PasskeyPrompt {
-  std::vector<int64_t> ids;
-  std::string key;
-  int64_t key_position = 0;
-};
-
-// Builds the prompt of `length` tokens with the key at `depth` in [0, 1].
-using PasskeyBuilder = std::function<PasskeyPrompt(int64_t length, double depth, int digits, uint64_t seed)>;
-
-// The passkey prompts of data/synth.h (make_passkey) as a builder; `tok` must outlive it. With `chat`,
-// the prompt is wrapped like an SFT prompt ([BOS] user_prefix PROMPT turn_end assistant_prefix), still
-// exactly `length` tokens in all, for models fine-tuned on passkey SFT records.
-PasskeyBuilder passkey_builder(const Tokenizer& tok, const ChatTemplate* chat = nullptr);
 
 struct PasskeyOptions {
   std::vector<int64_t> lengths;             // prompt lengths in tokens
@@ -40,7 +26,8 @@ struct PasskeyOptions {
   int64_t extra_tokens = 2;                 // decoded beyond `digits` tokens
   int workers = 1;                          // cases run at once, each on its own thread (with one
                                             // intra-op thread each: small ops scale better this way);
-                                            // results are the same for any number
+                                            // the same tokens for any number (log-probabilities
+                                            // up to the last bits of a BLAS)
                                             // (`eval passkey` uses 1 for a model on a GPU)
 };
 
@@ -58,14 +45,6 @@ struct PasskeyCaseResult {
   double tokens_per_s = 0;  // prompt tokens / prompt seconds
   int64_t peak_rss_kb = 0;  // process peak resident memory after this case
 };
-
-// "8k" -> 8192, "1m" -> 1048576, "5000" -> 5000 (k = 1024, m = 1048576). Throws infini::Error
-// naming `what` on anything else or on a value < 1.
-int64_t parse_token_count(const std::string& text, const std::string& what);
-// A comma-separated list of those.
-std::vector<int64_t> parse_token_counts(const std::string& text, const std::string& what);
-// "0,0.5,1" -> depths in [0, 1]; throws infini::Error otherwise.
-std::vector<double> parse_depths(const std::string& text);
 
 // Peak resident memory of this process in KiB: VmHWM from /proc/self/status, else ru_maxrss.
 int64_t peak_rss_kb();

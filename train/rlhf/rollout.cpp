@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "core/decode.h"
 #include "core/error.h"
 
 namespace infini {
@@ -51,24 +52,27 @@ Rollout sample_rollout(Decoder& actor, const Batch& prompts, const SamplingOptio
       const int64_t* row = pc.data_ptr<int64_t>() + j * P;
       seqs[static_cast<size_t>(rows[static_cast<size_t>(j)])].assign(row, row + P);
     }
-    for (int64_t i = 0; i < max_new_tokens && live > 0; ++i) {
-      const auto usable = vocab_limit > 0 ? logits.slice(-1, 0, vocab_limit) : logits;  // (g, V')
-      auto next = sample_next(usable, sampling, gen).to(torch::kCPU);                     // (g)
-      for (int64_t j = 0; j < g; ++j) {
-        if (done[static_cast<size_t>(j)]) continue;
-        const int64_t b = rows[static_cast<size_t>(j)], t = next[j].item<int64_t>();
-        seqs[static_cast<size_t>(b)].push_back(t);
-        if (t == eos_id) {
-          eos[static_cast<size_t>(b)] = 1.f;
-          done[static_cast<size_t>(j)] = true;
-          --live;
-        } else {
-          r.responses[static_cast<size_t>(b)].push_back(t);
-        }
-      }
-      if (i + 1 == max_new_tokens || live == 0) break;  // no forward for a token that will not be sampled
-      logits = actor->forward_stream(st, next.view({g, 1}).to(device)).select(1, 0);  // (g, V)
-    }
+    decode_loop(
+        actor, st, logits, max_new_tokens,
+        [&](const torch::Tensor& l) {
+          const auto usable = vocab_limit > 0 ? l.slice(-1, 0, vocab_limit) : l;  // (g, V')
+          return sample_next(usable, sampling, gen).to(torch::kCPU);                // (g)
+        },
+        [&](const torch::Tensor& next) {
+          for (int64_t j = 0; j < g; ++j) {
+            if (done[static_cast<size_t>(j)]) continue;
+            const int64_t b = rows[static_cast<size_t>(j)], t = next[j].item<int64_t>();
+            seqs[static_cast<size_t>(b)].push_back(t);
+            if (t == eos_id) {
+              eos[static_cast<size_t>(b)] = 1.f;
+              done[static_cast<size_t>(j)] = true;
+              --live;
+            } else {
+              r.responses[static_cast<size_t>(b)].push_back(t);
+            }
+          }
+          return live > 0;
+        });
   }
   if (was_training) actor->train();
 

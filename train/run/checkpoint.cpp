@@ -77,12 +77,12 @@ void restore_rng_states(const nlohmann::json& state, const std::string& source, 
 
 void save_model_and_optimizer(const std::string& dir, Decoder& model, const AdamW* opt,
                               const std::map<std::string, std::string>& metadata) {
-  save_model((fs::path(dir) / "model.safetensors").string(), model, metadata);
+  save_model((fs::path(dir) / kModelFileName).string(), model, metadata);
   if (opt) save_safetensors((fs::path(dir) / "optimizer.safetensors").string(), opt->state_dict(), {});
 }
 
 void load_model_and_optimizer(const std::string& dir, Decoder& model, AdamW* opt) {
-  const std::string mpath = (fs::path(dir) / "model.safetensors").string();
+  const std::string mpath = (fs::path(dir) / kModelFileName).string();
   SafeTensors st = load_safetensors(mpath);
   load_weights(model, st, mpath);
   if (opt) {
@@ -122,7 +122,7 @@ int64_t block_index(const std::string& param_name) {
 int64_t init_weights_from(const std::string& ck, Decoder& model, const std::set<std::string>& ignore,
                           const std::set<std::string>& fresh, bool extra_layers) {
   const std::string dir = resolve_checkpoint(ck);
-  const std::string path = (fs::path(dir) / "model.safetensors").string();
+  const std::string path = (fs::path(dir) / kModelFileName).string();
   SafeTensors st = load_safetensors(path);
   for (const auto& name : ignore) st.tensors.erase(name);
   const int64_t source_layers = read_model_config(path).n_layers;

@@ -43,7 +43,7 @@ std::string latest_checkpoint(const std::string& run_dir) {
   if (!fs::exists(latest)) return "";
   std::string name = read_trimmed(latest);
   fs::path dir = fs::path(run_dir) / "checkpoints" / name;
-  if (name.empty() || (!fs::exists(dir / "model.safetensors") && !fs::exists(dir / "trainer_state.json")))
+  if (name.empty() || (!fs::exists(dir / kModelFileName) && !fs::exists(dir / "trainer_state.json")))
     throw Error(fmt::format("{} names '{}', which is not a complete checkpoint", latest.string(), name));
   return dir.string();
 }
@@ -53,7 +53,7 @@ std::string resolve_checkpoint(const std::string& ck) {
   if (!fs::exists(p)) throw Error(fmt::format("checkpoint {}: no such file or directory", ck));
   if (!fs::is_directory(p))
     throw Error(fmt::format("checkpoint {}: expected a run or checkpoint directory, found a file", ck));
-  if (fs::exists(p / "model.safetensors") || fs::exists(p / "trainer_state.json")) return p.string();
+  if (fs::exists(p / kModelFileName) || fs::exists(p / "trainer_state.json")) return p.string();
   std::string latest = latest_checkpoint(ck);
   if (!latest.empty()) return latest;
   throw Error(fmt::format(

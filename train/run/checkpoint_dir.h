@@ -8,6 +8,9 @@
 
 namespace infini {
 
+// The model file inside a step directory.
+constexpr const char* kModelFileName = "model.safetensors";
+
 // "step_00000100" for 100.
 std::string step_dir_name(int64_t step);
 

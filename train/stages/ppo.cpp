@@ -77,7 +77,7 @@ Tokenizer ppo_tokenizer(const RunSession& s) {
 // (init_extra_layers); it reads the policy's tokens, so the vocabulary must match.
 ModelConfig reward_model_config(const Config& cfg) {
   if (cfg.ppo.reward_model.empty()) return cfg.model;
-  const std::string path = (fs::path(resolve_checkpoint(cfg.ppo.reward_model)) / "model.safetensors").string();
+  const std::string path = (fs::path(resolve_checkpoint(cfg.ppo.reward_model)) / kModelFileName).string();
   ModelConfig rm = read_model_config(path);
   if (rm.vocab_size != cfg.model.vocab_size)
     throw ConfigError(fmt::format("ppo.reward_model: {} has vocab_size {}, the policy (model.vocab_size) {}", path,
