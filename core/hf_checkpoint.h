@@ -1,6 +1,8 @@
 // Hugging Face LLaMA-family weights <-> a Decoder: reading a model folder (model.safetensors or a
 // sharded model.safetensors.index.json), the tensor names, the q/k row permutation between HF's
-// "rotate half" RoPE layout and our adjacent pairs, and the memory gates' fold into wo.
+// "rotate half" RoPE layout and our adjacent pairs, and the memory gates' fold into wo. With memory
+// on, a plain HF model gets gates 0 and wo = 2 o_proj: exact, so inside the first segment (memory
+// read exactly 0) the converted model computes the original's output (docs/hf.md).
 // Not config.json's keys (core/hf_config.h), the tokenizer, nor checkpoint directories (train/).
 #pragma once
 #include <map>
