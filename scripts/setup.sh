@@ -61,6 +61,16 @@ if [ "$FLAVOUR" = pip ]; then
   else
     step "torch $have: present in $VENV"
   fi
+  # The tests' oracle for the Hugging Face import/export (tests/reference/hf_oracle.py): the versions tested.
+  HF_PINS=(transformers==5.24.0 safetensors==0.8.0)
+  have_hf=$("$VENV/bin/python" -c 'import transformers, safetensors; print(f"transformers=={transformers.__version__} safetensors=={safetensors.__version__}")' 2>/dev/null || true)
+  if [ "$have_hf" != "${HF_PINS[*]}" ]; then
+    step "installing ${HF_PINS[*]} from PyPI into $VENV (the tests' Hugging Face oracle)"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${HF_PINS[@]}" \
+      || die "pip install" "could not install ${HF_PINS[*]} from PyPI (offline?)"
+  else
+    step "${HF_PINS[*]}: present in $VENV"
+  fi
   TORCH_CMAKE=$("$VENV/bin/python" -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>/dev/null) \
     || die "find LibTorch" "torch in $VENV does not import"
   ABI=$("$VENV/bin/python" -c 'import torch; print(int(torch.compiled_with_cxx11_abi()))')

@@ -190,6 +190,7 @@ TEST(Llama2c, ConvertGenerateInfoCli) {
 
   ASSERT_EQ(run(bin + " info " + dir + "/run", &out), 0) << out;
   EXPECT_NE(out.find("parameters: 260032"), std::string::npos) << out;
+  EXPECT_NE(out.find("origin: llama2.c " + fs::absolute(kStories).string()), std::string::npos) << out;
   EXPECT_NE(out.find("layers.0.attention.wk.weight"), std::string::npos) << out;
   EXPECT_NE(out.find("F32  [32, 64]"), std::string::npos) << out;
   EXPECT_NE(out.find("integrity: ok"), std::string::npos) << out;

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/hf_checkpoint.h"
 #include "core/model_io.h"
 #include "core/safetensors.h"
 #include "train/run/checkpoint.h"
@@ -27,6 +28,26 @@ void print_config(const nlohmann::json& j, const std::string& prefix) {
   }
 }
 
+// Where the weights came from: `convert llama2c` and `convert hf` record "source", training "stage".
+std::string origin(const std::map<std::string, std::string>& meta) {
+  auto get = [&](const char* key) {
+    auto it = meta.find(key);
+    return it == meta.end() ? std::string() : it->second;
+  };
+  const std::string source = get("source");
+  if (source.rfind("llama2c:", 0) == 0) return "llama2.c " + source.substr(8);
+  if (source.rfind("hf:", 0) == 0) {
+    nlohmann::json cfg = nlohmann::json::parse(get(kHfConfigMetadata), nullptr, false);
+    std::string arch = "?";
+    if (cfg.is_object() && cfg.contains("architectures") && cfg["architectures"].is_array() &&
+        !cfg["architectures"].empty() && cfg["architectures"][0].is_string())
+      arch = cfg["architectures"][0].get<std::string>();
+    return fmt::format("hf {} ({}, {})", source.substr(3), arch, get(kHfDtypeMetadata));
+  }
+  if (!get("stage").empty()) return fmt::format("trained (stage {})", get("stage"));
+  return source.empty() ? "unknown (no source or stage recorded)" : source;
+}
+
 int run_info(const std::string& ck) {
   const std::string dir = resolve_checkpoint(ck);
   const std::string path = (fs::path(dir) / "model.safetensors").string();
@@ -37,9 +58,13 @@ int run_info(const std::string& ck) {
   const ModelConfig& cfg = model->config();
 
   std::printf("model: %s (%s head)\n", path.c_str(), to_string(model->head_kind()));
+  std::printf("origin: %s\n", origin(st.metadata).c_str());
   print_config(model_config_to_json(cfg), "");
-  for (const auto& [k, v] : st.metadata)
-    if (k != "model_config" && k != "format" && k != "head") std::printf("  metadata %s = %s\n", k.c_str(), v.c_str());
+  for (const auto& [k, v] : st.metadata) {
+    if (k == "model_config" || k == "format" || k == "head") continue;
+    if (k == kHfConfigMetadata) std::printf("  metadata %s = (the original config.json, %zu bytes)\n", k.c_str(), v.size());
+    else std::printf("  metadata %s = %s\n", k.c_str(), v.c_str());
+  }
   std::printf("parameters: %lld\n", static_cast<long long>(parameter_count(model)));
   StreamState state = model->new_state(1);
   std::printf("stream state (batch 1): %lld bytes (memory + one segment's K/V cache; constant in context length)\n",

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
 
   infini::add_train_command(app);
   infini::add_convert_command(app);
+  infini::add_hf_commands(app);
   infini::add_generate_command(app);
   infini::add_info_command(app);
   infini::add_tokenizer_command(app);

@@ -114,7 +114,7 @@ struct Config {
   CheckpointConfig checkpoint;
   RewardConfig reward;
   PPOConfig ppo;
-  std::string init_from;      // weights only, from a run or step directory ("" = fresh init)
+  std::string init_from;      // weights only, from a run or step directory or a Hugging Face folder ("" = fresh init)
   bool init_extra_layers = false;  // true: blocks deeper than init_from's model start fresh (a deeper
                                    // reward model on a shallower SFT trunk); false: a depth mismatch is an error
   Resume resume = Resume::auto_;  // auto (from the run's latest checkpoint, if any) | never
@@ -205,7 +205,7 @@ template <class V> void visit_fields(Config& c, V& v) {
   v.section("checkpoint", c.checkpoint);
   v.section("reward", c.reward);
   v.section("ppo", c.ppo);
-  v("init_from", c.init_from, "weights only, from a run or step directory");
+  v("init_from", c.init_from, "weights only, from a run or step directory or a Hugging Face folder");
   v("init_extra_layers", c.init_extra_layers, "true: blocks deeper than init_from's model start fresh");
   v("resume", c.resume, "auto | never");
 }

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/hf_checkpoint.h"
 #include "core/model_io.h"
 #include "core/safetensors.h"
 #include "train/run/checkpoint_dir.h"
@@ -121,11 +122,20 @@ int64_t block_index(const std::string& param_name) {
 
 int64_t init_weights_from(const std::string& ck, Decoder& model, const std::set<std::string>& ignore,
                           const std::set<std::string>& fresh, bool extra_layers) {
-  const std::string dir = resolve_checkpoint(ck);
-  const std::string path = (fs::path(dir) / kModelFileName).string();
-  SafeTensors st = load_safetensors(path);
+  // A Hugging Face model folder (config.json beside its weights) converts on the fly, as `convert hf`
+  // would to this model's config (memory gates at gate_init, wo scaled to match).
+  const bool hf = is_hf_folder(ck);
+  const std::string path = hf ? ck : (fs::path(resolve_checkpoint(ck)) / kModelFileName).string();
+  SafeTensors st;
+  int64_t source_layers = 0;
+  if (hf) {
+    st.tensors = hf_to_infini_weights(read_hf_folder(ck), model->config());
+    source_layers = model->config().n_layers;
+  } else {
+    st = load_safetensors(path);
+    source_layers = read_model_config(path).n_layers;
+  }
   for (const auto& name : ignore) st.tensors.erase(name);
-  const int64_t source_layers = read_model_config(path).n_layers;
   const int64_t model_layers = model->config().n_layers;
   if (model_layers > source_layers && !extra_layers)
     throw Error(fmt::format("{}: has {} blocks (model.n_layers), this model {}; set init_extra_layers: true to "

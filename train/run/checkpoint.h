@@ -43,7 +43,8 @@ nlohmann::json load_trainer_state(const std::string& dir);
 // norm, heads).
 int64_t block_index(const std::string& param_name);
 
-// Loads only weights from CK (a run or step directory) into `model`, for init_from: tensors in
+// Loads only weights from CK (a run or step directory, or a Hugging Face folder converted to the
+// model's config as `convert hf` does: core/hf_checkpoint.h) into `model`, for init_from: tensors in
 // `ignore` are skipped in the source, those in `fresh` keep their initial values when the source
 // lacks them (a reward model from an SFT model gets a new score head; from a reward model it keeps
 // the trained one). With extra_layers, the blocks of `model` deeper than the source's keep their
