@@ -2,6 +2,8 @@
 // Every stage (and PPO's actor/critic) saves and loads through these functions.
 #include "train/run/checkpoint.h"
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -95,9 +97,11 @@ void load_model_and_optimizer(const std::string& dir, Decoder& model, AdamW* opt
 
 void save_trainer_state(const std::string& dir, nlohmann::json state) {
   state["format_version"] = kCheckpointFormatVersion;
-  std::ofstream out(fs::path(dir) / "trainer_state.json");
+  const fs::path path = fs::path(dir) / "trainer_state.json";
+  std::ofstream out(path);
   out << state.dump(2) << "\n";
-  if (!out) throw Error(fmt::format("cannot write {}/trainer_state.json", dir));
+  out.flush();  // a full disk shows on the flush, not on the buffered write
+  if (!out) throw Error(fmt::format("{}: cannot write ({})", path.string(), std::strerror(errno)));
 }
 
 nlohmann::json load_trainer_state(const std::string& dir) {

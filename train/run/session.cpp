@@ -2,20 +2,78 @@
 // every training stage.
 #include "train/run/session.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <yaml-cpp/yaml.h>
 
 #include "core/error.h"
+#include "core/model_io.h"
+#include "core/safetensors.h"
 #include "train/run/checkpoint.h"
 #include "train/run/checkpoint_dir.h"
+#include "train/run/run_lock.h"
 #include "train/run/signals.h"
 #include "train/run/stopwatch.h"
 
 namespace fs = std::filesystem;
 
 namespace infini {
+
+namespace {
+
+// "key: old -> new" for every leaf that differs between two JSON objects (keys joined with '.').
+void json_diff(const nlohmann::json& a, const nlohmann::json& b, const std::string& prefix,
+               std::vector<std::string>* out) {
+  for (auto it = b.begin(); it != b.end(); ++it) {
+    const std::string key = prefix + it.key();
+    const nlohmann::json old = a.contains(it.key()) ? a[it.key()] : nlohmann::json();
+    if (it->is_object() && old.is_object()) json_diff(old, *it, key + ".", out);
+    else if (old != *it) out->push_back(fmt::format("{}: {} -> {}", key, old.dump(), it->dump()));
+  }
+}
+
+// The same for two YAML maps (scalars and lists compared as text).
+void yaml_diff(const YAML::Node& a, const YAML::Node& b, const std::string& prefix, std::vector<std::string>* out) {
+  for (auto it = b.begin(); it != b.end(); ++it) {
+    const std::string k = it->first.as<std::string>();
+    const YAML::Node old = a[k];
+    if (it->second.IsMap() && old && old.IsMap()) {
+      yaml_diff(old, it->second, prefix + k + ".", out);
+      continue;
+    }
+    YAML::Emitter eo, en;
+    eo << YAML::Flow << old;
+    en << YAML::Flow << it->second;
+    if (std::string(eo.c_str()) != en.c_str())
+      out->push_back(fmt::format("{}{}: {} -> {}", prefix, k, eo.c_str(), en.c_str()));
+  }
+}
+
+// A resumed run keeps its model and tokenizer: the checkpoint's must be the configured ones.
+void check_resumed_model(const std::string& file, const Decoder& model,
+                         const std::map<std::string, std::string>& meta) {
+  std::vector<std::string> diffs;
+  json_diff(model_config_to_json(read_model_config(file)), model_config_to_json(model->config()), "model.", &diffs);
+  // How fresh weights are drawn does not change a model that has weights.
+  diffs.erase(std::remove_if(diffs.begin(), diffs.end(), [](const std::string& d) {
+                return d.rfind("model.init_std:", 0) == 0 || d.rfind("model.gate_init:", 0) == 0;
+              }), diffs.end());
+  if (!diffs.empty())
+    throw ConfigError(fmt::format("{} (checkpoint -> config): the checkpoint {} was trained with another model; a "
+                                  "resumed run keeps its model (to change it, start a new run.dir with init_from)",
+                                  diffs.front(), file));
+  const auto saved = read_safetensors_metadata(file);
+  const auto a = saved.find("tokenizer_hash"), b = meta.find("tokenizer_hash");
+  if (a != saved.end() && b != meta.end() && a->second != b->second)
+    throw ConfigError(fmt::format("tokenizer.model: its content (hash {}) is not the tokenizer the checkpoint {} was "
+                                  "trained with (hash {}); a resumed run keeps its tokenizer",
+                                  b->second, file, a->second));
+}
+
+}  // namespace
 
 CheckpointPart model_part(const std::string& subdir, Decoder model, AdamW* opt,
                           std::map<std::string, std::string> metadata) {
@@ -26,6 +84,7 @@ CheckpointPart model_part(const std::string& subdir, Decoder model, AdamW* opt,
             save_model_and_optimizer(where(dir), model, opt, metadata);
           },
           [=](const std::string& dir, const nlohmann::json&, const std::string&) mutable {
+            check_resumed_model((fs::path(where(dir)) / kModelFileName).string(), model, metadata);
             load_model_and_optimizer(where(dir), model, opt);
           }};
 }
@@ -51,7 +110,11 @@ CheckpointPart json_part(const std::string& key, std::function<nlohmann::json()>
           [key, get](const std::string&, nlohmann::json& state) { state[key] = get(); },
           [key, set](const std::string&, const nlohmann::json& state, const std::string& source) {
             if (!state.contains(key)) throw Error(fmt::format("{}: {} is missing", source, key));
-            set(state.at(key), source);
+            try {
+              set(state.at(key), source);
+            } catch (const nlohmann::json::exception& e) {
+              throw Error(fmt::format("{}: {}: {} (found {})", source, key, e.what(), state.at(key).dump()));
+            }
           }};
 }
 
@@ -59,13 +122,14 @@ RunSession::RunSession(const Config& cfg, std::string stage, bool needs_tokenize
     : cfg_(cfg), stage_(std::move(stage)), unit_(std::move(unit)) {
   const std::string& dir = cfg_.run.dir;
   fs::create_directories(dir);
+  lock_ = std::make_unique<RunLock>(dir);  // before anything in the directory is touched
   setup_logging(choice_name(cfg_.run.log_level), (fs::path(dir) / "train.log").string());
   rt_ = setup_runtime(cfg_.run);
   install_stop_handlers();
+  clean_checkpoint_temporaries(dir);
   resume_dir_ = cfg_.resume == Resume::auto_ ? latest_checkpoint(dir) : "";
   last_checkpoint_ = resume_dir_;
-  config_path_ = (fs::path(dir) / "config.yaml").string();
-  write_file_atomic(config_path_, config_to_yaml(cfg_));
+  config_path_ = (fs::path(dir) / "config.yaml").string();  // written once the run is accepted (resume)
   spdlog::info("stage {} -> {} ({} threads, {}, {})", stage_, dir, rt_.threads, rt_.device.is_cpu() ? "cpu" : "cuda",
                rt_.bf16 ? "bf16 autocast" : "fp32");
   spdlog::debug("resolved config:\n{}", config_to_yaml(cfg_));
@@ -100,13 +164,33 @@ int64_t RunSession::resume() {
     if (saved_stage != stage_)
       throw Error(fmt::format("{}: stage is '{}', expected {} (a run directory belongs to one stage)", source,
                               saved_stage, stage_));
+    if (!state.contains("step") || !state["step"].is_number_integer() || state["step"].get<int64_t>() < 0)
+      throw Error(fmt::format("{}: step: expected an integer >= 0, found {}", source,
+                              state.contains("step") ? state["step"].dump() : "nothing"));
     for (const CheckpointPart& p : parts_)
       if (p.load) p.load(resume_dir_, state, source);
     step = state.at("step").get<int64_t>();
     spdlog::info("resumed from {} ({} {})", resume_dir_, unit_, step);
+    log_config_changes();
   }
+  // The run is accepted: only now is its config.yaml (re)written.
+  write_file_atomic(config_path_, config_to_yaml(cfg_));
   metrics_ = std::make_unique<MetricsLog>((fs::path(run_dir()) / "metrics.jsonl").string(), step);
   return step;
+}
+
+void RunSession::log_config_changes() const {
+  // What the model and stage allow to change was checked against the checkpoint; the rest (steps,
+  // logging, schedule, data) may change between invocations and is said once.
+  if (!fs::exists(config_path_)) return;
+  std::vector<std::string> diffs;
+  try {
+    yaml_diff(YAML::Load(config_to_yaml(load_config(config_path_))), YAML::Load(config_to_yaml(cfg_)), "", &diffs);
+  } catch (const std::exception& e) {
+    spdlog::warn("{}: not compared with this run's config ({})", config_path_, e.what());
+    return;
+  }
+  for (const std::string& d : diffs) spdlog::info("config changed since the last run: {}", d);
 }
 
 bool RunSession::already_finished(int64_t step) const {

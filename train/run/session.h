@@ -20,6 +20,7 @@
 #include "train/config/config.h"
 #include "train/run/adamw.h"
 #include "train/run/metrics_log.h"
+#include "train/run/run_lock.h"
 #include "train/run/runtime.h"
 
 namespace infini {
@@ -54,10 +55,11 @@ enum class StepEnd {
 
 class RunSession {
  public:
-  // Creates the run directory, logs to RUN_DIR/train.log, sets up the runtime and the signal
-  // handlers, writes config.yaml, loads the tokenizer (a ConfigError when needs_tokenizer and
-  // there is none, or when model.vocab_size is smaller than its vocabulary) and finds the
-  // checkpoint to resume from (resume: auto). `stage` names the stage in logs, in checkpoints and
+  // Creates the run directory and locks it (a ConfigError when another process holds it), logs
+  // to RUN_DIR/train.log, sets up the runtime and the signal handlers, removes what interrupted
+  // checkpoint writes left, loads the tokenizer (a ConfigError when needs_tokenizer and there is
+  // none, or when model.vocab_size is smaller than its vocabulary) and finds the checkpoint to
+  // resume from (resume: auto; see latest_checkpoint). config.yaml is written by resume(). `stage` names the stage in logs, in checkpoints and
   // in the resume check; `unit` names a step in messages ("step", or "rollout" for PPO).
   RunSession(const Config& cfg, std::string stage, bool needs_tokenizer, std::string unit = "step");
 
@@ -72,9 +74,11 @@ class RunSession {
   // Registers a checkpoint part; parts are saved and loaded in the order added.
   void add(CheckpointPart part);
   bool resuming() const { return !resume_dir_.empty(); }
-  // Loads every part from the resume checkpoint (after checking that it belongs to this stage) and
-  // returns its step, or returns 0 when starting fresh. Either way opens metrics.jsonl, keeping
-  // the records up to that step.
+  // Loads every part from the resume checkpoint and returns its step, or returns 0 when starting
+  // fresh. Refused (nothing written): a checkpoint of another stage, a step that is not an integer
+  // >= 0, a model config or tokenizer other than the checkpoint's (ConfigError naming the key, old
+  // and new value). Other config changes since the last invocation are logged. Then writes
+  // config.yaml and opens metrics.jsonl, keeping the records up to that step.
   int64_t resume();
   MetricsLog& metrics() { return *metrics_; }
 
@@ -99,6 +103,9 @@ class RunSession {
   std::string config_path_, resume_dir_, last_checkpoint_;
   std::vector<CheckpointPart> parts_;
   std::unique_ptr<MetricsLog> metrics_;
+  std::unique_ptr<RunLock> lock_;
+
+  void log_config_changes() const;
 };
 
 }  // namespace infini
