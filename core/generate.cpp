@@ -2,6 +2,7 @@
 // Not tokenization or printing: the CLI (train/cli/cmd_generate.cpp) turns ids into output.
 #include "core/generate.h"
 
+#include <cmath>
 #include <limits>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -17,12 +18,18 @@ at::Generator make_generator(uint64_t seed) { return at::make_generator<at::CPUG
 namespace {
 
 void check_options(const SamplingOptions& o) {
-  if (!(o.temperature >= 0)) throw Error(fmt::format("temperature must be >= 0, found {}", o.temperature));
+  if (!(o.temperature >= 0) || !std::isfinite(o.temperature))
+    throw Error(fmt::format("temperature must be a finite number >= 0, found {}", o.temperature));
   if (o.top_k < 0) throw Error(fmt::format("top-k must be >= 0 (0 = off), found {}", o.top_k));
   if (!(o.top_p > 0 && o.top_p <= 1)) throw Error(fmt::format("top-p must be in (0, 1], found {}", o.top_p));
 }
 
 }  // namespace
+
+void check_generate_options(const GenerateOptions& o) {
+  check_options(o.sampling);
+  if (o.max_new_tokens < 0) throw Error(fmt::format("max-new-tokens must be >= 0, found {}", o.max_new_tokens));
+}
 
 torch::Tensor sampling_probs(const torch::Tensor& logits_in, const SamplingOptions& opts) {
   check_options(opts);

@@ -22,7 +22,8 @@ struct SamplingOptions {
 at::Generator make_generator(uint64_t seed);
 
 // logits (B, V) -> next tokens (B,) int64. Ties in greedy mode go to the lowest id.
-// Throws infini::Error on options out of range (temperature < 0, top_k < 0, top_p not in (0, 1]).
+// Throws infini::Error on options out of range (temperature < 0 or not finite, top_k < 0, top_p not
+// in (0, 1]).
 torch::Tensor sample_next(const torch::Tensor& logits, const SamplingOptions& opts, at::Generator& gen);
 
 // Probabilities (B, V) sample_next draws from (after temperature, top-k, top-p); for tests and PPO.
@@ -34,6 +35,9 @@ struct GenerateOptions {
   int64_t eos_id = 2;           // stop after producing it (-1 = never stop early)
   uint64_t seed = 0;            // for temperature > 0
 };
+
+// Throws infini::Error when an option is out of range (see sample_next; max_new_tokens < 0).
+void check_generate_options(const GenerateOptions& opts);
 
 // Generates after `prompt` (one sequence) through the streaming path: the prompt is fed once, then
 // one token per step (the prefix is never recomputed). Returns prompt + new tokens; `on_token`

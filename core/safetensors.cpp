@@ -165,6 +165,11 @@ void read_header(const std::string& path, std::ifstream& in, SafeTensors& result
   if (header_len > file_size - 8)
     throw Error(fmt::format("{}: header length {} is beyond the file ({} bytes after the length field)", path,
                             header_len, file_size - 8));
+  // As the format's reference reader does: a header is JSON describing tensors, never this large.
+  constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
+  if (header_len > kMaxHeaderBytes)
+    throw Error(fmt::format("{}: header length {} bytes is over the limit of {} bytes (not a safetensors file?)", path,
+                            header_len, kMaxHeaderBytes));
   std::string text(header_len, '\0');
   in.read(text.data(), static_cast<std::streamsize>(header_len));
   if (!in) throw Error(fmt::format("{}: cannot read the {}-byte header", path, header_len));

@@ -36,7 +36,7 @@ void add_common(CLI::App* cmd, CommonArgs& a) {
   cmd->add_option("--checkpoint", a.checkpoint, "checkpoint: a step directory, a run directory or a model.safetensors");
   cmd->add_option("--tokenizer", a.tokenizer, "sentencepiece model (default: the one the checkpoint records)");
   cmd->add_option("--out", a.out, "write the results as JSON to this file");
-  cmd->add_option("--threads", a.threads, "threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--threads", a.threads, "threads (0 = all cores)")->check(integer_at_least(0));
   cmd->add_option("--precision", a.precision, "fp32 | bf16 (autocast; memory stays fp32)")
       ->check(CLI::IsMember({"fp32", "bf16"}));
   cmd->add_option("--device", a.device, "cpu | cuda | cuda:N: where the model runs (default cpu)");
@@ -100,7 +100,7 @@ void add_passkey(CLI::App& eval) {
   cmd->add_option("--lengths", a->lengths, "prompt lengths in tokens, e.g. 8k,32k,128k,1m (k = 1024, m = 1048576)")
       ->required();
   cmd->add_option("--depths", a->depths, "key depths in [0, 1], e.g. 0,0.5,1");
-  cmd->add_option("--trials", a->trials, "prompts (keys) per length and depth")->check(CLI::PositiveNumber);
+  cmd->add_option("--trials", a->trials, "prompts (keys) per length and depth")->check(integer_at_least(1));
   cmd->add_option("--digits", a->digits, "digits of the pass key")->check(CLI::Range(1, 18));
   cmd->add_flag("--chat", a->chat,
                 "wrap prompts in the default chat template, as SFT records are (for passkey-fine-tuned models)");
@@ -179,9 +179,10 @@ void add_ppl(CLI::App& eval) {
   cmd->add_option("--text", a->text, "UTF-8 text file (one document; BOS is prepended)")->required();
   cmd->add_flag("--no-memory", a->no_memory,
                 "never write segments into memory (memory reads are 0: each segment sees only itself)");
-  cmd->add_flag("--compare", a->compare, "run with memory and with --no-memory on the same tokens");
+  cmd->add_flag("--compare", a->compare, "run with memory and with --no-memory on the same tokens")
+      ->excludes("--no-memory");
   cmd->add_option("--max-tokens", a->max_tokens, "evaluate at most this many tokens (0 = the whole file)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(integer_at_least(0));
   cmd->callback([a] {
     set_command([a] {
       LoadedModel m = load_eval_model(a->c, "eval ppl");

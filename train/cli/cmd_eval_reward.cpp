@@ -85,13 +85,13 @@ void add_eval_reward_subcommand(CLI::App& eval) {
                                         "HH-RLHF {chosen, rejected} transcripts")->required();
   cmd->add_option("--out", args->out, "write the results as JSON to this file");
   cmd->add_option("--tokenizer", args->tokenizer, "sentencepiece model (default: the one the checkpoint records)");
-  cmd->add_option("--seq-len", args->seq_len, "tokens per side (longer sides are truncated)")->check(CLI::PositiveNumber);
+  cmd->add_option("--seq-len", args->seq_len, "tokens per side (longer sides are truncated)")->check(integer_at_least(1));
   cmd->add_option("--truncate", args->truncate, "left | right | drop: what a longer side loses")
       ->check(CLI::IsMember({"left", "right", "drop"}));
-  cmd->add_option("--batch", args->batch, "pairs per forward")->check(CLI::PositiveNumber);
+  cmd->add_option("--batch", args->batch, "pairs per forward")->check(integer_at_least(1));
   cmd->add_option("--max-pairs", args->max_pairs, "evaluate at most this many pairs (0 = all)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--threads", args->threads, "intra-op threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+      ->check(integer_at_least(0));
+  cmd->add_option("--threads", args->threads, "intra-op threads (0 = all cores)")->check(integer_at_least(0));
   cmd->add_option("--device", args->device, "cpu | cuda | cuda:N: where the model runs (default cpu)");
   cmd->callback([args] { set_command([args] { return eval_reward(*args); }); });
 }

@@ -61,6 +61,15 @@ std::vector<int64_t> parse_ids(const std::string& text) {
 }
 
 int run_generate(const GenerateArgs& a) {
+  // Options first: nothing is loaded or printed for a command that cannot run.
+  GenerateOptions opts;
+  opts.sampling.temperature = a.temperature;
+  opts.sampling.top_k = a.top_k;
+  opts.sampling.top_p = a.top_p;
+  opts.max_new_tokens = a.max_new_tokens;
+  opts.eos_id = a.eos;
+  opts.seed = a.seed;
+  check_generate_options(opts);
   const torch::Device device = parse_device("--device", a.device);
   compat::set_threads(resolve_threads(a.threads, "--threads"));
   // generate() feeds its tokens on the weights' device; sampling draws on the host.
@@ -81,14 +90,8 @@ int run_generate(const GenerateArgs& a) {
   for (size_t i = 0; i < prompt.size(); ++i)
     if (prompt[i] < 0 || prompt[i] >= V)
       throw Error(fmt::format("prompt token {} (position {}) is outside the vocabulary [0, {})", prompt[i], i, V));
-
-  GenerateOptions opts;
-  opts.sampling.temperature = a.temperature;
-  opts.sampling.top_k = a.top_k;
-  opts.sampling.top_p = a.top_p;
-  opts.max_new_tokens = a.max_new_tokens;
-  opts.eos_id = a.eos;
-  opts.seed = a.seed;
+  if (a.eos < -1 || a.eos >= V)
+    throw Error(fmt::format("--eos: expected a token id in [0, {}) or -1 (never stop early), found {}", V, a.eos));
 
   if (a.print_ids || !tok) {
     for (size_t i = 0; i < prompt.size(); ++i) std::printf(i ? " %lld" : "%lld", static_cast<long long>(prompt[i]));

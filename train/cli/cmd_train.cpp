@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "train/cli/commands.h"
+#include "train/run/signals.h"
 #include "train/config/config.h"
 #include "train/stages/stages.h"
 
@@ -21,6 +22,8 @@ void add_train_command(CLI::App& app) {
   cmd->add_flag("--print-config", *print_only, "print the resolved config as YAML and run nothing");
   cmd->callback([config_path, overrides, print_only] {
     set_command([config_path, overrides, print_only] {
+      // From the start: a SIGTERM during set-up ends the run with kExitInterrupted too.
+      install_stop_handlers();
       Config cfg = load_config(*config_path, *overrides);
       if (*print_only) {
         std::fputs(config_to_yaml(cfg).c_str(), stdout);

@@ -3,6 +3,23 @@
 #include "train/cli/commands.h"
 
 namespace infini {
+
+CLI::Validator integer_at_least(int64_t lo) {
+  return CLI::Validator(
+      [lo](std::string& text) -> std::string {
+        size_t used = 0;
+        long long v = 0;
+        try {
+          v = std::stoll(text, &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        if (used == 0 || used != text.size() || v < lo)
+          return "expected an integer >= " + std::to_string(lo) + ", found '" + text + "'";
+        return "";
+      },
+      "INT>=" + std::to_string(lo));
+}
 namespace {
 std::function<int()> g_work;
 int g_exit = 0;

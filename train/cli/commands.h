@@ -2,11 +2,17 @@
 // A command's callback stores its work with set_command(); main() runs it after parsing,
 // so every error reaches one handler that prints one line and picks the exit code.
 #pragma once
+#include <cstdint>
 #include <functional>
+#include <string>
 
 #include <CLI/CLI.hpp>
 
 namespace infini {
+
+// Flag check: an integer >= lo, with the message "expected an integer >= LO, found 'X'" (CLI11's
+// own range check prints the whole range of a double).
+CLI::Validator integer_at_least(int64_t lo);
 
 // Called by a subcommand's parse callback: the work main() runs. The function returns the exit code.
 void set_command(std::function<int()> work);

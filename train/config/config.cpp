@@ -313,6 +313,14 @@ YAML::Node parse_file_text(const std::string& yaml_text, const std::string& sour
 }
 
 bool read_text(const std::string& path, std::string* text) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw ConfigError(fmt::format("{}: is a directory; expected a YAML config file", path));
+  // A config is a page of keys; a huge file would cost its size many times over in the YAML tree.
+  constexpr uintmax_t kMaxConfigBytes = 1 << 20;
+  const uintmax_t size = std::filesystem::file_size(path, ec);
+  if (!ec && size > kMaxConfigBytes)
+    throw ConfigError(fmt::format("{}: {} bytes; a config file may have at most {} bytes", path, size, kMaxConfigBytes));
   std::ifstream in(path);
   if (!in) return false;
   std::stringstream ss;

@@ -133,6 +133,9 @@ RunSession::RunSession(const Config& cfg, std::string stage, bool needs_tokenize
   spdlog::info("stage {} -> {} ({} threads, {}, {})", stage_, dir, rt_.threads, rt_.device.is_cpu() ? "cpu" : "cuda",
                rt_.bf16 ? "bf16 autocast" : "fp32");
   spdlog::debug("resolved config:\n{}", config_to_yaml(cfg_));
+  if (cfg_.model.memory.enabled && cfg_.data.seq_len <= cfg_.model.segment_len)
+    spdlog::warn("model.segment_len ({}) is not shorter than data.seq_len ({}): every sequence fits in one segment, "
+                 "so the memory is never read in training", cfg_.model.segment_len, cfg_.data.seq_len);
 
   if (!cfg_.tokenizer.model.empty()) {
     tok_ = Tokenizer::load(cfg_.tokenizer.model);
@@ -196,6 +199,12 @@ void RunSession::log_config_changes() const {
 bool RunSession::already_finished(int64_t step) const {
   if (step < cfg_.train.max_steps) return false;
   spdlog::info("already finished: {} is at {} {} of {}", run_dir(), unit_, step, cfg_.train.max_steps);
+  return true;
+}
+
+bool RunSession::interrupted_before_start() const {
+  if (!stop_requested()) return false;
+  spdlog::warn("interrupted by signal {} during set-up; nothing trained, nothing to save", stop_signal());
   return true;
 }
 

@@ -84,6 +84,9 @@ class RunSession {
 
   // True (and logged) when the run is already at max_steps: nothing is left to do.
   bool already_finished(int64_t step) const;
+  // True (and logged) when SIGINT/SIGTERM came during set-up: the run ends before its first step,
+  // with kExitInterrupted and nothing to save.
+  bool interrupted_before_start() const;
   // Writes checkpoint `step` with every part (atomically, every file and folder fsynced).
   void save(int64_t step);
   const std::string& last_checkpoint() const { return last_checkpoint_; }

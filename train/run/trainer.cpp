@@ -286,6 +286,7 @@ int Trainer::run() {
   step_ = session_.resume();
   if (!session_.resuming()) init_weights();
   if (session_.already_finished(step_)) return 0;
+  if (session_.interrupted_before_start()) return kExitInterrupted;
   first_step_ = step_;
   start_ = window_start_ = Clock::now();
   model_->train();

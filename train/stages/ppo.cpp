@@ -448,6 +448,7 @@ int PpoRun::run() {
   step_ = session_.resume();
   if (!session_.resuming()) init_fresh();
   if (session_.already_finished(step_)) return 0;
+  if (session_.interrupted_before_start()) return kExitInterrupted;
   if (step_ == 0) evaluate_held_out();
   const int64_t first_step = step_;
   actor_->train();
