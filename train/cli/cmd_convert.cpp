@@ -36,7 +36,7 @@ void add_convert_command(CLI::App& app) {
       Decoder m = import_llama2c(*model);
       const std::string abs_model = std::filesystem::absolute(*model).string();
       const std::string dir = commit_checkpoint(*out, 0, [&](const std::string& tmp) {
-        save_model((std::filesystem::path(tmp) / "model.safetensors").string(), m, {{"source", "llama2c:" + abs_model}});
+        save_model((std::filesystem::path(tmp) / kModelFileName).string(), m, {{"source", "llama2c:" + abs_model}});
         save_trainer_state(tmp, {{"step", 0}, {"stage", "convert"}});
       });
       const ModelConfig& c = m->config();

@@ -88,7 +88,7 @@ int run_convert_hf(const ConvertArgs& a) {
     meta["tokenizer_hash"] = tok->content_hash();
   }
   const std::string dir = commit_checkpoint(a.out, 0, [&](const std::string& tmp) {
-    save_model((fs::path(tmp) / "model.safetensors").string(), m, meta);
+    save_model((fs::path(tmp) / kModelFileName).string(), m, meta);
     if (tok) fs::copy_file(tok_src, fs::path(tmp) / "tokenizer.model", fs::copy_options::overwrite_existing);
     save_trainer_state(tmp, {{"step", 0}, {"stage", "convert"}});
   });
@@ -108,7 +108,7 @@ int run_export_hf(const ExportArgs& a) {
                                   : a.dtype == "float16" ? torch::kHalf
                                                          : torch::kFloat;
   const std::string dir = resolve_checkpoint(a.checkpoint);
-  const std::string path = (fs::path(dir) / "model.safetensors").string();
+  const std::string path = (fs::path(dir) / kModelFileName).string();
   const auto meta = read_safetensors_metadata(path);
   Decoder m = load_model(path);
   if (m->head_kind() != Head::lm)

@@ -50,7 +50,7 @@ std::string origin(const std::map<std::string, std::string>& meta) {
 
 int run_info(const std::string& ck) {
   const std::string dir = resolve_checkpoint(ck);
-  const std::string path = (fs::path(dir) / "model.safetensors").string();
+  const std::string path = (fs::path(dir) / kModelFileName).string();
   std::printf("checkpoint: %s\n", dir.c_str());
   // The model file must load and match its own config; anything else is listed, then reported.
   SafeTensors st = load_safetensors(path);
