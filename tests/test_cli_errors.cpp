@@ -122,3 +122,17 @@ TEST(CliErrors, SigtermDuringSetUpExitsWithCode3) {
   EXPECT_EQ(WEXITSTATUS(status), 3) << read_text(run + "/out.txt");
   EXPECT_NE(read_text(run + "/out.txt").find("interrupted by signal 15"), std::string::npos) << read_text(run + "/out.txt");
 }
+
+TEST(CliErrors, AFatalErrorOfARunReachesItsTrainLog) {
+  TinyData d = tiny_data("trainer_data");
+  const std::string run = scratch_dir("cli_errors_trainlog");
+  auto r = run_infini("train " + source_path("configs/tiny/pretrain.yaml") + " run.dir=" + run + " tokenizer.model=" +
+                      d.tokenizer + " data.train=[" + d.shards + "] model.vocab_size=100");
+  EXPECT_EQ(r.code, 2) << r.output;
+  const std::string log = read_text(run + "/train.log");
+  EXPECT_NE(log.find("error: model.vocab_size (100) is smaller than the tokenizer's vocabulary"), std::string::npos)
+      << log;
+  // Once on stderr, not twice.
+  const std::string line = "error: model.vocab_size (100)";
+  EXPECT_EQ(r.output.find(line), r.output.rfind(line)) << r.output;
+}

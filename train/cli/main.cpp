@@ -44,20 +44,22 @@ int main(int argc, char** argv) {
     std::cerr << app.help();
     return 2;
   }
+  // One line on stderr, and in the run's train.log when a run had opened one.
+  auto fail = [](const char* what, int code) {
+    std::fprintf(stderr, "error: %s\n", what);
+    infini::log_to_run_file_only(std::string("error: ") + what);
+    return code;
+  };
   try {
     infini::run_selected_command();
   } catch (const infini::ConfigError& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 2;
+    return fail(e.what(), 2);
   } catch (const infini::Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
+    return fail(e.what(), 1);
   } catch (const c10::Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what_without_backtrace());
-    return 1;
+    return fail(e.what_without_backtrace(), 1);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
+    return fail(e.what(), 1);
   }
   return infini::command_exit_code();
 }

@@ -48,10 +48,22 @@ Runtime setup_runtime(const RunConfig& run) {
   return rt;
 }
 
+namespace {
+spdlog::sink_ptr g_run_file_sink;  // the train.log sink of this process's run, if it opened one
+}  // namespace
+
+void log_to_run_file_only(const std::string& line) {
+  if (!g_run_file_sink) return;
+  spdlog::details::log_msg msg("infini", spdlog::level::err, line);
+  g_run_file_sink->log(msg);
+  g_run_file_sink->flush();
+}
+
 void setup_logging(const std::string& level, const std::string& log_file) {
   std::vector<spdlog::sink_ptr> sinks;
   sinks.push_back(std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
   if (!log_file.empty()) sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(log_file, false));
+  g_run_file_sink = sinks.size() > 1 ? sinks[1] : nullptr;
   auto logger = std::make_shared<spdlog::logger>("infini", sinks.begin(), sinks.end());
   logger->set_pattern("[%H:%M:%S] %^%l%$ %v");
   if (sinks.size() > 1) sinks[1]->set_pattern("[%Y-%m-%d %H:%M:%S.%e] %l %v");

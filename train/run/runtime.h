@@ -35,4 +35,8 @@ void keep_freed_memory();
 // Console logging at `level`; when log_file is not empty, also to that file (appending).
 void setup_logging(const std::string& level, const std::string& log_file = "");
 
+// Writes `line` (as an error record) to the log file setup_logging opened, and nowhere else: how a
+// fatal error printed on stderr by main() also reaches RUN_DIR/train.log. Nothing without one.
+void log_to_run_file_only(const std::string& line);
+
 }  // namespace infini
