@@ -105,6 +105,16 @@ void DecoderImpl::advance(StreamState& state, const torch::Tensor& tokens, int64
   }
 }
 
+torch::Tensor DecoderImpl::trunk_advance(StreamState& state, const torch::Tensor& tokens) {
+  const int64_t T = tokens.size(-1);
+  TORCH_CHECK(T % cfg_.segment_len == 0, "Decoder::trunk_advance takes whole segments of ", cfg_.segment_len,
+              " tokens, got ", T);
+  std::vector<torch::Tensor> after;
+  torch::Tensor h = norm(blocks_from(tokens, state, &after));
+  take_memory(state, after, T);
+  return h;
+}
+
 std::vector<torch::Tensor> DecoderImpl::memory_writes(StreamState& state, const torch::Tensor& tokens) {
   const int64_t T = tokens.size(-1), N = cfg_.segment_len;
   TORCH_CHECK(T % N == 0, "Decoder::memory_writes takes whole segments of ", N, " tokens, got ", T);
@@ -117,6 +127,17 @@ std::vector<torch::Tensor> DecoderImpl::memory_writes(StreamState& state, const 
 torch::Tensor DecoderImpl::read_prompt(StreamState& state, const torch::Tensor& tokens, int64_t chunk_segments) {
   TORCH_CHECK(tokens.dim() == 2 && tokens.size(1) >= 1, "read_prompt expects tokens (B, T>=1), got ", tokens.sizes());
   const int64_t T = tokens.size(1), N = cfg_.segment_len;
+  if (state.no_memory) {
+    // Nothing is written into memory, so no token before the last token's segment affects it:
+    // skip to that segment's start and stream from there (what streaming every token would give).
+    const int64_t last_start = (state.tokens_seen + T - 1) / N * N;
+    if (last_start > state.tokens_seen) {
+      const int64_t skip = last_start - state.tokens_seen;
+      state.tokens_seen = last_start;
+      torch::Tensor h = trunk_stream(state, tokens.narrow(1, skip, T - skip));
+      return h.narrow(1, h.size(1) - 1, 1);
+    }
+  }
   int64_t at = 0;
   torch::Tensor h;
   if (state.position() != 0) {  // finish the segment in progress

@@ -39,12 +39,17 @@ struct DecoderImpl : torch::nn::Module {
   // `chunk_segments`, and the rest (at least the last token) is streamed. Activations stay bounded
   // by one chunk whatever T is. Inference only. 4 segments: on the demo model (segment 128, one
   // thread) as fast as chunks of 64 and no more resident memory than one segment at a time.
+  // A no_memory state skips straight to the last token's segment (earlier ones cannot matter).
   torch::Tensor read_prompt(StreamState& state, const torch::Tensor& tokens, int64_t chunk_segments = 4);
   // Moves `state` (on a segment boundary) past `tokens`, whole segments only, with the parallel
   // path in chunks of `chunk_segments`: the memory trunk_stream would leave, from a few large
   // matmuls instead of one small pass per segment, with one chunk's activations alive.
   // For prompts and loss-free prefixes: call under NoGradGuard/InferenceMode.
   void advance(StreamState& state, const torch::Tensor& tokens, int64_t chunk_segments = 4);
+  // advance over one chunk that also returns its hidden states: `tokens` (whole segments) from
+  // `state` (on a segment boundary) through the parallel path, `state` moved past them. Returns
+  // (B, T, D) after the final norm, what trunk_stream would give token by token. Inference only.
+  torch::Tensor trunk_advance(StreamState& state, const torch::Tensor& tokens);
   // For training with memory.gradient: detach: runs `tokens` (whole segments) from `state` with
   // gradient, moves `state` past them like advance, and returns per layer (undefined without
   // memory) the sum over the segments of what each one wrote into the packed memory [M | z]

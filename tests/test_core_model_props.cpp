@@ -114,6 +114,24 @@ TEST_P(BothRules, ParallelContinuesAStreamedPrefix) {
     }
   }
 
+  // read_prompt with the memory reset per segment: skipping to the last token's segment gives what
+  // that segment alone gives (a fresh sequence of its tokens), and what streaming every token gives.
+  for (int64_t lead : {0, 3, 20}) {
+    infini::StreamState st = m->new_state(2), every = m->new_state(2);
+    st.no_memory = every.no_memory = true;
+    if (lead > 0) {
+      m->trunk_stream(st, tok.narrow(1, 0, lead));
+      m->trunk_stream(every, tok.narrow(1, 0, lead));
+    }
+    torch::Tensor h = m->read_prompt(st, tok.narrow(1, lead, 37 - lead));
+    EXPECT_EQ(st.tokens_seen, 37);
+    torch::Tensor alone = m->trunk(tok.narrow(1, 32, 5)).narrow(1, 4, 1);  // segment 4 (tokens 32-36) alone
+    EXPECT_LE(max_diff(h, alone), 1e-5) << "lead=" << lead;
+    torch::Tensor streamed = m->trunk_stream(every, tok.narrow(1, lead, 37 - lead));
+    EXPECT_LE(max_diff(h, streamed.narrow(1, 36 - lead, 1)), 1e-5) << "lead=" << lead;
+    EXPECT_GT(max_diff(h, want.narrow(1, 36, 1)), 1e-4) << "the memory matters here, lead=" << lead;
+  }
+
   infini::StreamState mid = m->new_state(2);
   m->trunk_stream(mid, tok.narrow(1, 0, 5));
   EXPECT_THROW(m->trunk(tok.narrow(1, 5, 8), mid), c10::Error);  // not on a segment boundary

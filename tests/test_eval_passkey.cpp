@@ -189,6 +189,23 @@ TEST(EvalPasskey, CliWritesEveryCase) {
   for (const auto& [k, n] : seen) EXPECT_EQ(n, 2);
   EXPECT_GT(j["peak_rss_kb"].get<int64_t>(), 1000);
   EXPECT_EQ(j["workers"].get<int>(), 1);
+  EXPECT_FALSE(j["no_memory"].get<bool>());
+
+  // --no-memory: the same prompts and keys, each case read with the memory reset per segment.
+  const std::string out0 = test::scratch_dir("eval_passkey_cli0") + "/passkey.json";
+  r = test::run_infini("eval passkey --checkpoint " + t.dir + "/step --lengths 400,1k --depths 0,0.5,1 --trials 2 "
+                       "--digits 4 --seed 5 --threads 1 --no-memory --out " + out0);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("memory reset per segment"), std::string::npos) << r.output;
+  nlohmann::json j0 = nlohmann::json::parse(test::read_text(out0));
+  EXPECT_TRUE(j0["no_memory"].get<bool>());
+  ASSERT_EQ(j0["cases"].size(), j["cases"].size());
+  int differ = 0;
+  for (size_t i = 0; i < j["cases"].size(); ++i) {
+    EXPECT_EQ(j0["cases"][i]["key"], j["cases"][i]["key"]) << "case " << i;
+    differ += j0["cases"][i]["key_logprob"].get<double>() != j["cases"][i]["key_logprob"].get<double>();
+  }
+  EXPECT_EQ(differ, static_cast<int>(j["cases"].size())) << "every prompt spans several segments";
 
   // Three cases at once: the same cases, in the same order, with the same answers.
   const std::string out3 = test::scratch_dir("eval_passkey_cli3") + "/passkey.json";

@@ -66,13 +66,18 @@ TEST(EvalPpl, StreamingEqualsParallelLoss) {
     }
     auto [loss, n] = masked_lm_loss(hidden, model->lm_head_weight(), x, torch::ones_like(x, torch::kFloat));
     ASSERT_EQ(n, T - 1);
-    for (int64_t chunk : {0, 3, 13}) {  // whole segments, chunks smaller and larger than a segment
+    // The parallel path in chunks of 1, 2 and 4 segments (53 tokens: 6 whole segments, so chunks
+    // hand the memory on, and a ragged end), and the streaming path in pieces smaller and larger
+    // than a segment.
+    for (auto [chunk, segments] : {std::pair<int64_t, int64_t>{0, 4}, {0, 1}, {0, 2}, {3, 4}, {13, 4}}) {
       PplOptions opt;
       opt.chunk = chunk;
+      opt.chunk_segments = segments;
       PplResult r = stream_perplexity(model, ids, opt);
       EXPECT_EQ(r.overall.count, T - 1);
       EXPECT_EQ(r.tokens, T);
-      EXPECT_NEAR(r.overall.mean_nll(), loss.item<double>(), 1e-5) << "T " << T << " chunk " << chunk;
+      EXPECT_NEAR(r.overall.mean_nll(), loss.item<double>(), 1e-5)
+          << "T " << T << " chunk " << chunk << " segments " << segments;
       EXPECT_NEAR(r.overall.ppl(), std::exp(loss.item<double>()), 1e-4 * std::exp(loss.item<double>()));
     }
   }
@@ -126,11 +131,18 @@ TEST(EvalPpl, NoMemoryEqualsEachSegmentAlone) {
     nll_sum = nll.sum().item<double>();
     count = T - 1;
   }
+  for (int64_t chunk : {int64_t{0}, N, int64_t{5}}) {  // the parallel path (a batch of segments), streaming
+    PplOptions opt;
+    opt.no_memory = true;
+    opt.chunk = chunk;
+    opt.chunk_segments = 2;
+    PplResult r = stream_perplexity(model, ids, opt);
+    EXPECT_EQ(r.overall.count, count);
+    EXPECT_NEAR(r.overall.mean_nll(), nll_sum / static_cast<double>(count), 1e-5) << "chunk " << chunk;
+  }
   PplOptions opt;
   opt.no_memory = true;
   PplResult r = stream_perplexity(model, ids, opt);
-  EXPECT_EQ(r.overall.count, count);
-  EXPECT_NEAR(r.overall.mean_nll(), nll_sum / static_cast<double>(count), 1e-5);
 
   // And it is not what the memory gives: the comparison measures something.
   PplResult with = stream_perplexity(model, ids, PplOptions{});

@@ -90,7 +90,7 @@ void add_passkey(CLI::App& eval) {
     std::string lengths, depths = "0,0.5,1";
     int64_t trials = 1;
     int digits = 5;
-    bool chat = false;
+    bool chat = false, no_memory = false;
   };
   auto a = std::make_shared<Args>();
   CLI::App* cmd = eval.add_subcommand("passkey", "passkey retrieval at long context, streamed segment by segment "
@@ -105,9 +105,13 @@ void add_passkey(CLI::App& eval) {
   cmd->add_flag("--chat", a->chat,
                 "wrap prompts in the default chat template, as SFT records are (for passkey-fine-tuned models)");
   cmd->add_option("--seed", a->c.seed, "seed of the keys (and of --random-model's weights)");
+  cmd->add_flag("--no-memory", a->no_memory,
+                "memory reset per segment: nothing is written into memory, each segment sees only itself "
+                "(the same weights; what retrieval is without the memory)");
   cmd->callback([a] {
     set_command([a] {
       PasskeyOptions opt;
+      opt.no_memory = a->no_memory;
       opt.lengths = parse_token_counts(a->lengths, "--lengths");
       opt.depths = parse_depths(a->depths);
       opt.trials = a->trials;
@@ -131,10 +135,10 @@ void add_passkey(CLI::App& eval) {
         opt.workers = static_cast<int>(std::min<int64_t>(resolved_threads(a->c), n_cases));
         compat::set_threads(1);
       }
-      std::printf("passkey: %s, %zu lengths x %zu depths x %lld trials, %s, segment %lld, %s, %d at once\n",
+      std::printf("passkey: %s, %zu lengths x %zu depths x %lld trials, %s, segment %lld, %s, %d at once%s\n",
                   m.path.c_str(), opt.lengths.size(), opt.depths.size(), static_cast<long long>(opt.trials),
                   a->c.precision.c_str(), static_cast<long long>(m.model->config().segment_len),
-                  device_name(m.device).c_str(), opt.workers);
+                  device_name(m.device).c_str(), opt.workers, opt.no_memory ? ", memory reset per segment" : "");
       std::fflush(stdout);
       const ChatTemplate chat;
       auto results = run_passkey_eval(m.model, tok, passkey_builder(tok, a->chat ? &chat : nullptr), opt, [](const PasskeyCaseResult& r) {

@@ -127,6 +127,7 @@ std::vector<PasskeyCaseResult> run_passkey_eval(Decoder& model, const Tokenizer&
     synchronize(dev);
     const auto t0 = std::chrono::steady_clock::now();
     StreamState state = model->new_state(1);
+    state.no_memory = opt.no_memory;
     torch::Tensor logits = stream_prompt(model, state, p.ids, opt.bf16);
     synchronize(dev);
     const double prompt_s = seconds_since(t0);
@@ -240,6 +241,7 @@ nlohmann::json passkey_results_json(const std::vector<PasskeyCaseResult>& result
   j["digits"] = opt.digits;
   j["seed"] = opt.seed;
   j["precision"] = opt.bf16 ? "bf16" : "fp32";
+  j["no_memory"] = opt.no_memory;
   j["workers"] = opt.workers;
   j["cases"] = nlohmann::json::array();
   int64_t ok = 0, rss = 0;

@@ -23,6 +23,9 @@ struct PasskeyOptions {
   int digits = 5;                           // digits of the key
   uint64_t seed = 0;                        // keys and filler placement
   bool bf16 = false;                        // bf16 autocast around the forward
+  bool no_memory = false;                   // memory reset per segment (StreamState::no_memory):
+                                            // each segment sees only itself, the baseline that
+                                            // shows what the memory retrieves
   int64_t extra_tokens = 2;                 // decoded beyond `digits` tokens
   int workers = 1;                          // cases run at once, each on its own thread (with one
                                             // intra-op thread each: small ops scale better this way);

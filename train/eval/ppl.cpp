@@ -1,5 +1,6 @@
-// Streaming perplexity: chunks of whole segments through forward_stream, per-target NLL binned by
-// the target's position in the document. Tokenization of the input file in bounded blocks.
+// Long-document perplexity: chunks of whole segments through the parallel path (the memory carried
+// from chunk to chunk), the ragged end streamed; per-target NLL binned by the target's position in
+// the document. Tokenization of the input file in bounded blocks.
 #include "train/eval/ppl.h"
 
 #include <chrono>
@@ -35,14 +36,44 @@ std::vector<PplBucket> default_ppl_buckets() {
   return b;
 }
 
+namespace {
+
+// Adds per-target losses `nll` (L,) whose targets sit at document positions first_pos... .
+void add_losses(PplResult& r, const torch::Tensor& nll, int64_t first_pos) {
+  torch::Tensor host = nll.to(torch::kDouble).cpu().contiguous();
+  const double* p = host.data_ptr<double>();
+  const int64_t L = host.numel();
+  size_t b = 0;
+  for (int64_t i = 0; i < L; ++i) {
+    const int64_t pos = first_pos + i;
+    while (b + 1 < r.buckets.size() && r.buckets[b].end >= 0 && pos >= r.buckets[b].end) ++b;
+    r.overall.nll_sum += p[i];
+    r.overall.count += 1;
+    if (pos >= r.buckets[b].begin) {
+      r.buckets[b].nll_sum += p[i];
+      r.buckets[b].count += 1;
+    }
+  }
+}
+
+// -log p(targets) per position: logits (1, L, V), targets (1, L) -> (L,).
+torch::Tensor target_nll(const torch::Tensor& logits, const torch::Tensor& targets) {
+  return -torch::log_softmax(logits.to(torch::kFloat), -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1).squeeze(0);
+}
+
+}  // namespace
+
 PplResult stream_perplexity(Decoder& model, const std::vector<int64_t>& tokens, const PplOptions& opt) {
   TORCH_CHECK(tokens.size() >= 2, "stream_perplexity needs at least two tokens");
+  TORCH_CHECK(opt.chunk_segments >= 1, "stream_perplexity: chunk_segments must be >= 1");
   const auto t0 = std::chrono::steady_clock::now();
   torch::InferenceMode guard;
   model->eval();
   const torch::Device dev = model->tok_embeddings->weight.device();
   const int64_t T = static_cast<int64_t>(tokens.size());
-  const int64_t chunk = opt.chunk > 0 ? opt.chunk : model->config().segment_len;
+  const int64_t N = model->config().segment_len;
+  // Position p predicts token p + 1, so the last token is never fed: T - 1 inputs.
+  const int64_t chunk = opt.chunk > 0 ? opt.chunk : opt.chunk_segments * N;
 
   PplResult r;
   r.buckets = default_ppl_buckets();
@@ -53,33 +84,30 @@ PplResult stream_perplexity(Decoder& model, const std::vector<int64_t>& tokens, 
   const torch::Tensor all = torch::from_blob(const_cast<int64_t*>(tokens.data()), {1, T}, torch::kLong);
 
   for (int64_t start = 0; start < T - 1; start += chunk) {
-    // Feed [start, start + L); position p predicts token p + 1, so the last token is never fed.
     const int64_t L = std::min(chunk, T - 1 - start);
-    torch::Tensor x = all.narrow(1, start, L).to(dev);  // (1, L)
-    torch::Tensor logits;
-    {
-      compat::AutocastGuard ac(opt.bf16, dev.type());
-      logits = model->forward_stream(state, x);  // (1, L, V) fp32
-    }
-    torch::Tensor targets = all.narrow(1, start + 1, L).to(dev);  // (1, L)
-    torch::Tensor nll = -torch::log_softmax(logits.to(torch::kFloat), -1)
-                             .gather(-1, targets.unsqueeze(-1))
-                             .squeeze(-1)
-                             .squeeze(0)
-                             .to(torch::kDouble)
-                             .cpu();  // (L,)
-    const double* p = nll.data_ptr<double>();
-    for (int64_t i = 0; i < L; ++i) {
-      const int64_t pos = start + 1 + i;  // position of the target in the document
-      r.overall.nll_sum += p[i];
-      r.overall.count += 1;
-      for (auto& b : r.buckets) {
-        if (pos >= b.begin && (b.end < 0 || pos < b.end)) {
-          b.nll_sum += p[i];
-          b.count += 1;
-          break;
-        }
+    torch::Tensor x = all.narrow(1, start, L).to(dev);             // (1, L)
+    torch::Tensor targets = all.narrow(1, start + 1, L).to(dev);   // (1, L)
+    // The parallel path takes the chunk's whole segments (chunks start on a segment boundary when
+    // opt.chunk is 0); the rest, and every chunk when opt.chunk is set, is streamed.
+    const int64_t whole = opt.chunk > 0 ? 0 : L / N * N;
+    if (whole > 0) {
+      torch::Tensor xs = x.narrow(1, 0, whole), logits;
+      {
+        compat::AutocastGuard ac(opt.bf16, dev.type());
+        if (opt.no_memory)  // every segment alone, as the first of a fresh document: a batch of segments
+          logits = model->forward(xs.view({whole / N, N})).reshape({1, whole, -1});
+        else
+          logits = model->head(model->trunk_advance(state, xs));
       }
+      add_losses(r, target_nll(logits, targets.narrow(1, 0, whole)), start + 1);
+    }
+    if (whole < L) {
+      torch::Tensor logits;
+      {
+        compat::AutocastGuard ac(opt.bf16, dev.type());
+        logits = model->forward_stream(state, x.narrow(1, whole, L - whole));
+      }
+      add_losses(r, target_nll(logits, targets.narrow(1, whole, L - whole)), start + whole + 1);
     }
   }
   r.tokens = T;

@@ -33,7 +33,11 @@ struct PplOptions {
   // NOT a model trained without memory (memory.enabled = false has no gate at all).
   bool no_memory = false;
   bool bf16 = false;      // bf16 autocast around the forward (memory stays fp32)
-  int64_t chunk = 0;      // tokens fed per call; 0 = segment_len (whole segments: fastest)
+  // 0: chunks of `chunk_segments` whole segments through the parallel path (Decoder::trunk_advance:
+  // a few large matmuls per chunk, the memory handed on), the ragged end streamed. > 0: this many
+  // tokens per call through the streaming path (forward_stream), any split; slower, for tests.
+  int64_t chunk = 0;
+  int64_t chunk_segments = 4;  // segments per parallel chunk (activations of one chunk alive)
 };
 
 struct PplResult {
