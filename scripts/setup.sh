@@ -61,15 +61,16 @@ if [ "$FLAVOUR" = pip ]; then
   else
     step "torch $have: present in $VENV"
   fi
-  # The tests' oracle for the Hugging Face import/export (tests/reference/hf_oracle.py): the versions tested.
-  HF_PINS=(transformers==5.24.0 safetensors==0.8.0)
-  have_hf=$("$VENV/bin/python" -c 'import transformers, safetensors; print(f"transformers=={transformers.__version__} safetensors=={safetensors.__version__}")' 2>/dev/null || true)
-  if [ "$have_hf" != "${HF_PINS[*]}" ]; then
-    step "installing ${HF_PINS[*]} from PyPI into $VENV (the tests' Hugging Face oracle)"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${HF_PINS[@]}" \
-      || die "pip install" "could not install ${HF_PINS[*]} from PyPI (offline?)"
+  # The tests' oracles: Hugging Face transformers for the import/export (tests/reference/hf_oracle.py)
+  # and TensorBoard's own reader for the event files (tests/reference/tb_read.py); the versions tested.
+  ORACLE_PINS=(transformers==5.24.0 safetensors==0.8.0 tensorboard==2.21.0)
+  have_oracle=$("$VENV/bin/python" -c 'import transformers, safetensors, tensorboard; print(f"transformers=={transformers.__version__} safetensors=={safetensors.__version__} tensorboard=={tensorboard.__version__}")' 2>/dev/null || true)
+  if [ "$have_oracle" != "${ORACLE_PINS[*]}" ]; then
+    step "installing ${ORACLE_PINS[*]} from PyPI into $VENV (the tests' oracles)"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${ORACLE_PINS[@]}" \
+      || die "pip install" "could not install ${ORACLE_PINS[*]} from PyPI (offline?)"
   else
-    step "${HF_PINS[*]}: present in $VENV"
+    step "${ORACLE_PINS[*]}: present in $VENV"
   fi
   TORCH_CMAKE=$("$VENV/bin/python" -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>/dev/null) \
     || die "find LibTorch" "torch in $VENV does not import"

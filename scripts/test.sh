@@ -19,7 +19,7 @@ if [ -z "${INFINI_ORACLE_PYTHON:-}" ]; then
     fi
   done
 fi
-echo "==> Hugging Face oracle: ${INFINI_ORACLE_PYTHON:-none (the Hf* tests skip)}"
+echo "==> oracle Python (Hugging Face and TensorBoard tests): ${INFINI_ORACLE_PYTHON:-none (the Hf* and TensorBoard reader tests skip)}"
 echo "==> running tests ($("$BUILD_DIR/infini" --version))"
 mkdir -p "$BUILD_DIR/test_tmp"
 cd "$BUILD_DIR"

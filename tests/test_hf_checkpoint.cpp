@@ -28,6 +28,7 @@
 #include "core/rope.h"
 #include "core/safetensors.h"
 #include "data/tokenizer.h"
+#include "support/oracle.h"
 #include "support/run_util.h"
 #include "support/tiny_data.h"
 #include "train/run/checkpoint.h"
@@ -38,6 +39,7 @@ namespace test_hf_checkpoint {
 
 namespace fs = std::filesystem;
 using namespace infini;
+using infini::test::oracle_python;
 using infini::test::read_text;
 using infini::test::run_cmd;
 using infini::test::run_infini;
@@ -46,26 +48,6 @@ using infini::test::source_path;
 using json = nlohmann::json;
 
 namespace {
-
-std::string oracle_python() {
-  const char* p = std::getenv("INFINI_ORACLE_PYTHON");
-  return p && *p ? p : "";
-}
-
-bool oracle_required() {
-  const char* r = std::getenv("INFINI_REQUIRE_ORACLE");
-  return r && std::string(r) == "1";
-}
-
-// Skips the test (or fails it, when CI requires the oracle) without a Python to run it with.
-#define REQUIRE_ORACLE()                                                                                       \
-  do {                                                                                                         \
-    if (oracle_python().empty()) {                                                                             \
-      if (oracle_required()) FAIL() << "INFINI_REQUIRE_ORACLE=1 but INFINI_ORACLE_PYTHON is not set";          \
-      GTEST_SKIP() << "INFINI_ORACLE_PYTHON is not set: no Python with torch, transformers and safetensors to " \
-                      "compare with (scripts/test.sh sets it)";                                                \
-    }                                                                                                          \
-  } while (0)
 
 // The oracle's models and logits, made once per script version and shared by the test processes.
 std::string oracle_dir() {

@@ -12,10 +12,12 @@
 #include <nlohmann/json.hpp>
 
 #include "core/safetensors.h"
+#include "support/oracle.h"
 #include "support/run_util.h"
 #include "support/tiny_data.h"
 #include "train/run/checkpoint_dir.h"
 #include "train/run/metrics_log.h"
+#include "train/run/tensorboard_log.h"
 
 
 namespace infini::test {
@@ -175,6 +177,31 @@ TEST(RlhfStages, PpoRunsWithSeparateFrozenReference) {
   EXPECT_TRUE(st.contains("loader"));
   // The actor's weights moved away from the SFT weights.
   EXPECT_GT(weight_distance(ck + "/actor/model.safetensors", model_file(p.sft_run)), 0.0);
+}
+
+// PPO's records reach the TensorBoard event files: ppo/ per rollout, eval/ for the held-out accuracy
+// (read back with TensorBoard's own reader; skipped without it, see tests/support/oracle.h).
+TEST(RlhfStages, PpoScalarsReachTensorBoard) {
+  REQUIRE_ORACLE_MODULE("tensorboard");
+  const Pipeline& p = pipeline();
+  const std::string run = scratch_dir("rlhf_ppo_tensorboard");
+  auto r = run_infini(ppo_args(p, run, "train.max_steps=2"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  const nlohmann::json got = tensorboard_read(run);
+  size_t n = 0;
+  for (const auto& rec : read_metrics(run + "/metrics.jsonl"))
+    for (const auto& [tag, v] : record_scalars(rec)) {
+      SCOPED_TRACE(tag);
+      ASSERT_TRUE(got["scalars"].contains(tag));
+      bool found = false;
+      for (const auto& e : got["scalars"][tag])
+        if (e[0].get<int64_t>() == rec["step"].get<int64_t>()) found = e[1].get<float>() == v;
+      EXPECT_TRUE(found) << "step " << rec["step"];
+      ++n;
+    }
+  EXPECT_GT(n, 40u);
+  EXPECT_EQ(got["scalars"]["ppo/kl"].size(), 2u);
+  EXPECT_EQ(got["scalars"]["eval/true_accuracy"].size(), 2u);  // before the first rollout and at the end
 }
 
 TEST(RlhfStages, PpoResumeIsExact) {

@@ -19,6 +19,7 @@ struct RunConfig {
   Precision precision = Precision::bf16;  // fp32 | bf16 (autocast; master weights stay fp32)
   LogLevel log_level = LogLevel::info;    // trace | debug | info | warn | error
   bool deterministic = false;        // deterministic kernels where LibTorch offers them
+  bool tensorboard = true;           // TensorBoard event files beside metrics.jsonl (docs/monitoring.md)
 };
 
 struct OptimConfig {
@@ -128,6 +129,7 @@ template <class V> void visit_fields(RunConfig& c, V& v) {
   v("precision", c.precision, "fp32 | bf16");
   v("log_level", c.log_level, "trace | debug | info | warn | error");
   v("deterministic", c.deterministic, "deterministic kernels where available");
+  v("tensorboard", c.tensorboard, "TensorBoard event files in the run directory");
 }
 template <class V> void visit_fields(OptimConfig& c, V& v) {
   v("lr", c.lr, "peak learning rate");

@@ -12,14 +12,15 @@
 
 namespace infini {
 
-MetricsLog::MetricsLog(const std::string& path, int64_t keep_upto_step) : path_(path) {
-  if (keep_upto_step >= 0 && std::filesystem::exists(path)) {
+MetricsLog::MetricsLog(const std::string& path, int64_t first_new_step, std::unique_ptr<TensorBoardLog> tensorboard)
+    : path_(path), tensorboard_(std::move(tensorboard)) {
+  if (first_new_step >= 0 && std::filesystem::exists(path)) {
     std::ifstream in(path);
     std::ostringstream kept;
     for (std::string line; std::getline(in, line);) {
       auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
       if (j.is_discarded()) continue;  // a line cut by a kill
-      if (j.contains("step") && j["step"].get<int64_t>() > keep_upto_step) continue;
+      if (j.contains("step") && j["step"].get<int64_t>() >= first_new_step) continue;
       kept << line << "\n";
     }
     write_file_atomic(path, kept.str());
@@ -31,6 +32,7 @@ MetricsLog::MetricsLog(const std::string& path, int64_t keep_upto_step) : path_(
 void MetricsLog::write(const nlohmann::json& record) {
   out_ << record.dump() << "\n";
   out_.flush();
+  if (tensorboard_) tensorboard_->write(record);
 }
 
 std::vector<nlohmann::json> read_metrics(const std::string& path) {

@@ -178,7 +178,13 @@ int64_t RunSession::resume() {
   }
   // The run is accepted: only now is its config.yaml (re)written.
   write_file_atomic(config_path_, config_to_yaml(cfg_));
-  metrics_ = std::make_unique<MetricsLog>((fs::path(run_dir()) / "metrics.jsonl").string(), step);
+  // Records of steps after the checkpoint (of every step, on a fresh start) were an interrupted
+  // session's: this one writes them again.
+  const int64_t first_new_step = resuming() ? step + 1 : 0;
+  std::unique_ptr<TensorBoardLog> tb;
+  if (cfg_.run.tensorboard) tb = std::make_unique<TensorBoardLog>(run_dir(), first_new_step, config_to_yaml(cfg_));
+  metrics_ = std::make_unique<MetricsLog>((fs::path(run_dir()) / "metrics.jsonl").string(), first_new_step,
+                                          std::move(tb));
   return step;
 }
 
