@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   infini::add_data_command(app);
   infini::add_eval_command(app);
   infini::add_bench_command(app);
+  infini::add_report_command(app);
 
   try {
     app.parse(argc, argv);
