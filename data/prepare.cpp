@@ -204,7 +204,12 @@ PrepareStats prepare_corpus(const Tokenizer& tok, const PrepareOptions& opt) {
   check_inputs(opt);
   const auto t0 = std::chrono::steady_clock::now();
   const int threads = opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const bool show = opt.progress && ::isatty(2);
+  int64_t total_bytes = 0;
+  for (const auto& f : opt.inputs) {
+    std::error_code ec;
+    const auto n = std::filesystem::file_size(f, ec);
+    if (!ec) total_bytes += static_cast<int64_t>(n);
+  }
   PrepareStats st;
   SplitWriter train(opt.out_dir, "train", tok.vocab_size(), opt.shard_tokens);
   SplitWriter val(opt.out_dir, "val", tok.vocab_size(), opt.shard_tokens);
@@ -214,7 +219,6 @@ PrepareStats prepare_corpus(const Tokenizer& tok, const PrepareOptions& opt) {
     int64_t next_submit = 0, next_write = 0;
     Chunk chunk;
     size_t chunk_bytes = 0;
-    auto last_print = t0;
     auto write_one = [&] {
       auto ids = enc.take(next_write++);
       for (const auto& d : ids) {
@@ -230,6 +234,7 @@ PrepareStats prepare_corpus(const Tokenizer& tok, const PrepareOptions& opt) {
       chunk = Chunk();
       chunk_bytes = 0;
       while (next_submit - next_write > 2 * threads) write_one();  // bounded memory
+      if (opt.on_progress) opt.on_progress(st.bytes, total_bytes);
     };
     auto emit = [&](const std::string& doc) {
       chunk_bytes += doc.size();
@@ -243,14 +248,6 @@ PrepareStats prepare_corpus(const Tokenizer& tok, const PrepareOptions& opt) {
       while (std::getline(in, line)) {
         st.bytes += static_cast<int64_t>(line.size()) + 1;
         split.feed_line(line, emit);
-        if (show && (st.bytes & 0xFFFF) < 200) {
-          const auto now = std::chrono::steady_clock::now();
-          if (now - last_print > std::chrono::milliseconds(500)) {
-            const double s = std::chrono::duration<double>(now - t0).count();
-            std::fprintf(stderr, "\rprepare: %.1f MB read, %.1f MB/s   ", st.bytes / 1e6, st.bytes / 1e6 / s);
-            last_print = now;
-          }
-        }
       }
       if (in.bad()) throw Error(fmt::format("data prepare: input {}: read error", f));
       split.flush(emit);  // documents never span two files
@@ -258,7 +255,6 @@ PrepareStats prepare_corpus(const Tokenizer& tok, const PrepareOptions& opt) {
     submit();
     while (next_write < next_submit) write_one();
   }
-  if (show) std::fprintf(stderr, "\n");
   if (doc_index == 0) throw Error("data prepare: the inputs hold no documents (empty or blank files)");
 
   st.documents = doc_index;

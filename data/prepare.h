@@ -8,6 +8,7 @@
 // about f of the documents, evenly spread, the same on every run and for any thread count.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -23,7 +24,9 @@ struct PrepareOptions {
   double val_fraction = 0.005;      // share of documents held out for validation
   int threads = 0;                  // 0 = hardware concurrency
   int64_t shard_tokens = 1 << 26;   // tokens per shard file at most
-  bool progress = true;             // MB/s on stderr when it is a terminal
+  // Called after every chunk of text read (about kChunkBytes) with the bytes read so far and the
+  // inputs' total size; the command draws the progress line (train/run/progress.h).
+  std::function<void(int64_t read, int64_t total)> on_progress;
 };
 
 struct PrepareStats {

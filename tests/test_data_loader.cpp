@@ -52,7 +52,6 @@ const std::string& shard_dir() {
     opt.out_dir = dir + "/shards";
     opt.val_fraction = 0.1;
     opt.shard_tokens = 1000;
-    opt.progress = false;
     prepare_corpus(tok(), opt);
     dir += "/shards";
   }

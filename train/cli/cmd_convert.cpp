@@ -11,6 +11,7 @@
 #include "train/run/checkpoint.h"
 #include "train/run/checkpoint_dir.h"
 #include "train/cli/commands.h"
+#include "train/run/progress.h"
 
 namespace infini {
 
@@ -33,12 +34,17 @@ void add_convert_command(CLI::App& app) {
       if (!*force && fs::exists(*out, ec) && !(fs::is_directory(*out, ec) && fs::is_empty(*out, ec)))
         throw ConfigError(fmt::format("--out {}: exists and is not an empty folder (a run directory?); choose a new "
                                       "folder, or add --force to write step 0 into it", *out));
+      Progress progress("convert llama2c", 0, "");
+      ProgressTicker ticker(progress);
+      progress.note("reading " + *model);
       Decoder m = import_llama2c(*model);
       const std::string abs_model = std::filesystem::absolute(*model).string();
+      progress.note("writing " + *out);
       const std::string dir = commit_checkpoint(*out, 0, [&](const std::string& tmp) {
         save_model((std::filesystem::path(tmp) / kModelFileName).string(), m, {{"source", "llama2c:" + abs_model}});
         save_trainer_state(tmp, {{"step", 0}, {"stage", "convert"}});
       });
+      progress.finish();
       const ModelConfig& c = m->config();
       std::printf("wrote %s (%lld parameters; d_model %lld, %lld layers, %lld heads, %lld kv heads, vocab %lld)\n",
                   dir.c_str(), static_cast<long long>(parameter_count(m)), static_cast<long long>(c.d_model),

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "data/prepare.h"
+#include "train/run/progress.h"
 #include "data/synth.h"
 #include "data/tokenizer.h"
 #include "train/cli/commands.h"
@@ -35,7 +36,13 @@ void add_data_command(CLI::App& app) {
     set_command([popt, ptok] {
       popt->threads = resolve_threads(popt->threads, "--threads");
       const Tokenizer tok = Tokenizer::load(*ptok);
+      Progress progress("data prepare", 0, "MB");
+      popt->on_progress = [&progress](int64_t read, int64_t total) {
+        progress.set_total(static_cast<double>(total) / 1e6);
+        progress.update(static_cast<double>(read) / 1e6);
+      };
       const PrepareStats s = prepare_corpus(tok, *popt);
+      progress.finish();
       const int64_t tokens = s.train_tokens + s.val_tokens;
       std::printf("prepared %s: %lld documents (%lld train, %lld val), %lld train + %lld val tokens, "
                   "%.2f bytes/token, %.1f MB in %.2f s (%.1f MB/s)\n",

@@ -21,6 +21,7 @@
 #include "train/cli/token_counts.h"
 #include "train/eval/passkey.h"
 #include "train/eval/ppl.h"
+#include "train/run/progress.h"
 #include "train/run/runtime.h"
 
 namespace infini {
@@ -141,13 +142,21 @@ void add_passkey(CLI::App& eval) {
                   device_name(m.device).c_str(), opt.workers, opt.no_memory ? ", memory reset per segment" : "");
       std::fflush(stdout);
       const ChatTemplate chat;
-      auto results = run_passkey_eval(m.model, tok, passkey_builder(tok, a->chat ? &chat : nullptr), opt, [](const PasskeyCaseResult& r) {
+      int64_t total_tokens = 0, cases_done = 0;
+      for (int64_t len : opt.lengths) total_tokens += len * static_cast<int64_t>(opt.depths.size()) * opt.trials;
+      Progress progress("eval passkey", static_cast<double>(total_tokens), "tokens");
+      progress.note(fmt::format("0/{} cases", n_cases));
+      opt.on_tokens = [&progress](int64_t n) { progress.add(static_cast<double>(n)); };
+      auto results = run_passkey_eval(m.model, tok, passkey_builder(tok, a->chat ? &chat : nullptr), opt, [&](const PasskeyCaseResult& r) {
+        progress.clear();
         std::printf("  length %lld depth %.2f trial %lld: key %s answer \"%s\" %s  log p(key) %.3f  %.1f s  %.0f tokens/s  peak RSS %.1f MiB\n",
                     static_cast<long long>(r.length), r.depth, static_cast<long long>(r.trial), r.key.c_str(),
                     r.answer.c_str(), r.correct ? "correct" : "wrong", r.key_logprob, r.seconds, r.tokens_per_s,
                     static_cast<double>(r.peak_rss_kb) / 1024.0);
         std::fflush(stdout);
+        progress.note(fmt::format("{}/{} cases", ++cases_done, n_cases));
       });
+      progress.finish();
       std::printf("%s", passkey_table(results, opt).c_str());
       nlohmann::json j = passkey_results_json(results, opt);
       j["checkpoint"] = m.path;
@@ -203,7 +212,10 @@ void add_ppl(CLI::App& eval) {
       j["precision"] = a->c.precision;
       auto run = [&](bool no_memory) {
         opt.no_memory = no_memory;
+        Progress progress(no_memory ? "eval ppl (no memory)" : "eval ppl", static_cast<double>(ids.size()), "tokens");
+        opt.on_tokens = [&progress](int64_t done) { progress.update(static_cast<double>(done)); };
         PplResult r = stream_perplexity(m.model, ids, opt);
+        progress.finish();
         print_ppl(r);
         return ppl_result_json(r);
       };

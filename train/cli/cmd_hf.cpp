@@ -18,6 +18,7 @@
 #include "data/tokenizer.h"
 #include "train/run/checkpoint.h"
 #include "train/run/checkpoint_dir.h"
+#include "train/run/progress.h"
 #include "train/cli/commands.h"
 
 namespace infini {
@@ -56,6 +57,9 @@ int run_convert_hf(const ConvertArgs& a) {
   }
   if (a.segment_len > 0) o.segment_len = a.segment_len;
 
+  Progress progress("convert hf", 0, "");
+  ProgressTicker ticker(progress);
+  progress.note("reading " + a.model);
   HfFolder f = read_hf_folder(a.model);
   const fs::path tok_src = fs::path(a.model) / "tokenizer.model";
   std::optional<Tokenizer> tok;
@@ -74,9 +78,11 @@ int run_convert_hf(const ConvertArgs& a) {
                                   "tokenizers (tokenizer.model) only: add --no-tokenizer to convert the weights alone",
                                   a.model));
   } else {
+    progress.clear();
     std::fprintf(stderr, "note: %s has no tokenizer.model; the checkpoint records no tokenizer\n", a.model.c_str());
   }
 
+  progress.note("converting");
   Decoder m = import_hf(f, o);
   const std::string abs_model = fs::absolute(a.model).lexically_normal().string();
   std::map<std::string, std::string> meta{{"source", "hf:" + abs_model},
@@ -87,11 +93,13 @@ int run_convert_hf(const ConvertArgs& a) {
     meta["tokenizer_path"] = (final_dir / "tokenizer.model").string();
     meta["tokenizer_hash"] = tok->content_hash();
   }
+  progress.note("writing " + a.out);
   const std::string dir = commit_checkpoint(a.out, 0, [&](const std::string& tmp) {
     save_model((fs::path(tmp) / kModelFileName).string(), m, meta);
     if (tok) fs::copy_file(tok_src, fs::path(tmp) / "tokenizer.model", fs::copy_options::overwrite_existing);
     save_trainer_state(tmp, {{"step", 0}, {"stage", "convert"}});
   });
+  progress.finish();
   const ModelConfig& c = m->config();
   std::printf("wrote %s (%lld parameters; %s %s, d_model %lld, %lld layers, %lld heads, %lld kv heads, vocab %lld; "
               "memory %s, segment_len %lld%s)\n",

@@ -5,9 +5,11 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 
 #include "data/tokenizer.h"
 #include "train/cli/commands.h"
+#include "train/run/progress.h"
 #include "train/run/runtime.h"
 
 namespace infini {
@@ -26,7 +28,15 @@ void add_tokenizer_command(CLI::App& app) {
   train->callback([opt] {
     set_command([opt] {
       opt->threads = resolve_threads(opt->threads, "--threads");
-      const TokenizerTrainReport rep = train_tokenizer(*opt);
+      TokenizerTrainReport rep;
+      {
+        // sentencepiece reports nothing while it trains: the line shows the phase and the time.
+        Progress progress("tokenizer train", 0, "");
+        progress.note(fmt::format("training {} pieces ({}) on {} file{}", opt->vocab_size, opt->model_type,
+                                  opt->inputs.size(), opt->inputs.size() == 1 ? "" : "s"));
+        ProgressTicker ticker(progress);
+        rep = train_tokenizer(*opt);
+      }
       if (rep.lines_cut > 0)
         std::printf("cut %lld lines longer than 16384 bytes (sentencepiece's limit) into %lld lines, at spaces where "
                     "possible, in %lld input file%s\n", static_cast<long long>(rep.lines_cut),

@@ -51,13 +51,29 @@ int64_t peak_rss_kb() {
   return static_cast<int64_t>(ru.ru_maxrss);  // KiB on Linux
 }
 
-torch::Tensor stream_prompt(Decoder& model, StreamState& state, const std::vector<int64_t>& ids, bool bf16) {
+torch::Tensor stream_prompt(Decoder& model, StreamState& state, const std::vector<int64_t>& ids, bool bf16,
+                            const std::function<void(int64_t)>& on_tokens) {
   TORCH_CHECK(!ids.empty(), "stream_prompt: empty prompt");
   const torch::Device dev = model->tok_embeddings->weight.device();
   const int64_t T = static_cast<int64_t>(ids.size());
   compat::AutocastGuard ac(bf16, dev.type());
   torch::Tensor x = torch::from_blob(const_cast<int64_t*>(ids.data()), {1, T}, torch::kLong).to(dev);
-  return model->head(model->read_prompt(state, x)).squeeze(1);  // (1, V)
+  int64_t left = T;
+  if (on_tokens && state.position() == 0 && !state.no_memory) {
+    // The whole segments read_prompt would advance over, in pieces of 256 segments: a multiple of
+    // its chunk of 4, so the same chunks are computed, and the callback sees each piece.
+    const int64_t N = model->config().segment_len, piece = 256 * N, whole = (T - 1) / N * N;
+    int64_t at = 0;
+    for (; at + piece <= whole; at += piece) {
+      model->advance(state, x.narrow(1, at, piece), 4);
+      on_tokens(piece);
+    }
+    x = x.narrow(1, at, T - at);
+    left = T - at;
+  }
+  torch::Tensor logits = model->head(model->read_prompt(state, x, 4)).squeeze(1);  // (1, V)
+  if (on_tokens) on_tokens(left);
+  return logits;
 }
 
 std::vector<int64_t> greedy_tokens(Decoder& model, StreamState& state, torch::Tensor logits, int64_t n, bool bf16) {
@@ -128,7 +144,7 @@ std::vector<PasskeyCaseResult> run_passkey_eval(Decoder& model, const Tokenizer&
     const auto t0 = std::chrono::steady_clock::now();
     StreamState state = model->new_state(1);
     state.no_memory = opt.no_memory;
-    torch::Tensor logits = stream_prompt(model, state, p.ids, opt.bf16);
+    torch::Tensor logits = stream_prompt(model, state, p.ids, opt.bf16, opt.on_tokens);
     synchronize(dev);
     const double prompt_s = seconds_since(t0);
     const std::vector<int> key_ids = tok.encode(" " + r.key);  // as SFT records' responses are encoded

@@ -27,6 +27,8 @@ struct PasskeyOptions {
                                             // each segment sees only itself, the baseline that
                                             // shows what the memory retrieves
   int64_t extra_tokens = 2;                 // decoded beyond `digits` tokens
+  std::function<void(int64_t)> on_tokens;   // prompt tokens read (for a progress line; called from
+                                            // the workers, possibly at once)
   int workers = 1;                          // cases run at once, each on its own thread (with one
                                             // intra-op thread each: small ops scale better this way);
                                             // the same tokens for any number (log-probabilities
@@ -54,8 +56,10 @@ int64_t peak_rss_kb();
 
 // Streams `ids` through the model in whole segments (the first chunk completes the state's current
 // segment), the body through the trunk only; returns the logits of the last position (1, V) fp32.
-// Call under InferenceMode.
-torch::Tensor stream_prompt(Decoder& model, StreamState& state, const std::vector<int64_t>& ids, bool bf16);
+// Call under InferenceMode. on_tokens (optional) is called with the number of prompt tokens read as
+// the prompt is read (pieces of a few hundred segments; the same computation as without it).
+torch::Tensor stream_prompt(Decoder& model, StreamState& state, const std::vector<int64_t>& ids, bool bf16,
+                            const std::function<void(int64_t)>& on_tokens = {});
 
 // Greedy decoding of `n` tokens after logits (1, V), fed back one at a time. Call under InferenceMode.
 std::vector<int64_t> greedy_tokens(Decoder& model, StreamState& state, torch::Tensor logits, int64_t n, bool bf16);

@@ -109,6 +109,7 @@ PplResult stream_perplexity(Decoder& model, const std::vector<int64_t>& tokens, 
       }
       add_losses(r, target_nll(logits, targets.narrow(1, whole, L - whole)), start + whole + 1);
     }
+    if (opt.on_tokens) opt.on_tokens(start + L + 1);
   }
   r.tokens = T;
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -3,6 +3,7 @@
 // Not the CLI (train/cli/cmd_eval.cpp) nor training-time validation (train/run/trainer.h).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,7 @@ struct PplOptions {
   // tokens per call through the streaming path (forward_stream), any split; slower, for tests.
   int64_t chunk = 0;
   int64_t chunk_segments = 4;  // segments per parallel chunk (activations of one chunk alive)
+  std::function<void(int64_t)> on_tokens;  // after each chunk: the tokens read so far (a progress line)
 };
 
 struct PplResult {

@@ -26,6 +26,7 @@
 #include "train/run/adamw.h"
 #include "train/run/checkpoint.h"
 #include "train/run/checkpoint_dir.h"
+#include "train/run/progress.h"
 #include "train/run/session.h"
 #include "train/run/signals.h"
 #include "train/run/stopwatch.h"
@@ -129,6 +130,10 @@ class PpoRun {
   at::Generator gen_;
   SamplingOptions sampling_;
   int64_t step_ = 0;
+  std::optional<Progress> progress_;  // rollouts done of max_steps, and the phase; cleared before log lines
+  void phase(const std::string& what) {
+    if (progress_) progress_->note(fmt::format("rollout {}: {}", step_ + 1, what));
+  }
 };
 
 PpoRun::PpoRun(const Config& cfg)
@@ -382,6 +387,7 @@ void PpoRun::log(const Experience& ex, const UpdateStats& u, double kl_coef_used
   if (pc_.samples_per_prompt > 1) rec["mixed_groups"] = ex.mixed_groups;
   if (!rloo_) rec["explained_variance"] = ev;
   session_.metrics().write(rec);
+  if (progress_) progress_->clear();
   spdlog::info("rollout {}/{} reward {:.3f}±{:.3f} kl {:.3f} (coef {:.3g}) pl {:.4f} vl {:.4f} clip {:.3f} "
                "approx_kl {:.4f} entropy {:.3f} ev {:.3f} len {:.1f} eos {:.2f} distinct {:.2f} | time: generate "
                "{:.1f}s score {:.1f}s update {:.1f}s",
@@ -439,6 +445,7 @@ void PpoRun::evaluate_held_out() {
   if (held_out_.size() > 1) rec["true_accuracy_per_file"] = per_file;
   if (reward_model_) rec["rm_score"] = rm / n;
   session_.metrics().write(rec);
+  if (progress_) progress_->clear();
   spdlog::info("eval rollout {}: true accuracy {:.3f} (greedy, {} held-out prompts){}{} response length {:.1f}", step_,
                acc / n, static_cast<int64_t>(n), held_out_.size() > 1 ? " by file:" + per_file_text + ";" : "",
                reward_model_ ? fmt::format(" rm score {:.3f}", rm / n) : "", len / n);
@@ -453,11 +460,16 @@ int PpoRun::run() {
   const int64_t first_step = step_;
   actor_->train();
   critic_->train();
+  progress_.emplace("ppo", static_cast<double>(cfg_.train.max_steps), "rollouts");
+  progress_->update(static_cast<double>(step_));
   while (step_ < cfg_.train.max_steps) {
     const int64_t this_step = step_ + 1;
+    phase("sampling and scoring");
     const Experience ex = make_experience();
+    phase("updating");
     const UpdateStats u = update(ex, this_step);
     if (!u.finite) {
+      progress_->finish();
       const std::string& last = session_.last_checkpoint();
       spdlog::error("rollout {}: non-finite PPO loss; stopping. The last good checkpoint is {}", this_step,
                     last.empty() ? "none" : last);
@@ -468,13 +480,16 @@ int PpoRun::run() {
     kl_.update(ex.kl_mean, ex.rollout.tokens.size(0));
     step_ = this_step;
     log(ex, u, kl_coef_used);
+    progress_->update(static_cast<double>(step_));
     if (pc_.eval_every > 0 && step_ % pc_.eval_every == 0 && step_ != cfg_.train.max_steps) evaluate_held_out();
+    progress_->clear();  // end_step may log a checkpoint
     switch (session_.end_step(step_, first_step)) {
       case StepEnd::interrupted: return kExitInterrupted;
       case StepEnd::stopped: return 0;
       case StepEnd::next: break;
     }
   }
+  progress_->finish();
   evaluate_held_out();
   session_.finish(step_, fmt::format("{} rollouts", step_));
   return 0;
