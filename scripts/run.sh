@@ -84,6 +84,12 @@ $INFINI eval passkey --checkpoint runs/demo-sft --lengths 1k,4k --depths 0,0.5,1
 $INFINI eval ppl --checkpoint runs/demo-pretrain --text data/corpora/austen.txt --max-tokens 32768 --compare \
   --out runs/demo-pretrain/eval_ppl.json
 
+stage "reports"
+REPORTS=()
+for r in runs/demo-pretrain runs/demo-sft runs/demo-reward runs/demo-ppo; do
+  $INFINI report "$r" && REPORTS+=("$r/report.html") || echo "(report of $r failed)"
+done
+
 if [ -x /usr/bin/python3 ]; then
   stage "plots"
   for r in runs/demo-pretrain runs/demo-sft runs/demo-reward; do
@@ -136,5 +142,6 @@ cat <<TXT
   SFT run            runs/demo-sft/
   reward model       runs/demo-reward/  (eval_reward.json)
   PPO run            runs/demo-ppo/     (checkpoints/step_N/actor, critic)
+  reports            ${REPORTS[*]:-none}  (open in a browser; tensorboard --logdir runs/ reads the same metrics)
   try:               $INFINI generate --checkpoint runs/demo-sft --prompt \$'### User:\\nWhat is 12 + 30?\\n\\n### Assistant:\\n' --max-new-tokens 16
 TXT
