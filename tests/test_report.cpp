@@ -124,8 +124,9 @@ std::map<std::string, std::vector<std::pair<double, double>>> chart_points(const
       for (std::string p; pts >> p;) {
         const double px = std::stod(p.substr(0, p.find(','))), py = std::stod(p.substr(p.find(',') + 1));
         const double x = d("data-xmin") + (px - d("data-left")) / d("data-width") * (d("data-xmax") - d("data-xmin"));
-        const double y =
-            d("data-ymin") + (d("data-top") + d("data-height") - py) / d("data-height") * (d("data-ymax") - d("data-ymin"));
+        const double frac = (d("data-top") + d("data-height") - py) / d("data-height");
+        const double y = a.at("data-yscale") == "log" ? d("data-ymin") * std::pow(d("data-ymax") / d("data-ymin"), frac)
+                                                      : d("data-ymin") + frac * (d("data-ymax") - d("data-ymin"));
         out[els[j].attrs.at("data-series")].emplace_back(x, y);
       }
     }
@@ -175,6 +176,24 @@ TEST(Report, HtmlEscapeAndNumbers) {
   EXPECT_EQ(short_number(0.000123), "0.000123");
   EXPECT_EQ(short_number(2500000), "2.5M");
   EXPECT_EQ(short_number(12345), "12.3k");
+}
+
+// Positive values over orders of magnitude get a log axis; the vertices still map back to the points.
+TEST(Report, WideRangesGetALogAxis) {
+  const std::vector<std::pair<double, double>> pts = {{0, 1600}, {50, 90}, {100, 8.5}, {400, 2.2}};
+  const std::string svg = svg_line_chart({"train/ppl", "step", "ppl"}, {{"run", pts}});
+  const auto els = parse_html(svg);
+  ASSERT_EQ(els.at(0).attrs.at("data-yscale"), "log");
+  EXPECT_NE(svg.find("ppl (log scale)"), std::string::npos);
+  const auto got = chart_points(els, "train/ppl").at("run");
+  ASSERT_EQ(got.size(), pts.size());
+  for (size_t i = 0; i < pts.size(); ++i) {
+    EXPECT_NEAR(got[i].first, pts[i].first, 0.1);
+    EXPECT_NEAR(got[i].second / pts[i].second, 1.0, 2e-3) << i;
+  }
+  // A narrow range stays linear.
+  EXPECT_NE(svg_line_chart({"t", "step", "loss"}, {{"run", {{1, 5.0}, {2, 4.0}}}}).find("data-yscale=\"linear\""),
+            std::string::npos);
 }
 
 TEST(Report, ATinyRunsPageHoldsItsCurvesTablesAndConfig) {

@@ -104,8 +104,10 @@ std::string curves_section(const std::vector<RunRecords>& runs) {
   for (const auto& tag : tags) {
     std::vector<ChartSeries> series = by_tag[tag];
     for (size_t i = 0; i < series.size(); ++i) series[i].label = runs[i].label;
-    const std::string key = tag.substr(tag.find('/') + 1);
-    s += svg_line_chart({tag, tag.rfind("ppo/", 0) == 0 ? "rollout" : "step", key}, series);
+    const std::string key = tag.substr(tag.rfind('/') + 1);
+    ChartSpec spec{tag, tag.rfind("ppo/", 0) == 0 ? "rollout" : "step", key};
+    spec.log_allowed = key != "tokens_seen" && key != "elapsed_s" && key != "eta_s";  // counters read best linear
+    s += svg_line_chart(spec, series);
   }
   return s + "</div>\n";
 }
@@ -114,6 +116,7 @@ std::string curves_section(const std::vector<RunRecords>& runs) {
 std::string time_split_section(const std::vector<RunRecords>& runs) {
   HtmlTable t({"run", "logged window", "data", "model", "optimizer", "other (log, eval, checkpoints)", "ppo generate",
                "ppo score", "ppo update"});
+  std::vector<BarRow> bars;
   for (const auto& r : runs) {
     std::map<std::string, double> sum;
     for (const auto& m : r.metrics)
@@ -125,10 +128,16 @@ std::string time_split_section(const std::vector<RunRecords>& runs) {
     t.row({r.label, w > 0 ? fmt::format("{:.1f} s", w) : "-", part(sum["data_s"]), part(sum["model_s"]),
            part(sum["optim_s"]), part(std::max(0.0, w - sum["data_s"] - sum["model_s"] - sum["optim_s"])),
            plain(sum["generate_s"]), plain(sum["score_s"]), plain(sum["update_s"])});
+    if (w > 0)
+      bars.push_back({r.label, {{"data", sum["data_s"]}, {"model", sum["model_s"]}, {"optimizer", sum["optim_s"]},
+                                {"other", std::max(0.0, w - sum["data_s"] - sum["model_s"] - sum["optim_s"])}}});
+    else if (sum["generate_s"] + sum["update_s"] > 0)
+      bars.push_back({r.label, {{"ppo generate", sum["generate_s"]}, {"ppo score", sum["score_s"]},
+                                {"ppo update", sum["update_s"]}}});
   }
   return "<h2>Time split</h2>\n<p>Sums over the logged training records: waiting for batches (data), "
          "forward and backward (model), clipping and AdamW (optimizer); PPO: sampling, scoring, updates.</p>\n" +
-         t.str();
+         (bars.empty() ? std::string() : svg_stacked_bars("where the time went", bars)) + t.str();
 }
 
 std::string passkey_table(const nlohmann::json& j) {
@@ -153,8 +162,11 @@ std::string passkey_table(const nlohmann::json& j) {
     }
     t.row(cellv);
   }
-  return fmt::format("<h3>Passkey retrieval (correct / trials; overall {})</h3>\n",
-                     html_escape(num(j.value("accuracy", NAN)))) + t.str();
+  int correct = 0, trials = 0;
+  for (const auto& [len, row] : cells)
+    for (const auto& [d, c] : row) correct += c.first, trials += c.second;
+  return fmt::format("<h3>Passkey retrieval (correct / trials by prompt length and key depth; overall {}/{})</h3>\n",
+                     correct, trials) + t.str();
 }
 
 std::string ppl_table(const nlohmann::json& j) {

@@ -48,10 +48,27 @@ std::string svg_text(double x, double y, const std::string& text, const char* an
                      html_escape(text));
 }
 
+// Ticks at each power of ten in [lo, hi] (the range widened to whole decades), with 2 and 5 times
+// them when the range spans fewer than three decades.
+std::vector<double> log_ticks(double& lo, double& hi) {
+  lo = std::pow(10.0, std::floor(std::log10(lo) + 1e-9));
+  hi = std::pow(10.0, std::ceil(std::log10(hi) - 1e-9));
+  const bool fine = std::log10(hi / lo) < 3;
+  std::vector<double> ticks;
+  for (double d = lo; d <= hi * 1.0001; d *= 10)
+    for (double m : {1.0, 2.0, 5.0})
+      if ((m == 1.0 || fine) && d * m <= hi * 1.0001) ticks.push_back(d * m);
+  return ticks;
+}
+
 struct Frame {
   double left = 64, top = 30, width = 0, height = 0, xmin = 0, xmax = 1, ymin = 0, ymax = 1;
+  bool log_y = false;
   double px(double x) const { return left + (x - xmin) / (xmax - xmin) * width; }
-  double py(double y) const { return top + height - (y - ymin) / (ymax - ymin) * height; }
+  double py(double y) const {
+    const double frac = log_y ? std::log10(y / ymin) / std::log10(ymax / ymin) : (y - ymin) / (ymax - ymin);
+    return top + height - frac * height;
+  }
 };
 
 // Grid lines, tick labels and axis labels.
@@ -121,15 +138,19 @@ std::string svg_line_chart(const ChartSpec& spec, const std::vector<ChartSeries>
   f.width = spec.width - f.left - 16;
   f.height = spec.height - f.top - 44;
   f.xmin = xr.lo, f.xmax = xr.hi, f.ymin = yr.lo, f.ymax = yr.hi;
-  const auto xt = nice_ticks(f.xmin, f.xmax, 6), yt = nice_ticks(f.ymin, f.ymax, 5);
+  // A positive series over two or more orders of magnitude (a perplexity from its start) on a log axis.
+  f.log_y = spec.log_allowed && yr.lo > 0 && yr.hi / yr.lo >= 100;
+  const auto xt = nice_ticks(f.xmin, f.xmax, 6), yt = f.log_y ? log_ticks(f.ymin, f.ymax) : nice_ticks(f.ymin, f.ymax, 5);
+  ChartSpec labelled = spec;
+  if (f.log_y) labelled.y_label += " (log scale)";
   std::string s = fmt::format(
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" viewBox=\"0 0 {} {}\" class=\"chart\" "
       "data-left=\"{}\" data-top=\"{}\" data-width=\"{}\" data-height=\"{}\" data-xmin=\"{:.17g}\" "
-      "data-xmax=\"{:.17g}\" data-ymin=\"{:.17g}\" data-ymax=\"{:.17g}\">\n",
+      "data-xmax=\"{:.17g}\" data-ymin=\"{:.17g}\" data-ymax=\"{:.17g}\" data-yscale=\"{}\">\n",
       spec.width, spec.height, spec.width, spec.height, f.left, f.top, f.width, f.height, f.xmin, f.xmax, f.ymin,
-      f.ymax);
+      f.ymax, f.log_y ? "log" : "linear");
   s += svg_text(spec.width / 2.0, 18, spec.title, "middle", " class=\"title\"");
-  s += chart_axes(spec, f, xt, yt);
+  s += chart_axes(labelled, f, xt, yt);
   for (size_t i = 0; i < series.size(); ++i) {
     std::string pts;
     size_t n = 0;
@@ -147,6 +168,45 @@ std::string svg_line_chart(const ChartSpec& spec, const std::vector<ChartSeries>
                            series_colour(i));
   }
   if (series.size() > 1) s += chart_legend(f, series);
+  return s + "</svg>\n";
+}
+
+std::string svg_stacked_bars(const std::string& title, const std::vector<BarRow>& rows, int width) {
+  const double left = 180, bar_w = width - left - 16, row_h = 26, top = 30;
+  std::vector<std::string> names;  // legend order: first seen
+  for (const auto& r : rows)
+    for (const auto& p : r.parts)
+      if (std::find(names.begin(), names.end(), p.first) == names.end()) names.push_back(p.first);
+  const double height = top + row_h * static_cast<double>(rows.size()) + 34;
+  std::string s = fmt::format("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{:.0f}\" "
+                              "viewBox=\"0 0 {} {:.0f}\" class=\"chart\">\n",
+                              width, height, width, height);
+  s += svg_text(width / 2.0, 18, title, "middle", " class=\"title\"");
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const double y = top + row_h * static_cast<double>(i);
+    const std::string& label = rows[i].label;
+    s += svg_text(left - 8, y + 15, label.size() > 28 ? "..." + label.substr(label.size() - 25) : label, "end");
+    double total = 0;
+    for (const auto& p : rows[i].parts) total += std::max(0.0, p.second);
+    double x = left;
+    for (const auto& [name, v] : rows[i].parts) {
+      if (total <= 0 || v <= 0) continue;
+      const double w = bar_w * v / total;
+      const size_t c = static_cast<size_t>(std::find(names.begin(), names.end(), name) - names.begin());
+      s += fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"20\" fill=\"{}\"/>\n", x, y, w,
+                       series_colour(c));
+      if (w > 40) s += svg_text(x + w / 2, y + 14, fmt::format("{:.0f}%", 100 * v / total), "middle", " fill=\"#fff\"");
+      x += w;
+    }
+  }
+  double lx = left;
+  const double ly = top + row_h * static_cast<double>(rows.size()) + 10;
+  for (size_t c = 0; c < names.size(); ++c) {
+    s += fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"10\" height=\"10\" fill=\"{}\"/>\n", lx, ly,
+                     series_colour(c));
+    s += svg_text(lx + 14, ly + 9, names[c], "start", " class=\"legend\"");
+    lx += 28 + 6.5 * static_cast<double>(names[c].size());
+  }
   return s + "</svg>\n";
 }
 

@@ -83,7 +83,7 @@ void Progress::finish() {
   if (finished_) return;
   finished_ = true;
   if (tty_ && drawn_) std::fputs("\r\033[K", stderr);
-  else if (!tty_ && printed_plain_) std::fprintf(stderr, "%s\n", line_locked().c_str());
+  else if (!tty_ && printed_plain_ && done_ != printed_done_) std::fprintf(stderr, "%s\n", line_locked().c_str());
   std::fflush(stderr);
 }
 
@@ -118,6 +118,7 @@ void Progress::maybe_draw(bool force) {
   } else {
     std::fprintf(stderr, "%s\n", line_locked().c_str());
     printed_plain_ = true;
+    printed_done_ = done_;
   }
   std::fflush(stderr);
 }

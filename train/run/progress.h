@@ -30,7 +30,8 @@ class Progress {
   void note(const std::string& text);  // shown after the numbers; redrawn at once on a terminal
   // Erases the terminal line before other output to stderr (the next update draws it again).
   void clear();
-  // Erases the terminal line; after plain lines, one last plain line with the totals.
+  // Erases the terminal line; after plain lines, one last plain line with the totals (unless the
+  // last one already said them).
   void finish();
 
   // The line as drawn (for tests): "LABEL: DONE/TOTAL UNIT (P%), RATE UNIT/s, elapsed E, ETA T, NOTE".
@@ -42,7 +43,7 @@ class Progress {
   std::string line_locked() const;
 
   std::string label_, unit_, note_;
-  double total_, done_ = 0;
+  double total_, done_ = 0, printed_done_ = -1;  // printed_done_: the amount of the last plain line
   bool tty_, finished_ = false, printed_plain_ = false, drawn_ = false;
   double interval_s_;
   Clock::time_point start_, last_draw_;
