@@ -28,9 +28,6 @@ size_t count(const std::string& s, const std::string& what) {
   return n;
 }
 
-}  // namespace test_progress
-
-using namespace test_progress;
 
 TEST(Progress, TheLineSaysAmountRateEtaAndNote) {
   Progress p("eval passkey", 2000000, "tokens");
@@ -99,3 +96,5 @@ TEST(Progress, ATerminalGetsOneRedrawnLine) {
   EXPECT_NE(read_text(dir + "/stdout.txt").find("prepared "), std::string::npos);
   EXPECT_EQ(read_text(dir + "/stdout.txt").find("data prepare:"), std::string::npos);
 }
+
+}  // namespace test_progress

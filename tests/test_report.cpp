@@ -167,9 +167,6 @@ std::string tiny_run(const std::string& name, const std::string& extra = "") {
   return run;
 }
 
-}  // namespace test_report
-
-using namespace test_report;
 
 TEST(Report, HtmlEscapeAndNumbers) {
   EXPECT_EQ(html_escape("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
@@ -270,3 +267,5 @@ TEST(Report, BadRunDirectoriesAreOneErrorLine) {
   one_error(run_infini("report " + dir), dir + "/eval_ppl.json: expected a JSON object");
   EXPECT_EQ(run_infini("report").code, 2);
 }
+
+}  // namespace test_report

@@ -69,9 +69,6 @@ void expect_same_scalars(const json& got, const std::map<std::string, std::map<i
   }
 }
 
-}  // namespace test_tensorboard
-
-using namespace test_tensorboard;
 
 TEST(TensorBoard, Crc32cAndFraming) {
   EXPECT_EQ(crc32c("123456789", 9), 0xe3069283u);  // the CRC-32C check value
@@ -212,3 +209,5 @@ TEST(TensorBoard, EveryStageWritesItsScalarsAndTheSwitchTurnsThemOff) {
   EXPECT_TRUE(event_files(off).empty());
   EXPECT_TRUE(fs::exists(off + "/metrics.jsonl"));
 }
+
+}  // namespace test_tensorboard

@@ -47,7 +47,7 @@ int tag_rank(const std::string& tag) {
   return 103;
 }
 
-std::string num(double v, const char* f = "{:.4g}") { return std::isfinite(v) ? fmt::format(f, v) : "-"; }
+std::string report_num(double v, const char* f = "{:.4g}") { return std::isfinite(v) ? fmt::format(f, v) : "-"; }
 
 std::string run_legend(const std::vector<RunRecords>& runs) {
   std::string s = "<p>";
@@ -74,8 +74,8 @@ std::string summary_section(const std::vector<RunRecords>& runs) {
     for (const auto& c : r.checkpoints)
       if (c.latest) latest = "step " + std::to_string(c.step);
     const double elapsed = last_value(r, "train", "elapsed_s");
-    t.row({r.label, r.stage.empty() ? "?" : r.stage, std::to_string(last_step), num(last_value(r, "train", "loss")),
-           num(last_value(r, "eval", "val_loss")), std::isfinite(elapsed) ? num(elapsed, "{:.1f} s") : "-",
+    t.row({r.label, r.stage.empty() ? "?" : r.stage, std::to_string(last_step), report_num(last_value(r, "train", "loss")),
+           report_num(last_value(r, "eval", "val_loss")), std::isfinite(elapsed) ? report_num(elapsed, "{:.1f} s") : "-",
            std::to_string(r.checkpoints.size()), latest});
   }
   return "<h2>Summary</h2>\n" + t.str();
@@ -185,13 +185,13 @@ std::string ppl_table(const nlohmann::json& j) {
     std::vector<std::string> row = {buckets[b].value("range", "?")};
     for (const auto& [name, r] : cols) {
       const auto& rb = r.value("buckets", nlohmann::json::array());
-      row.push_back(b < rb.size() && rb[b]["ppl"].is_number() ? num(rb[b]["ppl"].get<double>()) : "-");
+      row.push_back(b < rb.size() && rb[b]["ppl"].is_number() ? report_num(rb[b]["ppl"].get<double>()) : "-");
     }
     row.push_back(std::to_string(buckets[b].value("targets", int64_t{0})));
     t.row(row);
   }
   std::vector<std::string> all = {"all"};
-  for (const auto& [name, r] : cols) all.push_back(r["ppl"].is_number() ? num(r["ppl"].get<double>()) : "-");
+  for (const auto& [name, r] : cols) all.push_back(r["ppl"].is_number() ? report_num(r["ppl"].get<double>()) : "-");
   all.push_back(std::to_string(cols[0].second.value("targets", int64_t{0})));
   t.row(all);
   return "<h3>Perplexity by position (" + html_escape(j.value("text", "")) + ")</h3>\n" + t.str();
@@ -199,7 +199,7 @@ std::string ppl_table(const nlohmann::json& j) {
 
 std::string reward_table(const nlohmann::json& j) {
   HtmlTable t({"data", "pairs", "accuracy", "loss", "mean margin"});
-  auto n = [&](const char* k) { return j.contains(k) && j[k].is_number() ? num(j[k].get<double>()) : "-"; };
+  auto n = [&](const char* k) { return j.contains(k) && j[k].is_number() ? report_num(j[k].get<double>()) : "-"; };
   t.row({j.value("data", ""), n("pairs"), n("accuracy"), n("loss"), n("mean_margin")});
   return "<h3>Reward model accuracy</h3>\n" + t.str();
 }

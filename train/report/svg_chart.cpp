@@ -12,7 +12,7 @@
 namespace infini {
 namespace {
 
-struct Range {
+struct ChartRange {
   double lo = std::numeric_limits<double>::infinity(), hi = -std::numeric_limits<double>::infinity();
   void add(double v) {
     lo = std::min(lo, v);
@@ -61,7 +61,7 @@ std::vector<double> log_ticks(double& lo, double& hi) {
   return ticks;
 }
 
-struct Frame {
+struct ChartFrame {
   double left = 64, top = 30, width = 0, height = 0, xmin = 0, xmax = 1, ymin = 0, ymax = 1;
   bool log_y = false;
   double px(double x) const { return left + (x - xmin) / (xmax - xmin) * width; }
@@ -72,7 +72,7 @@ struct Frame {
 };
 
 // Grid lines, tick labels and axis labels.
-std::string chart_axes(const ChartSpec& spec, const Frame& f, const std::vector<double>& xt,
+std::string chart_axes(const ChartSpec& spec, const ChartFrame& f, const std::vector<double>& xt,
                        const std::vector<double>& yt) {
   std::string s = fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" class=\"plot\"/>\n",
                               f.left, f.top, f.width, f.height);
@@ -94,7 +94,7 @@ std::string chart_axes(const ChartSpec& spec, const Frame& f, const std::vector<
   return s;
 }
 
-std::string chart_legend(const Frame& f, const std::vector<ChartSeries>& series) {
+std::string chart_legend(const ChartFrame& f, const std::vector<ChartSeries>& series) {
   std::string s;
   double x = f.left + 4;
   for (size_t i = 0; i < series.size(); ++i) {
@@ -125,7 +125,7 @@ std::string short_number(double v) {
 }
 
 std::string svg_line_chart(const ChartSpec& spec, const std::vector<ChartSeries>& series) {
-  Range xr, yr;
+  ChartRange xr, yr;
   for (const auto& s : series)
     for (const auto& [x, y] : s.points)
       if (std::isfinite(x) && std::isfinite(y)) {
@@ -133,7 +133,7 @@ std::string svg_line_chart(const ChartSpec& spec, const std::vector<ChartSeries>
         yr.add(y);
       }
   if (!std::isfinite(xr.lo)) xr = {0, 1}, yr = {0, 1};
-  Frame f;
+  ChartFrame f;
   if (series.size() > 1) f.top = 48;  // room for the legend under the title
   f.width = spec.width - f.left - 16;
   f.height = spec.height - f.top - 44;
