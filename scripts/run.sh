@@ -50,7 +50,7 @@ data() {
   for t in reverse sort; do
     for k in sft preference prompts; do
       $INFINI data synth --task $t --kind $k --items 3 --count 3000 --seed 11 --out "$W/${k}_$t.jsonl" > /dev/null
-      $INFINI data synth --task $t --kind $k --items 3 --count 100 --seed 12 --out "$W/${k}_${t}_val.jsonl" > /dev/null
+      $INFINI data synth --task $t --kind $k --items 3 --count 200 --seed 12 --out "$W/${k}_${t}_val.jsonl" > /dev/null
     done
   done
   held=$(mktemp)
@@ -67,7 +67,7 @@ data() {
     cat "$W/${k}_reverse_val.jsonl" "$W/${k}_sort_val.jsonl" > "$W/${k}_tasks_val.jsonl"
   done
   echo "$(wc -l < "$W/sft_tasks.jsonl") SFT records, $(wc -l < "$W/preference_tasks.jsonl") pairs," \
-    "$(wc -l < "$W/prompts_tasks.jsonl") prompts; held out: 100 of each per task"
+    "$(wc -l < "$W/prompts_tasks.jsonl") prompts; held out: 200 of each per task"
 }
 timed "data (corpora, tokenizer, shards, records)" data
 
