@@ -372,6 +372,40 @@ TEST(Config, TinyConfigsRunAsShippedOnTheirScriptData) {
   // Again: the script keeps what is there, and finished runs are skipped.
   ASSERT_EQ(sh("OUT=" + dir + "/data/work/tiny INFINI=" + bin + " bash " + src + "/scripts/tiny_data.sh"), 0);
   EXPECT_NE(read_text_file(dir + "/log.txt").find("tiny data: present in"), std::string::npos);
+
+  // The main job's summary (scripts/demo_summary.py, as scripts/run.sh calls it) over these runs
+  // prints the figures they hold: perplexity with and without memory, reward accuracy, true
+  // accuracy before and after PPO, the stage times.
+  ASSERT_EQ(sh(bin + " eval ppl --checkpoint runs/tiny-pretrain --text data/work/tiny/corpus.txt --max-tokens 3000 "
+                     "--compare --threads 1 --out runs/tiny-pretrain/eval_ppl.json"), 0);
+  ASSERT_EQ(sh(bin + " eval reward --checkpoint runs/tiny-reward --data data/work/tiny/pref_val.jsonl --threads 1 "
+                     "--out runs/tiny-reward/eval_reward_tasks.json"), 0);
+  { std::ofstream(dir + "/times.tsv") << "pretrain\t75\nPPO\t9\n"; }
+  ASSERT_EQ(std::system(("cd " + dir + " && python3 " + src + "/scripts/demo_summary.py --runs runs/tiny- times.tsv > " +
+                         dir + "/summary.txt 2>&1").c_str()), 0) << read_text_file(dir + "/summary.txt");
+  const std::string summary = read_text_file(dir + "/summary.txt");
+  auto has = [&](const std::string& line) {
+    EXPECT_NE(summary.find(line), std::string::npos) << "missing: '" << line << "' in\n" << summary;
+  };
+  const YAML::Node ppl = YAML::LoadFile(dir + "/runs/tiny-pretrain/eval_ppl.json");  // JSON is YAML
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "  all        %12.1f %13.1f", ppl["with_memory"]["ppl"].as<double>(),
+                ppl["no_memory"]["ppl"].as<double>());
+  has(buf);
+  std::snprintf(buf, sizeof buf, "  both       %.3f (50 pairs",
+                YAML::LoadFile(dir + "/runs/tiny-reward/eval_reward_tasks.json")["accuracy"].as<double>());
+  has(buf);
+  std::vector<double> acc;  // the PPO run's evaluations: before the first rollout ... after the last
+  std::ifstream metrics(dir + "/runs/tiny-ppo/metrics.jsonl");
+  for (std::string line; std::getline(metrics, line);) {
+    const YAML::Node r = YAML::Load(line);
+    if (r["kind"].as<std::string>() == "eval") acc.push_back(r["true_accuracy"].as<double>());
+  }
+  ASSERT_GE(acc.size(), 2u);
+  std::snprintf(buf, sizeof buf, "  both       %.3f -> %.3f", acc.front(), acc.back());
+  has(buf);
+  has("pretrain                                       1 min 15 s");
+  has("total                                          1 min 24 s");
 }
 
 // Usage errors exit 2 (CLI11's own codes were 105-109), as configuration errors do; no command at
