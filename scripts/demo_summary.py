@@ -115,7 +115,8 @@ def reward():
 def longer():
     print("\nneeds longer than this job (the recipes, their figures in the docs):")
     print("  passkey retrieval through the memory: scripts/passkey_recipe.sh (docs/long-context.md)")
-    print("  two-digit addition, a deeper reward model, PPO against it: scripts/rlhf_demo.sh (docs/rlhf.md)")
+    print("  PPO gains beyond noise (120 rollouts: +0.09 on two-digit addition), a deeper reward model,")
+    print("  PPO against it: scripts/rlhf_demo.sh (docs/rlhf.md)")
 
 
 def main():
