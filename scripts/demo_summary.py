@@ -102,6 +102,10 @@ def sft_and_ppo():
     print(f"  {'both':10s} {first['true_accuracy']:.3f} -> {last['true_accuracy']:.3f} (every {every} rollouts: {curve})")
     if pp:
         print(f"  KL to the SFT model (per response, nats): final {pp[-1]['kl']:.3f}, max {max(r['kl'] for r in pp):.3f}")
+        k = min(5, len(pp))
+        mean = lambda rs: sum(r.get("rule_reward", r["reward_mean"]) for r in rs) / len(rs)
+        print(f"  sampled answers right (rollouts on training prompts, temperature): first {k} rollouts "
+              f"{mean(pp[:k]):.3f}, last {k} {mean(pp[-k:]):.3f}")
 
 
 def reward():
