@@ -47,7 +47,7 @@ int tag_rank(const std::string& tag) {
   return 103;
 }
 
-std::string report_num(double v, const char* f = "{:.4g}") { return std::isfinite(v) ? fmt::format(f, v) : "-"; }
+std::string report_num(double v, const char* f = "{:.4g}") { return std::isfinite(v) ? fmt::format(fmt::runtime(f), v) : "-"; }
 
 std::string run_legend(const std::vector<RunRecords>& runs) {
   std::string s = "<p>";
