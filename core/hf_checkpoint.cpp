@@ -25,11 +25,11 @@ std::string shape_str(c10::IntArrayRef s) { return fmt::format("[{}]", fmt::join
 
 // load_safetensors, with its defects (truncated, bad header) as ConfigErrors: the folder is the
 // command's argument.
-SafeTensors load_file(const std::string& path) {
+SafeTensors load_file(const std::string& path, const ByteProgress& progress) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) throw ConfigError(fmt::format("{}: no such file", path));
   try {
-    return load_safetensors(path);
+    return load_safetensors(path, progress);
   } catch (const ConfigError&) {
     throw;
   } catch (const Error& e) {
@@ -75,13 +75,13 @@ const char* dtype_label(torch::ScalarType t) {
 }
 
 // The folder's tensors by name, from model.safetensors or model.safetensors.index.json.
-void read_tensors(HfFolder& f) {
+void read_tensors(HfFolder& f, const ByteProgress& progress) {
   const fs::path dir(f.dir);
   const std::string single = (dir / "model.safetensors").string();
   const std::string index = (dir / "model.safetensors.index.json").string();
   std::error_code ec;
   if (fs::is_regular_file(single, ec)) {
-    SafeTensors st = load_file(single);
+    SafeTensors st = load_file(single, progress);
     for (auto& [name, t] : st.tensors) {
       f.file_of[name] = single;
       f.tensors[name] = std::move(t);
@@ -108,12 +108,20 @@ void read_tensors(HfFolder& f) {
           fmt::format("{}: weight_map[\"{}\"]: expected a file name in the folder, found \"{}\"", index, it.key(), file));
     by_file[file].push_back(it.key());
   }
+  uint64_t total = 0, before = 0;  // bytes of all shards, and of the shards read
   for (const auto& [file, names] : by_file) {
     const std::string path = (dir / file).string();
     if (!fs::is_regular_file(path, ec))
       throw ConfigError(fmt::format("{}: shard {} (named by {} for {} tensors, e.g. {}) does not exist", path, file,
                                     index, names.size(), names.front()));
-    SafeTensors st = load_file(path);
+    total += fs::file_size(path, ec);
+  }
+  for (const auto& [file, names] : by_file) {
+    const std::string path = (dir / file).string();
+    SafeTensors st = load_file(path, [&](uint64_t done, uint64_t) {
+      if (progress) progress(before + done, total);
+    });
+    before += fs::file_size(path, ec);
     for (const auto& name : names) {
       auto t = st.tensors.find(name);
       if (t == st.tensors.end())
@@ -185,11 +193,11 @@ torch::Tensor interleaved_rows_to_hf(const torch::Tensor& w, int64_t n_heads) {
   return w.reshape({n_heads, dh / 2, 2, cols}).transpose(1, 2).reshape({rows, cols}).contiguous();
 }
 
-HfFolder read_hf_folder(const std::string& dir) {
+HfFolder read_hf_folder(const std::string& dir, const ByteProgress& progress) {
   HfFolder f;
   f.dir = dir;
   f.config = read_hf_config(dir);
-  read_tensors(f);
+  read_tensors(f, progress);
   check_tensors(f);
   return f;
 }

@@ -15,6 +15,7 @@
 #include "core/decoder.h"
 #include "core/hf_config.h"
 #include "core/model_config.h"
+#include "core/safetensors.h"
 
 namespace infini {
 
@@ -27,7 +28,8 @@ struct HfFolder {
   std::map<std::string, std::string> file_of;    // tensor -> the file it came from (messages)
   std::string dtype;                             // "float32" | "bfloat16" | "float16" | "mixed"
 };
-HfFolder read_hf_folder(const std::string& dir);
+// `progress` hears of every tensor read: bytes so far of all the weight files' bytes.
+HfFolder read_hf_folder(const std::string& dir, const ByteProgress& progress = {});
 
 // True when DIR holds a config.json (a Hugging Face folder, not an infini checkpoint or run directory).
 bool is_hf_folder(const std::string& dir);

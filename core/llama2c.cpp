@@ -2,6 +2,7 @@
 // Not a general converter: the versioned exports (magic "ak42") and quantized files are refused.
 #include "core/llama2c.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -42,7 +43,7 @@ void check_header(const std::string& path, const Llama2cHeader& h) {
 
 }  // namespace
 
-Llama2cCheckpoint read_llama2c(const std::string& path) {
+Llama2cCheckpoint read_llama2c(const std::string& path, const ByteProgress& progress) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) throw Error(fmt::format("{}: no such file", path));
   const uint64_t file_size = std::filesystem::file_size(path, ec);
@@ -72,8 +73,14 @@ Llama2cCheckpoint read_llama2c(const std::string& path) {
         h.seq_len, file_size < expected ? "truncated?" : "trailing data or a different format?"));
 
   torch::Tensor all = torch::empty({static_cast<int64_t>(floats)}, torch::kFloat);
-  in.read(static_cast<char*>(all.data_ptr()), static_cast<std::streamsize>(4 * floats));
-  if (!in) throw Error(fmt::format("{}: read failed", path));
+  char* into = static_cast<char*>(all.data_ptr());
+  for (uint64_t done = 0; done < 4 * floats;) {
+    const uint64_t n = std::min<uint64_t>(4 * floats - done, uint64_t{16} << 20);
+    in.read(into + done, static_cast<std::streamsize>(n));
+    if (!in) throw Error(fmt::format("{}: read failed after {} bytes", path, 28 + done));
+    done += n;
+    if (progress) progress(28 + done, file_size);
+  }
 
   Llama2cCheckpoint ck;
   ck.header = h;
@@ -125,8 +132,8 @@ Llama2cCheckpoint read_llama2c(const std::string& path) {
   return ck;
 }
 
-Decoder import_llama2c(const std::string& path) {
-  Llama2cCheckpoint ck = read_llama2c(path);
+Decoder import_llama2c(const std::string& path, const ByteProgress& progress) {
+  Llama2cCheckpoint ck = read_llama2c(path, progress);
   Decoder model(ck.config, Head::lm);
   load_weights(model, SafeTensors{ck.weights, {}}, path);
   model->eval();

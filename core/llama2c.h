@@ -8,6 +8,7 @@
 
 #include "core/decoder.h"
 #include "core/model_config.h"
+#include "core/safetensors.h"
 
 namespace infini {
 
@@ -23,9 +24,10 @@ struct Llama2cCheckpoint {
 };
 
 // Reads and validates `path` (header values, exact file size); throws infini::Error naming the file.
-Llama2cCheckpoint read_llama2c(const std::string& path);
+// `progress` hears of the bytes read as the weights come in (in pieces of 16 MiB).
+Llama2cCheckpoint read_llama2c(const std::string& path, const ByteProgress& progress = {});
 
 // read_llama2c + a Decoder (Head::lm) holding its weights.
-Decoder import_llama2c(const std::string& path);
+Decoder import_llama2c(const std::string& path, const ByteProgress& progress = {});
 
 }  // namespace infini

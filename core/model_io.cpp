@@ -139,14 +139,15 @@ ModelConfig model_config_from_json(const json& j, const std::string& where) {
 
 const char* to_string(Head h) { return h == Head::lm ? "lm" : "scalar"; }
 
-void save_model(const std::string& path, Decoder& model, std::map<std::string, std::string> extra_metadata) {
+void save_model(const std::string& path, Decoder& model, std::map<std::string, std::string> extra_metadata,
+                const ByteProgress& progress) {
   std::map<std::string, torch::Tensor> tensors;
   for (const auto& item : model->named_parameters(/*recurse=*/true))
     tensors[item.key()] = item.value().detach().to(torch::kCPU, torch::kFloat);
   extra_metadata["format"] = "infini";
   extra_metadata["model_config"] = model_config_to_json(model->config()).dump();
   extra_metadata["head"] = to_string(model->head_kind());
-  save_safetensors(path, tensors, extra_metadata);
+  save_safetensors(path, tensors, extra_metadata, progress);
 }
 
 ModelConfig read_model_config(const std::string& path) {

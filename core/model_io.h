@@ -22,8 +22,9 @@ const char* to_string(Head h);  // "lm" | "scalar"
 
 // Writes the model's parameters (as F32, by registered name) to `path` with metadata
 // "format": "infini", "model_config": JSON text, "head": "lm"|"scalar", plus `extra_metadata`
-// (e.g. "tokenizer_path", "tokenizer_hash").
-void save_model(const std::string& path, Decoder& model, std::map<std::string, std::string> extra_metadata = {});
+// (e.g. "tokenizer_path", "tokenizer_hash"). `progress` hears of every tensor written.
+void save_model(const std::string& path, Decoder& model, std::map<std::string, std::string> extra_metadata = {},
+                const ByteProgress& progress = {});
 
 // Config and head recorded in a model file (header only; the whole header is validated).
 ModelConfig read_model_config(const std::string& path);

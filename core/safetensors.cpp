@@ -229,7 +229,7 @@ std::string safetensors_dtype_name(torch::ScalarType t) {
 }
 
 void save_safetensors(const std::string& path, const std::map<std::string, torch::Tensor>& tensors,
-                      const std::map<std::string, std::string>& metadata) {
+                      const std::map<std::string, std::string>& metadata, const ByteProgress& progress) {
   json header = json::object();
   if (!metadata.empty()) {
     json meta = json::object();
@@ -265,8 +265,13 @@ void save_safetensors(const std::string& path, const std::map<std::string, torch
   for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>((n >> (8 * i)) & 0xff);
   out.write(reinterpret_cast<const char*>(len), 8);
   out.write(text.data(), static_cast<std::streamsize>(text.size()));
-  for (const auto& t : data)
+  const uint64_t total = 8 + text.size() + offset;
+  uint64_t done = 8 + text.size();
+  for (const auto& t : data) {
     out.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.numel() * t.element_size()));
+    done += static_cast<uint64_t>(t.numel()) * t.element_size();
+    if (progress) progress(done, total);
+  }
   out.flush();
   if (!out) throw Error(fmt::format("{}: write failed (disk full?)", path));
 }
@@ -280,7 +285,7 @@ std::map<std::string, std::string> read_safetensors_metadata(const std::string& 
   return result.metadata;
 }
 
-SafeTensors load_safetensors(const std::string& path) {
+SafeTensors load_safetensors(const std::string& path, const ByteProgress& progress) {
   std::ifstream in;
   SafeTensors result;
   std::vector<Entry> entries;
@@ -304,6 +309,7 @@ SafeTensors load_safetensors(const std::string& path) {
       }
     }
     result.tensors.emplace(e.name, std::move(t));
+    if (progress) progress(data_start + e.end, data_start + entries.back().end);  // the data ends the file
   }
   return result;
 }

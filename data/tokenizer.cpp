@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -184,7 +185,7 @@ namespace {
 
 // sentencepiece drops every line longer than its max_sentence_length (with a log line, nothing
 // more): a book with one paragraph per line would lose most of its text. Such lines are cut at the
-// last space before the limit (else at a UTF-8 character boundary) into a copy of the input.
+// last space before the limit (else at a UTF-8 character boundary).
 constexpr size_t kMaxSentenceBytes = 16384;
 
 size_t cut_point(const std::string& line, size_t from, size_t limit) {
@@ -196,51 +197,139 @@ size_t cut_point(const std::string& line, size_t from, size_t limit) {
   return cut;
 }
 
-// Returns the file to train on: `path` itself, or a copy with long lines cut (written beside
-// `scratch_prefix`, removed by the caller). Counts what was cut.
-std::string cut_long_lines(const std::string& path, const std::string& scratch_prefix, TokenizerTrainReport& report) {
-  std::ifstream in(path, std::ios::binary);
-  std::string line;
-  bool any = false;
-  while (std::getline(in, line))
-    if (line.size() > kMaxSentenceBytes) {
-      any = true;
-      break;
-    }
-  if (!any) return path;
-  const std::string out_path = fmt::format("{}.input{}.txt", scratch_prefix, report.files_rewritten);
-  std::ofstream out(out_path, std::ios::binary | std::ios::trunc);
-  if (!out) throw Error(fmt::format("tokenizer train: cannot write {} (the copy of {} with long lines cut)", out_path, path));
-  in.clear();
-  in.seekg(0);
-  while (std::getline(in, line)) {
-    if (line.size() <= kMaxSentenceBytes) {
-      out << line << '\n';
-      continue;
-    }
-    ++report.lines_cut;
-    for (size_t at = 0; at < line.size();) {
-      const size_t next = line.size() - at <= kMaxSentenceBytes ? line.size() : cut_point(line, at, kMaxSentenceBytes);
-      out << std::string_view(line).substr(at, next - at) << '\n';
-      ++report.pieces_from_cuts;
-      at = next;
+// The input files as sentencepiece's sentences: line by line, file after file, long lines cut.
+// Counts the bytes read (for the progress line) and what was cut; a read error stops the run.
+class InputSentences {
+ public:
+  InputSentences(const std::vector<std::string>& files, TokenizerTrainReport& report) : files_(files), report_(report) {}
+
+  // The shim's next_sentence: 1 with a sentence, 0 at the end, -1 on a read error (error()).
+  int next(const char** text, size_t* len) {
+    if (at_ >= line_.size() && !read_line()) return error_.empty() ? 0 : -1;
+    const size_t end = line_.size() - at_ <= kMaxSentenceBytes ? line_.size() : cut_point(line_, at_, kMaxSentenceBytes);
+    if (line_.size() > kMaxSentenceBytes) ++report_.pieces_from_cuts;
+    *text = line_.data() + at_;
+    *len = end - at_;
+    at_ = end;
+    ++sentences_;
+    return 1;
+  }
+  double bytes_read() const { return bytes_; }
+  int64_t sentences() const { return sentences_; }
+  const std::string& error() const { return error_; }
+
+ private:
+  // The next line of the inputs into line_ (an empty line is a sentence too); false at the end.
+  bool read_line() {
+    while (true) {
+      if (in_.is_open() && std::getline(in_, line_)) {
+        bytes_ += static_cast<double>(line_.size()) + 1;
+        at_ = 0;
+        if (line_.size() > kMaxSentenceBytes) {
+          ++report_.lines_cut;
+          if (!file_had_cut_) ++report_.files_with_cuts;
+          file_had_cut_ = true;
+        }
+        if (!line_.empty()) return true;
+        continue;  // sentencepiece skips empty sentences; so do we
+      }
+      if (in_.is_open()) {
+        if (in_.bad()) {
+          error_ = fmt::format("tokenizer train: input {}: read failed after {} bytes", files_[file_ - 1], bytes_);
+          return false;
+        }
+        in_.close();
+      }
+      if (file_ >= files_.size()) return false;
+      in_.clear();
+      in_.open(files_[file_++], std::ios::binary);
+      file_had_cut_ = false;
+      if (!in_) {
+        error_ = fmt::format("tokenizer train: input {}: cannot open for reading", files_[file_ - 1]);
+        return false;
+      }
     }
   }
-  out.flush();
-  if (!out) throw Error(fmt::format("tokenizer train: writing {} failed (disk full?)", out_path));
-  ++report.files_rewritten;
-  return out_path;
-}
+
+  const std::vector<std::string>& files_;
+  TokenizerTrainReport& report_;
+  std::ifstream in_;
+  size_t file_ = 0, at_ = 0;
+  std::string line_;
+  double bytes_ = 0;
+  int64_t sentences_ = 0;
+  bool file_had_cut_ = false;
+  std::string error_;
+};
+
+// One training run's callbacks: sentences from InputSentences, sentencepiece's log lines read for
+// the progress line ("Alphabet size=59" fixes how many pieces bpe merges, "Added: ... size=N" says
+// how far it is) and its warnings kept for the report.
+struct TrainRun {
+  InputSentences& input;
+  TokenizerTrainReport& report;
+  const TokenizerTrainProgressFn& progress;
+  const TokenizerTrainOptions& opt;
+  TokenizerTrainProgress state;
+  int64_t meta_pieces = 260;  // unk, bos, eos, pad and the 256 byte pieces
+
+  void reading() {
+    if (!state.reading) return;  // sentencepiece has moved on
+    state.done = input.bytes_read();
+    if (progress) progress(state);
+  }
+
+  static int64_t number_after(const std::string& line, const std::string& key) {
+    const size_t at = line.find(key);
+    if (at == std::string::npos) return -1;
+    return std::strtoll(line.c_str() + at + key.size(), nullptr, 10);
+  }
+
+  void log(std::string_view raw) {
+    const std::string line(raw);
+    const size_t tag = line.find("LOG(");
+    const size_t close = tag == std::string::npos ? std::string::npos : line.find(") ", tag);
+    if (close == std::string::npos) return;
+    const std::string level = line.substr(tag + 4, close - tag - 4), text = line.substr(close + 2);
+    if (level != "INFO") {
+      report.warnings.push_back(text);
+      return;
+    }
+    if (!progress) return;
+    if (text.rfind("Loaded all", 0) == 0) {
+      state.reading = false;
+      state.done = state.total = 0;
+      state.step = "normalizing sentences";
+    } else if (const int64_t alphabet = number_after(text, "Alphabet size="); alphabet >= 0) {
+      if (opt.model_type == "bpe") state.total = static_cast<double>(std::max<int64_t>(0, opt.vocab_size - meta_pieces - alphabet));
+    } else if (text.rfind("Tokenizing input sentences", 0) == 0) {
+      state.step = "splitting sentences into words";
+    } else if (text.rfind("Making suffix array", 0) == 0 || text.rfind("Extracting frequent", 0) == 0) {
+      state.step = "finding seed pieces";
+    } else if (text.rfind("Added: ", 0) == 0) {
+      state.done = static_cast<double>(number_after(text, " size="));
+      state.step = "merging pieces";
+    } else if (text.rfind("EM sub_iter=", 0) == 0) {
+      state.step = fmt::format("EM: {} pieces, pruning to {}", number_after(text, " size="),
+                               static_cast<int64_t>(opt.vocab_size * 1.1));
+    } else if (text.rfind("Saving model", 0) == 0) {
+      state.step = "writing the model";
+    } else {
+      return;
+    }
+    progress(state);
+  }
+};
 
 }  // namespace
 
-TokenizerTrainReport train_tokenizer(const TokenizerTrainOptions& opt) {
+TokenizerTrainReport train_tokenizer(const TokenizerTrainOptions& opt, const TokenizerTrainProgressFn& progress) {
   if (opt.inputs.empty()) throw Error("tokenizer train: no --input files given");
+  double total_bytes = 0;
   for (const auto& f : opt.inputs) {
-    std::ifstream in(f);
+    std::ifstream in(f, std::ios::binary | std::ios::ate);
     if (!in) throw Error(fmt::format("tokenizer train: input {}: cannot open for reading", f));
-    if (f.find(',') != std::string::npos)
-      throw Error(fmt::format("tokenizer train: input {}: commas in file names are not supported", f));
+    total_bytes += static_cast<double>(in.tellg());
   }
   if (opt.model_type != "bpe" && opt.model_type != "unigram")
     throw Error(fmt::format("tokenizer train: --model-type must be bpe or unigram, got '{}'", opt.model_type));
@@ -249,23 +338,12 @@ TokenizerTrainReport train_tokenizer(const TokenizerTrainOptions& opt) {
                             opt.vocab_size));
   if (opt.model_prefix.empty()) throw Error("tokenizer train: no --out prefix given");
   TokenizerTrainReport report;
-  std::vector<std::string> copies;
-  std::string inputs;
-  for (const auto& f : opt.inputs) {
-    const std::string use = cut_long_lines(f, opt.model_prefix, report);
-    if (use != f) copies.push_back(use);
-    inputs += (inputs.empty() ? "" : ",") + use;
-  }
-  struct RemoveCopies {
-    const std::vector<std::string>& files;
-    ~RemoveCopies() {
-      for (const auto& f : files) std::remove(f.c_str());
-    }
-  } remove_copies{copies};
+  InputSentences input(opt.inputs, report);
+  TrainRun run{input, report, progress, opt, {}};
+  run.state.total = total_bytes;
   const int threads = opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::string kw;
   auto add = [&](const std::string& k, const std::string& v) { kw += k + "=" + v + "\n"; };
-  add("input", inputs);
   add("model_prefix", opt.model_prefix);
   add("vocab_size", std::to_string(opt.vocab_size));
   add("model_type", opt.model_type);
@@ -285,10 +363,25 @@ TokenizerTrainReport train_tokenizer(const TokenizerTrainOptions& opt) {
   add("max_sentence_length", std::to_string(kMaxSentenceBytes));
   add("num_threads", std::to_string(threads));
   add("hard_vocab_limit", "false");
-  add("minloglevel", "1");
+  add("minloglevel", "0");  // its INFO lines drive the progress line; none reaches the terminal
+  infini_spm_train_io io{};
+  io.user = &run;
+  io.next_sentence = [](void* user, const char** text, size_t* len) {
+    auto* r = static_cast<TrainRun*>(user);
+    const int got = r->input.next(text, len);
+    r->reading();
+    return got;
+  };
+  io.log_line = [](void* user, const char* line, size_t len) {
+    static_cast<TrainRun*>(user)->log(std::string_view(line, len));
+  };
   char err[2048] = {0};
-  if (shim().train(kw.c_str(), err, sizeof(err)) != 0)
-    throw Error(fmt::format("tokenizer train: sentencepiece failed: {}", err));
+  const int rc = shim().train(kw.c_str(), &io, err, sizeof(err));
+  if (!input.error().empty()) throw Error(input.error());
+  if (input.sentences() == 0)
+    throw Error(fmt::format("tokenizer train: the input ({} bytes) holds no text to train on, only empty lines",
+                            static_cast<int64_t>(total_bytes)));
+  if (rc != 0) throw Error(fmt::format("tokenizer train: sentencepiece failed: {}", err));
   return report;
 }
 

@@ -2,6 +2,7 @@
 // Not sentencepiece itself: this process never links it (docs/design.md); no chat templates here.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -46,13 +47,25 @@ struct TokenizerTrainOptions {
 struct TokenizerTrainReport {
   int64_t lines_cut = 0;         // lines longer than 16384 bytes (sentencepiece's limit), cut ...
   int64_t pieces_from_cuts = 0;  // ... into this many lines, at spaces where possible
-  int64_t files_rewritten = 0;   // inputs that had such lines (trained from a temporary copy)
+  int64_t files_with_cuts = 0;   // inputs that had such lines
+  std::vector<std::string> warnings;  // what sentencepiece warned about, as it said it
 };
 
+// Where a training run is, for a progress line (train_tokenizer calls back on its own thread, or
+// on one of sentencepiece's).
+struct TokenizerTrainProgress {
+  bool reading = true;   // true: reading the inputs; false: sentencepiece is making pieces
+  double done = 0;       // reading: bytes read; bpe: pieces merged so far; unigram: 0
+  double total = 0;      // reading: bytes of all inputs; bpe: pieces to merge (0 until known); unigram: 0
+  std::string step;      // what sentencepiece said it is doing ("normalizing sentences", "EM: 4537 pieces")
+};
+using TokenizerTrainProgressFn = std::function<void(const TokenizerTrainProgress&)>;
+
 // Trains with SentencePieceTrainer: byte fallback (any UTF-8 round-trips), identity normalisation,
-// ids unk=0 bos=1 eos=2 pad=3, digits split. Lines over sentencepiece's maximum length are cut,
-// not dropped. Throws infini::Error on failure.
-TokenizerTrainReport train_tokenizer(const TokenizerTrainOptions& opt);
+// ids unk=0 bos=1 eos=2 pad=3, digits split. The inputs are read here, line by line, and handed
+// to sentencepiece; lines over its maximum length are cut, not dropped. Throws infini::Error on
+// failure.
+TokenizerTrainReport train_tokenizer(const TokenizerTrainOptions& opt, const TokenizerTrainProgressFn& progress = {});
 
 // Path of libinfini_spm.so: $INFINI_SPM_LIB, else next to the executable, else its parent dir.
 std::string find_spm_shim();

@@ -167,8 +167,19 @@ TEST(Llama2c, ConvertGenerateInfoCli) {
   const std::string dir = tmp_dir("cli");
   const std::string bin = INFINI_BINARY;
   std::string out;
-  ASSERT_EQ(run(bin + " convert llama2c --model " + kStories + " --out " + dir + "/run", &out), 0) << out;
+  // With a progress line at every update: MB read of the .bin's 1056540 bytes, then MB written.
+  ASSERT_EQ(run("INFINI_PROGRESS_SECONDS=0 " + bin + " convert llama2c --model " + kStories + " --out " + dir +
+                    "/run 2>" + dir + "/progress.txt", &out), 0) << out;
   EXPECT_NE(out.find("step_00000000 (260032 parameters"), std::string::npos) << out;
+  std::ifstream progress_file(dir + "/progress.txt");
+  const std::string progress((std::istreambuf_iterator<char>(progress_file)), std::istreambuf_iterator<char>());
+  EXPECT_NE(progress.find("convert llama2c: 1.1/1.1 MB (100%), "), std::string::npos) << progress;
+  EXPECT_NE(progress.find(", reading " + kStories), std::string::npos) << progress;
+  EXPECT_NE(progress.find(", writing " + dir + "/run"), std::string::npos) << progress;
+  std::vector<std::pair<uint64_t, uint64_t>> calls;
+  read_llama2c(kStories, [&](uint64_t done, uint64_t total) { calls.emplace_back(done, total); });
+  ASSERT_EQ(calls.size(), 1u);  // under 16 MiB: one piece
+  EXPECT_EQ(calls[0], std::make_pair(uint64_t{1056540}, uint64_t{1056540}));
   EXPECT_TRUE(fs::exists(dir + "/run/checkpoints/step_00000000/model.safetensors"));
   EXPECT_TRUE(fs::exists(dir + "/run/checkpoints/step_00000000/trainer_state.json"));
 

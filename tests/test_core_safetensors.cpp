@@ -3,7 +3,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -117,6 +120,25 @@ TEST(Safetensors, ReadsHandMadeFile) {
   EXPECT_FLOAT_EQ(st.tensors.at("a")[1].item<float>(), -2.5f);
   EXPECT_EQ(st.tensors.at("b")[0].item<int64_t>(), -7);
   EXPECT_EQ(st.metadata.at("k"), "v");
+}
+
+// Progress of a write and a read: one call per tensor, bytes growing by each tensor's size (in
+// name order, after the 8-byte length and the header), ending at the file's size.
+TEST(Safetensors, ProgressCountsEveryTensorsBytes) {
+  const std::string path = tmp_path("progress.safetensors");
+  const std::map<std::string, torch::Tensor> tensors{{"a", torch::ones({3, 5})},
+                                                     {"b", torch::zeros({7}, torch::kBFloat16)},
+                                                     {"c", torch::arange(10, torch::kLong)}};
+  std::vector<std::pair<uint64_t, uint64_t>> wrote, read;
+  save_safetensors(path, tensors, {}, [&](uint64_t done, uint64_t total) { wrote.emplace_back(done, total); });
+  const uint64_t size = fs::file_size(path);
+  ASSERT_EQ(wrote.size(), 3u);
+  const uint64_t header = size - (15 * 4 + 7 * 2 + 10 * 8);
+  EXPECT_EQ(wrote[0], std::make_pair(header + 60, size));
+  EXPECT_EQ(wrote[1], std::make_pair(header + 74, size));
+  EXPECT_EQ(wrote[2], std::make_pair(size, size));
+  load_safetensors(path, [&](uint64_t done, uint64_t total) { read.emplace_back(done, total); });
+  EXPECT_EQ(read, wrote);
 }
 
 TEST(Safetensors, MalformedFiles) {

@@ -262,11 +262,24 @@ TEST(HfConvert, ShardedAndHalfPrecisionSaves) {
   REQUIRE_ORACLE();
   const std::string dir = oracle_dir();
   HfFolder one = read_hf_folder(dir + "/gqa_untied");
-  HfFolder shards = read_hf_folder(dir + "/gqa_untied_sharded");
+  // Progress over the shards: one call per tensor, growing, out of every shard's bytes together.
+  std::vector<std::pair<uint64_t, uint64_t>> calls;
+  HfFolder shards = read_hf_folder(dir + "/gqa_untied_sharded",
+                                   [&](uint64_t done, uint64_t total) { calls.emplace_back(done, total); });
   ASSERT_TRUE(fs::exists(dir + "/gqa_untied_sharded/model.safetensors.index.json"));
   std::set<std::string> files;
   for (const auto& [n, file] : shards.file_of) files.insert(file);
   EXPECT_GT(files.size(), 2u);
+  uint64_t all_bytes = 0;
+  for (const auto& f : files) all_bytes += fs::file_size(f);
+  ASSERT_EQ(calls.size(), shards.tensors.size());
+  for (size_t i = 0; i < calls.size(); ++i) {
+    EXPECT_EQ(calls[i].second, all_bytes);
+    if (i > 0) {
+      EXPECT_GT(calls[i].first, calls[i - 1].first);
+    }
+  }
+  EXPECT_EQ(calls.back().first, all_bytes);
   ASSERT_EQ(one.tensors.size(), shards.tensors.size());
   for (const auto& [n, t] : one.tensors) EXPECT_TRUE(torch::equal(t, shards.tensors.at(n))) << n;
   Decoder a = import_hf(one, {}), b = import_hf(shards, {});

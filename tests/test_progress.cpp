@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <random>
 #include <string>
 
 #include "support/run_util.h"
@@ -81,6 +83,38 @@ TEST(Progress, PlainLinesGoToStderrAndStdoutIsUnchanged) {
   EXPECT_NE(prep.second.find("data prepare: "), std::string::npos) << prep.second;
   EXPECT_NE(prep.second.find(" MB ("), std::string::npos) << prep.second;
   EXPECT_NE(prep.first.find("prepared "), std::string::npos) << prep.first;
+}
+
+// tokenizer train: the input's MB read to 100%, then bpe's merges counted against the pieces it
+// has to make: vocabulary - 260 (unk, bos, eos, pad, 256 bytes) - the alphabet. The text below is
+// random words over 8 letters, each frequent, plus the space (sentencepiece's "\u2581"), so the
+// alphabet is 9 and the total 400 - 260 - 9 = 131; sentencepiece reports every 20th merge.
+TEST(Progress, TokenizerTrainCountsBytesReadThenPiecesMerged) {
+  const std::string dir = scratch_dir("progress_tokenizer");
+  std::mt19937 rng(5);
+  std::string text;
+  for (int line = 0; line < 3000; ++line) {
+    for (int w = 0; w < 6; ++w) {
+      if (w > 0) text += ' ';
+      for (int n = 3 + static_cast<int>(rng() % 5); n > 0; --n) text += "aeinorst"[rng() % 8];
+    }
+    text += '\n';
+  }
+  std::ofstream(dir + "/text.txt") << text;
+  const auto r = out_and_err("INFINI_PROGRESS_SECONDS=0", "tokenizer train --input " + dir + "/text.txt --vocab-size 400 --out " + dir + "/t");
+  EXPECT_NE(r.first.find("wrote "), std::string::npos) << r.first << r.second;
+  EXPECT_EQ(r.first.find("tokenizer train:"), std::string::npos) << r.first;
+  EXPECT_NE(r.second.find(" MB (100%), "), std::string::npos) << r.second;
+  EXPECT_NE(r.second.find("reading the input, vocabulary 400 (bpe)"), std::string::npos) << r.second;
+  EXPECT_NE(r.second.find("tokenizer train: 20/131 pieces (15%), "), std::string::npos) << r.second;
+  EXPECT_NE(r.second.find("tokenizer train: 120/131 pieces (92%), "), std::string::npos) << r.second;
+  EXPECT_EQ(r.second.find("/131 pieces (100%)"), std::string::npos) << r.second;  // 131 is no multiple of 20
+  EXPECT_NE(r.second.find(", merging pieces, vocabulary 400 (bpe)"), std::string::npos) << r.second;
+  EXPECT_EQ(r.second.find("LOG("), std::string::npos) << r.second;  // sentencepiece's own lines stay inside
+  const auto u = out_and_err("INFINI_PROGRESS_SECONDS=0", "tokenizer train --input " + dir +
+                                                             "/text.txt --vocab-size 300 --model-type unigram --out " + dir + "/u");
+  EXPECT_NE(u.first.find("wrote "), std::string::npos) << u.first << u.second;
+  EXPECT_NE(u.second.find("pieces, pruning to 330, vocabulary 300 (unigram)"), std::string::npos) << u.second;
 }
 
 TEST(Progress, ATerminalGetsOneRedrawnLine) {

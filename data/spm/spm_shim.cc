@@ -5,6 +5,9 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <iostream>
+#include <mutex>
+#include <streambuf>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -29,6 +32,71 @@ template <class T> T* copy_out(const T* src, size_t n) {
   if (n) std::memcpy(out, src, n * sizeof(T));
   return out;
 }
+
+// The caller's sentences as sentencepiece's iterator: value() holds the current one until Next().
+class CallbackSentences : public sentencepiece::SentenceIterator {
+ public:
+  explicit CallbackSentences(const infini_spm_train_io& io) : io_(io) { Next(); }
+  bool done() const override { return done_; }
+  void Next() override {
+    if (done_) return;
+    const char* text = nullptr;
+    size_t len = 0;
+    const int r = io_.next_sentence(io_.user, &text, &len);
+    if (r == 1) {
+      value_.assign(text, len);
+      return;
+    }
+    done_ = true;
+    if (r < 0) failed_ = true;
+  }
+  const std::string& value() const override { return value_; }
+  sentencepiece::util::Status status() const override {
+    if (failed_) return sentencepiece::util::Status(sentencepiece::util::StatusCode::kInternal, "reading the input failed");
+    return sentencepiece::util::Status();
+  }
+
+ private:
+  const infini_spm_train_io& io_;
+  std::string value_;
+  bool done_ = false, failed_ = false;
+};
+
+// sentencepiece logs to std::cerr: while a training run lasts, whole lines go to log_line instead.
+class LogLines : public std::streambuf {
+ public:
+  explicit LogLines(const infini_spm_train_io& io) : io_(io), saved_(std::cerr.rdbuf(this)) {}
+  ~LogLines() override {
+    std::cerr.rdbuf(saved_);
+    if (!line_.empty()) io_.log_line(io_.user, line_.data(), line_.size());
+  }
+
+ protected:
+  int overflow(int c) override {
+    if (c == traits_type::eof()) return traits_type::not_eof(c);
+    const char ch = static_cast<char>(c);
+    xsputn(&ch, 1);
+    return c;
+  }
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (std::streamsize i = 0; i < n; ++i) {
+      if (s[i] != '\n') {
+        line_ += s[i];
+        continue;
+      }
+      io_.log_line(io_.user, line_.data(), line_.size());
+      line_.clear();
+    }
+    return n;
+  }
+
+ private:
+  const infini_spm_train_io& io_;
+  std::streambuf* saved_;
+  std::string line_;
+  std::mutex mu_;
+};
 
 }  // namespace
 
@@ -78,7 +146,7 @@ int infini_spm_piece_to_id(const infini_spm* h, const char* piece) { return h->s
 
 void infini_spm_release(void* p) { std::free(p); }
 
-int infini_spm_train(const char* kwargs, char* err, int err_len) {
+int infini_spm_train(const char* kwargs, const infini_spm_train_io* io, char* err, int err_len) {
   std::unordered_map<std::string, std::string> args;
   const std::string all(kwargs);
   size_t start = 0;
@@ -90,7 +158,12 @@ int infini_spm_train(const char* kwargs, char* err, int err_len) {
     if (eq != std::string::npos) args[line.substr(0, eq)] = line.substr(eq + 1);
     start = end + 1;
   }
-  const auto status = sentencepiece::SentencePieceTrainer::Train(args);
+  CallbackSentences sentences(*io);
+  sentencepiece::util::Status status;
+  {
+    LogLines logs(*io);
+    status = sentencepiece::SentencePieceTrainer::Train(args, &sentences);
+  }
   if (!status.ok()) {
     write_err(status.ToString(), err, err_len);
     return 1;

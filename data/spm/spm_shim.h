@@ -28,8 +28,20 @@ long infini_spm_id_to_piece(const infini_spm* h, int id, char** piece);
 int infini_spm_piece_to_id(const infini_spm* h, const char* piece);
 void infini_spm_release(void* p);
 
+// Sentences and log lines of one training run, through the caller's functions.
+typedef struct infini_spm_train_io {
+  void* user;
+  // Puts the next sentence into *text / *len (valid until the next call). Returns 1 for a
+  // sentence, 0 when there are no more, -1 on a failure (the caller keeps its own message).
+  int (*next_sentence)(void* user, const char** text, size_t* len);
+  // One line sentencepiece logged, without its newline (from any of its threads, one at a time).
+  void (*log_line)(void* user, const char* line, size_t len);
+} infini_spm_train_io;
+
 // Trains a model. kwargs: "key=value" pairs separated by '\n' (the SentencePieceTrainer flags
-// without "--", so values may hold spaces). Returns 0 on success, else writes err.
-int infini_spm_train(const char* kwargs, char* err, int err_len);
+// without "--", so values may hold spaces; no "input": the sentences come from io->next_sentence).
+// What sentencepiece logs goes to io->log_line, not to stderr.
+// Returns 0 on success, else writes err.
+int infini_spm_train(const char* kwargs, const infini_spm_train_io* io, char* err, int err_len);
 
 }  // extern "C"

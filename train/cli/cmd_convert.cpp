@@ -2,6 +2,7 @@
 // checkpoint directory (step 0). Not a trainer: no optimizer state is written.
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -34,17 +35,20 @@ void add_convert_command(CLI::App& app) {
       if (!*force && fs::exists(*out, ec) && !(fs::is_directory(*out, ec) && fs::is_empty(*out, ec)))
         throw ConfigError(fmt::format("--out {}: exists and is not an empty folder (a run directory?); choose a new "
                                       "folder, or add --force to write step 0 into it", *out));
-      Progress progress("convert llama2c", 0, "");
-      ProgressTicker ticker(progress);
-      progress.note("reading " + *model);
-      Decoder m = import_llama2c(*model);
+      // One line per phase: reading the .bin, writing the model file (MB of each).
+      std::optional<Progress> reading(std::in_place, "convert llama2c", 0, "MB");
+      reading->note("reading " + *model);
+      Decoder m = import_llama2c(*model, progress_in_mb(*reading));
+      reading.reset();
       const std::string abs_model = std::filesystem::absolute(*model).string();
-      progress.note("writing " + *out);
+      Progress writing("convert llama2c", 0, "MB");
+      writing.note("writing " + *out);
       const std::string dir = commit_checkpoint(*out, 0, [&](const std::string& tmp) {
-        save_model((std::filesystem::path(tmp) / kModelFileName).string(), m, {{"source", "llama2c:" + abs_model}});
+        save_model((std::filesystem::path(tmp) / kModelFileName).string(), m, {{"source", "llama2c:" + abs_model}},
+                   progress_in_mb(writing));
         save_trainer_state(tmp, {{"step", 0}, {"stage", "convert"}});
       });
-      progress.finish();
+      writing.finish();
       const ModelConfig& c = m->config();
       std::printf("wrote %s (%lld parameters; d_model %lld, %lld layers, %lld heads, %lld kv heads, vocab %lld)\n",
                   dir.c_str(), static_cast<long long>(parameter_count(m)), static_cast<long long>(c.d_model),

@@ -57,10 +57,13 @@ int run_convert_hf(const ConvertArgs& a) {
   }
   if (a.segment_len > 0) o.segment_len = a.segment_len;
 
-  Progress progress("convert hf", 0, "");
-  ProgressTicker ticker(progress);
-  progress.note("reading " + a.model);
-  HfFolder f = read_hf_folder(a.model);
+  // One line per phase: reading (MB of the weight files), converting, writing (MB of the model file).
+  HfFolder f;
+  {
+    Progress reading("convert hf", 0, "MB");
+    reading.note("reading " + a.model);
+    f = read_hf_folder(a.model, progress_in_mb(reading));
+  }
   const fs::path tok_src = fs::path(a.model) / "tokenizer.model";
   std::optional<Tokenizer> tok;
   std::error_code ec;
@@ -78,12 +81,15 @@ int run_convert_hf(const ConvertArgs& a) {
                                   "tokenizers (tokenizer.model) only: add --no-tokenizer to convert the weights alone",
                                   a.model));
   } else {
-    progress.clear();
     std::fprintf(stderr, "note: %s has no tokenizer.model; the checkpoint records no tokenizer\n", a.model.c_str());
   }
 
-  progress.note("converting");
+  std::optional<Progress> converting(std::in_place, "convert hf", 0, "");
+  converting->note("converting");
+  std::optional<ProgressTicker> ticker(std::in_place, *converting);
   Decoder m = import_hf(f, o);
+  ticker.reset();
+  converting.reset();
   const std::string abs_model = fs::absolute(a.model).lexically_normal().string();
   std::map<std::string, std::string> meta{{"source", "hf:" + abs_model},
                                           {kHfConfigMetadata, f.config.raw.dump()},
@@ -93,13 +99,14 @@ int run_convert_hf(const ConvertArgs& a) {
     meta["tokenizer_path"] = (final_dir / "tokenizer.model").string();
     meta["tokenizer_hash"] = tok->content_hash();
   }
-  progress.note("writing " + a.out);
+  Progress writing("convert hf", 0, "MB");
+  writing.note("writing " + a.out);
   const std::string dir = commit_checkpoint(a.out, 0, [&](const std::string& tmp) {
-    save_model((fs::path(tmp) / kModelFileName).string(), m, meta);
+    save_model((fs::path(tmp) / kModelFileName).string(), m, meta, progress_in_mb(writing));
     if (tok) fs::copy_file(tok_src, fs::path(tmp) / "tokenizer.model", fs::copy_options::overwrite_existing);
     save_trainer_state(tmp, {{"step", 0}, {"stage", "convert"}});
   });
-  progress.finish();
+  writing.finish();
   const ModelConfig& c = m->config();
   std::printf("wrote %s (%lld parameters; %s %s, d_model %lld, %lld layers, %lld heads, %lld kv heads, vocab %lld; "
               "memory %s, segment_len %lld%s)\n",
@@ -139,7 +146,11 @@ int run_export_hf(const ExportArgs& a) {
     cfg << e.config.dump(2) << "\n";
     if (!cfg) throw Error(fmt::format("{}: write failed", (out / "config.json").string()));
   }
-  save_safetensors((out / "model.safetensors").string(), e.tensors, {{"format", "pt"}});
+  {
+    Progress writing("export hf", 0, "MB");
+    writing.note("writing " + (out / "model.safetensors").string());
+    save_safetensors((out / "model.safetensors").string(), e.tensors, {{"format", "pt"}}, progress_in_mb(writing));
+  }
   std::string tok_note = "; no tokenizer recorded";
   if (auto it = meta.find("tokenizer_path"); it != meta.end() && !it->second.empty()) {
     std::error_code ec;

@@ -1,6 +1,8 @@
 // `infini tokenizer train`: trains a sentencepiece model (byte fallback, pad id) from text files.
 // Not the tokenizer itself (data/tokenizer.h).
 #include <cstdio>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,18 +32,42 @@ void add_tokenizer_command(CLI::App& app) {
       opt->threads = resolve_threads(opt->threads, "--threads");
       TokenizerTrainReport rep;
       {
-        // sentencepiece reports nothing while it trains: the line shows the phase and the time.
-        Progress progress("tokenizer train", 0, "");
-        progress.note(fmt::format("training {} pieces ({}) on {} file{}", opt->vocab_size, opt->model_type,
-                                  opt->inputs.size(), opt->inputs.size() == 1 ? "" : "s"));
-        ProgressTicker ticker(progress);
-        rep = train_tokenizer(*opt);
+        // One line per phase: reading (MB of the inputs), preparing (sentencepiece's step), merging
+        // (bpe: pieces made of those to make) or EM rounds (unigram: pieces left, as a note).
+        std::mutex mu;
+        std::optional<Progress> line;
+        std::optional<ProgressTicker> ticker;  // the elapsed time moves between sentencepiece's log lines
+        std::string phase, last_note;
+        const std::string what = fmt::format("vocabulary {} ({})", opt->vocab_size, opt->model_type);
+        auto on_progress = [&](const TokenizerTrainProgress& p) {
+          std::lock_guard<std::mutex> lock(mu);
+          const std::string now = p.reading ? "reading" : p.done > 0 ? "merging" : "preparing";
+          if (now != phase) {
+            ticker.reset();
+            if (line) line->finish();
+            line.reset();
+            phase = now;
+            if (now == "reading") line.emplace("tokenizer train", p.total / 1e6, "MB");
+            else if (now == "merging") line.emplace("tokenizer train", p.total, "pieces");
+            else line.emplace("tokenizer train", 0, "");
+            ticker.emplace(*line);
+            last_note.clear();
+          }
+          const std::string note = now == "reading" ? "reading the input, " + what : p.step + ", " + what;
+          if (note != last_note) line->note(note);  // a note redraws a terminal's line at once
+          last_note = note;
+          line->update(now == "reading" ? p.done / 1e6 : p.done);
+        };
+        rep = train_tokenizer(*opt, on_progress);
+        ticker.reset();
+        if (line) line->finish();
       }
+      for (const auto& w : rep.warnings) std::fprintf(stderr, "sentencepiece: %s\n", w.c_str());
       if (rep.lines_cut > 0)
         std::printf("cut %lld lines longer than 16384 bytes (sentencepiece's limit) into %lld lines, at spaces where "
                     "possible, in %lld input file%s\n", static_cast<long long>(rep.lines_cut),
-                    static_cast<long long>(rep.pieces_from_cuts), static_cast<long long>(rep.files_rewritten),
-                    rep.files_rewritten == 1 ? "" : "s");
+                    static_cast<long long>(rep.pieces_from_cuts), static_cast<long long>(rep.files_with_cuts),
+                    rep.files_with_cuts == 1 ? "" : "s");
       const Tokenizer t = Tokenizer::load(opt->model_prefix + ".model");
       std::printf("wrote %s.model and %s.vocab: %d pieces (bos %d, eos %d, pad %d, unk %d), hash %s\n",
                   opt->model_prefix.c_str(), opt->model_prefix.c_str(), t.vocab_size(), t.bos_id(), t.eos_id(),

@@ -123,6 +123,13 @@ void Progress::maybe_draw(bool force) {
   std::fflush(stderr);
 }
 
+std::function<void(uint64_t, uint64_t)> progress_in_mb(Progress& p) {
+  return [&p](uint64_t done, uint64_t total) {
+    p.set_total(static_cast<double>(total) / 1e6);
+    p.update(static_cast<double>(done) / 1e6);
+  };
+}
+
 ProgressTicker::ProgressTicker(Progress& p) : p_(p) {
   thread_ = std::thread([this] {
     std::unique_lock<std::mutex> lk(mu_);

@@ -9,6 +9,8 @@
 #pragma once
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -64,6 +66,10 @@ class ProgressTicker {
   bool stop_ = false;
   std::thread thread_;
 };
+
+// A callback for readers and writers that count bytes (core's ByteProgress): shows them on `p`
+// as MB done of MB in all.
+std::function<void(uint64_t done, uint64_t total)> progress_in_mb(Progress& p);
 
 // "1h02m", "3m05s", "12s"; "?" for a negative or non-finite time.
 std::string progress_duration(double seconds);
