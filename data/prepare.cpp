@@ -22,6 +22,7 @@
 #include "core/error.h"
 #include "data/token_shards.h"
 #include "data/tokenizer.h"
+#include "data/utf8.h"
 
 namespace infini {
 namespace {
@@ -187,6 +188,11 @@ void write_index(const Tokenizer& tok, const PrepareOptions& opt, SplitWriter& t
   index["documents"] = {{"train", st.train_documents}, {"val", st.val_documents}};
   index["tokens"] = {{"train", st.train_tokens}, {"val", st.val_tokens}};
   index["bytes"] = st.bytes;
+  if (!st.invalid_utf8.empty()) {
+    nlohmann::json bad = nlohmann::json::object();
+    for (const auto& b : st.invalid_utf8) bad[b.file] = b.bytes;
+    index["invalid_utf8_bytes"] = bad;  // each tokenized as U+FFFD
+  }
   const std::string path = opt.out_dir + "/index.json";
   {
     std::ofstream out(path + ".tmp");
@@ -245,10 +251,20 @@ PrepareStats prepare_corpus(const Tokenizer& tok, const PrepareOptions& opt) {
       std::ifstream in(f, std::ios::binary);
       DocumentSplitter split;
       std::string line;
-      while (std::getline(in, line)) {
+      InvalidUtf8 bad{f};
+      for (int64_t line_no = 1; std::getline(in, line); ++line_no) {
         st.bytes += static_cast<int64_t>(line.size()) + 1;
+        size_t first = 0;
+        if (const size_t n = invalid_utf8_bytes(line, &first); n > 0) {
+          if (bad.bytes == 0) {
+            bad.first_line = line_no;
+            bad.first_byte = static_cast<int64_t>(first) + 1;
+          }
+          bad.bytes += static_cast<int64_t>(n);
+        }
         split.feed_line(line, emit);
       }
+      if (bad.bytes > 0) st.invalid_utf8.push_back(bad);
       if (in.bad()) throw Error(fmt::format("data prepare: input {}: read error", f));
       split.flush(emit);  // documents never span two files
     }

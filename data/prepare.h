@@ -29,11 +29,19 @@ struct PrepareOptions {
   std::function<void(int64_t read, int64_t total)> on_progress;
 };
 
+// Bytes of one input that are not UTF-8 (each is tokenized as U+FFFD, the replacement character).
+struct InvalidUtf8 {
+  std::string file;
+  int64_t bytes = 0;                   // how many
+  int64_t first_line = 0, first_byte = 0;  // where the first is: line (from 1), byte in it (from 1)
+};
+
 struct PrepareStats {
   int64_t documents = 0, train_documents = 0, val_documents = 0;
   int64_t train_tokens = 0, val_tokens = 0;  // EOS separators included
   int64_t bytes = 0;                         // text bytes read
   double seconds = 0;
+  std::vector<InvalidUtf8> invalid_utf8;     // the inputs that have such bytes (also in index.json)
 };
 
 // Splits a stream of lines into documents (exposed for tests). Calls emit(doc) per document.

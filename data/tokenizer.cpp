@@ -18,6 +18,7 @@
 
 #include "core/error.h"
 #include "data/spm/spm_shim.h"
+#include "data/utf8.h"
 
 namespace infini {
 namespace {
@@ -224,7 +225,14 @@ class InputSentences {
     while (true) {
       if (in_.is_open() && std::getline(in_, line_)) {
         bytes_ += static_cast<double>(line_.size()) + 1;
+        ++line_no_;
         at_ = 0;
+        size_t first = 0;
+        if (const size_t bad = invalid_utf8_bytes(line_, &first); bad > 0) {
+          if (report_.invalid_utf8_bytes == 0)
+            report_.first_invalid_utf8 = fmt::format("{}:{}:{}", files_[file_ - 1], line_no_, first + 1);
+          report_.invalid_utf8_bytes += static_cast<int64_t>(bad);
+        }
         if (line_.size() > kMaxSentenceBytes) {
           ++report_.lines_cut;
           if (!file_had_cut_) ++report_.files_with_cuts;
@@ -244,6 +252,7 @@ class InputSentences {
       in_.clear();
       in_.open(files_[file_++], std::ios::binary);
       file_had_cut_ = false;
+      line_no_ = 0;
       if (!in_) {
         error_ = fmt::format("tokenizer train: input {}: cannot open for reading", files_[file_ - 1]);
         return false;
@@ -255,6 +264,7 @@ class InputSentences {
   TokenizerTrainReport& report_;
   std::ifstream in_;
   size_t file_ = 0, at_ = 0;
+  int64_t line_no_ = 0;
   std::string line_;
   double bytes_ = 0;
   int64_t sentences_ = 0;

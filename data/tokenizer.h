@@ -48,6 +48,8 @@ struct TokenizerTrainReport {
   int64_t lines_cut = 0;         // lines longer than 16384 bytes (sentencepiece's limit), cut ...
   int64_t pieces_from_cuts = 0;  // ... into this many lines, at spaces where possible
   int64_t files_with_cuts = 0;   // inputs that had such lines
+  int64_t invalid_utf8_bytes = 0;  // bytes that are not UTF-8 (sentencepiece reads each as U+FFFD)
+  std::string first_invalid_utf8;  // "FILE:LINE:BYTE" of the first such byte
   std::vector<std::string> warnings;  // what sentencepiece warned about, as it said it
 };
 

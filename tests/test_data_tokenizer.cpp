@@ -12,6 +12,7 @@
 #include "data/prepare.h"
 #include "data/token_shards.h"
 #include "data/tokenizer.h"
+#include "data/utf8.h"
 #include "support/run_util.h"
 #include "tests/test_data_util.h"
 
@@ -242,6 +243,56 @@ TEST(Cli, TokenizerTrainAndDataPrepare) {
   // failures: non-zero exit
   EXPECT_NE(run(bin + " data prepare --tokenizer " + dir + "/none.model --input " + dir + "/text.txt --out " + dir + "/x"), 0);
   EXPECT_NE(run(bin + " tokenizer train --input " + dir + "/none.txt --vocab-size 300 --out " + dir + "/u"), 0);
+}
+
+// Well-formed UTF-8 by RFC 3629's table, byte by byte (every count below is by hand).
+TEST(Utf8, CountsTheBytesOutsideWellFormedSequences) {
+  size_t first = 99;
+  EXPECT_EQ(invalid_utf8_bytes("plain ascii", &first), 0u);
+  EXPECT_EQ(first, 11u);
+  EXPECT_EQ(invalid_utf8_bytes("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), 0u);  // 2, 3 and 4 bytes
+  EXPECT_EQ(invalid_utf8_bytes("ab\xff", &first), 1u);
+  EXPECT_EQ(first, 2u);
+  EXPECT_EQ(invalid_utf8_bytes("\xc3"), 1u);              // cut short
+  EXPECT_EQ(invalid_utf8_bytes("\xe2\x82z"), 2u);         // cut short, then a letter
+  EXPECT_EQ(invalid_utf8_bytes("\xc0\xaf"), 2u);          // overlong '/'
+  EXPECT_EQ(invalid_utf8_bytes("\xe0\x80\xaf"), 3u);      // overlong '/' in three bytes
+  EXPECT_EQ(invalid_utf8_bytes("\xed\xa0\x80"), 3u);      // a surrogate (U+D800)
+  EXPECT_EQ(invalid_utf8_bytes("\xf4\x90\x80\x80"), 4u);  // above U+10FFFF
+  EXPECT_EQ(invalid_utf8_bytes("\x80\xbf"), 2u);          // continuation bytes alone
+  EXPECT_EQ(invalid_utf8_bytes("\xef\xbf\xbd"), 0u);      // U+FFFD itself is fine
+}
+
+// The real tokenizer agrees: each byte counted invalid comes back from a round trip as one U+FFFD.
+TEST(Utf8, EachInvalidByteBecomesOneReplacementCharacterInTheTokenizer) {
+  const std::string text = "stone \xff\xfe river \xc3 x \xe2\x82 y \xed\xa0\x80 z \xc0\xaf end";
+  const std::string back = tok().decode(tok().encode(text));
+  size_t replacements = 0;
+  for (size_t at = back.find("\xef\xbf\xbd"); at != std::string::npos; at = back.find("\xef\xbf\xbd", at + 1)) ++replacements;
+  EXPECT_EQ(replacements, invalid_utf8_bytes(text));
+  EXPECT_EQ(replacements, 2u + 1u + 2u + 3u + 2u);
+}
+
+// data prepare and tokenizer train say how many bytes were not UTF-8 and where the first was;
+// index.json records the count per input.
+TEST(Cli, InvalidUtf8IsReportedWithItsPlace) {
+  const std::string dir = scratch_dir("data_cli_utf8");
+  write_file(dir + "/good.txt", generated_text(400, 2));
+  write_file(dir + "/bad.txt", "A first line\n\nsecond \xff line and \xc3\n" + generated_text(100, 4));
+  const std::string bin = INFINI_BINARY;
+  auto r = infini::test::run_cmd(bin + " tokenizer train --input " + dir + "/good.txt " + dir + "/bad.txt --vocab-size 400 --out " +
+                                 dir + "/t 2>&1");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("warning: tokenizer train: 2 bytes of the input are not valid UTF-8 (the first at " + dir +
+                          "/bad.txt:3:8)"), std::string::npos) << r.output;
+  r = infini::test::run_cmd(bin + " data prepare --tokenizer " + dir + "/t.model --input " + dir + "/good.txt " + dir +
+                            "/bad.txt --out " + dir + "/shards 2>&1");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("warning: data prepare: " + dir + "/bad.txt: 2 bytes are not valid UTF-8 (the first at line 3, "
+                          "byte 8); each was tokenized as U+FFFD"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("good.txt: "), std::string::npos) << r.output;
+  const auto index = nlohmann::json::parse(read_file(dir + "/shards/index.json"));
+  EXPECT_EQ(index.at("invalid_utf8_bytes"), nlohmann::json({{dir + "/bad.txt", 2}}));
 }
 
 // sentencepiece's trainer writes warnings to std::cerr from inside the dlopen'ed shim: a line

@@ -43,6 +43,12 @@ void add_data_command(CLI::App& app) {
       };
       const PrepareStats s = prepare_corpus(tok, *popt);
       progress.finish();
+      for (const auto& b : s.invalid_utf8)
+        std::fprintf(stderr,
+                     "warning: data prepare: %s: %lld bytes are not valid UTF-8 (the first at line %lld, byte %lld); "
+                     "each was tokenized as U+FFFD, the replacement character\n",
+                     b.file.c_str(), static_cast<long long>(b.bytes), static_cast<long long>(b.first_line),
+                     static_cast<long long>(b.first_byte));
       const int64_t tokens = s.train_tokens + s.val_tokens;
       std::printf("prepared %s: %lld documents (%lld train, %lld val), %lld train + %lld val tokens, "
                   "%.2f bytes/token, %.1f MB in %.2f s (%.1f MB/s)\n",

@@ -63,6 +63,10 @@ void add_tokenizer_command(CLI::App& app) {
         if (line) line->finish();
       }
       for (const auto& w : rep.warnings) std::fprintf(stderr, "sentencepiece: %s\n", w.c_str());
+      if (rep.invalid_utf8_bytes > 0)
+        std::fprintf(stderr, "warning: tokenizer train: %lld bytes of the input are not valid UTF-8 (the first at %s); "
+                     "sentencepiece read each as U+FFFD, the replacement character\n",
+                     static_cast<long long>(rep.invalid_utf8_bytes), rep.first_invalid_utf8.c_str());
       if (rep.lines_cut > 0)
         std::printf("cut %lld lines longer than 16384 bytes (sentencepiece's limit) into %lld lines, at spaces where "
                     "possible, in %lld input file%s\n", static_cast<long long>(rep.lines_cut),
