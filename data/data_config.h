@@ -37,6 +37,7 @@ struct DataConfig {
   std::string truncate = "right";  // records longer than seq_len: left | right | drop
   bool shuffle = true;             // deterministic shuffle from run.seed + epoch
   int64_t prefetch = 2;            // batches prepared ahead on a thread (0 = none)
+  int64_t max_record_bytes = 16 << 20;  // a JSONL record (line) longer than this is refused, unparsed
   ChatTemplate chat;               // how records are rendered to tokens
 };
 
@@ -48,6 +49,7 @@ template <class V> void visit_fields(DataConfig& c, V& v) {
   v("truncate", c.truncate, "records longer than seq_len: left | right | drop");
   v("shuffle", c.shuffle, "shuffle deterministically from seed + epoch");
   v("prefetch", c.prefetch, "batches prepared ahead on a thread");
+  v("max_record_bytes", c.max_record_bytes, "JSONL records longer than this are refused before parsing");
   v.section("chat", c.chat);
 }
 

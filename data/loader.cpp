@@ -127,7 +127,7 @@ void Loader::load_tokens(const std::vector<std::string>& dirs, Split split) {
 void Loader::load_records(const std::vector<std::string>& files) {
   std::vector<RawRecord> raw;
   for (const auto& file : files) {
-    auto r = read_record_file(file);
+    auto r = read_record_file(file, cfg_.max_record_bytes);
     raw.insert(raw.end(), std::make_move_iterator(r.begin()), std::make_move_iterator(r.end()));
   }
   if (raw.empty()) throw Error(fmt::format("empty dataset: no records in {}", join(files)));

@@ -4,6 +4,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -37,6 +38,63 @@ const std::string& get_string(const nlohmann::json& j, const char* key, const st
 void require_object(const nlohmann::json& j, const std::string& where) {
   if (!j.is_object()) throw Error(fmt::format("{}: a record must be a JSON object, found {}", where, j.type_name()));
 }
+
+// The lines of a file, gunzipped when it is gzip (zlib reads other files as they are), one buffer
+// at a time: a line longer than the bound is read past and measured, never held.
+class LineReader {
+ public:
+  explicit LineReader(const std::string& path) : path_(path), f_(gzopen(path.c_str(), "rb")) {
+    if (!f_) throw Error(fmt::format("{}: cannot open for reading ({})", path, std::strerror(errno)));
+  }
+  ~LineReader() { gzclose(f_); }
+  LineReader(const LineReader&) = delete;
+  LineReader& operator=(const LineReader&) = delete;
+
+  // The next line (without its newline) into `line`; false at the end of the file. A line over
+  // max_bytes is left out of `line` and its length put into *too_long (else *too_long = -1).
+  bool next(std::string& line, int64_t max_bytes, int64_t* too_long) {
+    line.clear();
+    *too_long = -1;
+    int64_t length = 0;
+    bool any = false;
+    for (;;) {
+      if (at_ == end_ && !refill()) return any;
+      any = true;
+      const char* nl = static_cast<const char*>(std::memchr(buf_ + at_, '\n', end_ - at_));
+      const size_t take = (nl ? static_cast<size_t>(nl - buf_) : end_) - at_;
+      length += static_cast<int64_t>(take);
+      if (length > max_bytes) {
+        *too_long = length;
+        line.clear();
+      } else {
+        line.append(buf_ + at_, take);
+      }
+      at_ += take;
+      if (nl) {
+        ++at_;
+        return true;
+      }
+    }
+  }
+
+ private:
+  bool refill() {
+    const int n = gzread(f_, buf_, sizeof(buf_));
+    int code = 0;
+    const std::string msg = n <= 0 ? gzerror(f_, &code) : "";
+    // gzread reports a truncated stream as a clean end; gzerror still knows.
+    if (n < 0 || (n == 0 && code != Z_OK && code != Z_STREAM_END))
+      throw Error(fmt::format("{}: corrupt gzip data ({})", path_, msg));
+    at_ = 0;
+    end_ = static_cast<size_t>(std::max(n, 0));
+    return n > 0;
+  }
+
+  std::string path_;
+  gzFile f_;
+  char buf_[1 << 16];
+  size_t at_ = 0, end_ = 0;
+};
 
 }  // namespace
 
@@ -72,22 +130,22 @@ std::string read_text_file(const std::string& path) {
   return ss.str();
 }
 
-std::vector<RawRecord> read_record_file(const std::string& path) {
+std::vector<RawRecord> read_record_file(const std::string& path, int64_t max_record_bytes) {
   const bool jsonl = ends_with(path, ".jsonl") || ends_with(path, ".jsonl.gz");
   const bool json = ends_with(path, ".json") || ends_with(path, ".json.gz");
   if (!jsonl && !json)
     throw Error(fmt::format("{}: unsupported record file (expected .jsonl, .jsonl.gz, .json or .json.gz)", path));
-  const std::string text = read_text_file(path);
   std::vector<RawRecord> out;
   if (jsonl) {
-    size_t start = 0;
-    int64_t line_no = 0;
-    while (start < text.size()) {
-      size_t end = text.find('\n', start);
-      if (end == std::string::npos) end = text.size();
-      ++line_no;
-      const std::string line = text.substr(start, end - start);
-      start = end + 1;
+    if (!std::ifstream(path)) throw Error(fmt::format("{}: cannot open for reading ({})", path, std::strerror(errno)));
+    LineReader in(path);
+    std::string line;
+    int64_t too_long = -1;
+    for (int64_t line_no = 1; in.next(line, max_record_bytes, &too_long); ++line_no) {
+      if (too_long >= 0)
+        throw Error(fmt::format("{}:{}: a record of {} bytes, more than data.max_record_bytes = {}: split it, or raise "
+                                "the bound if it is meant to be one record",
+                                path, line_no, too_long, max_record_bytes));
       if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
       const std::string where = fmt::format("{}:{}", path, line_no);
       try {
@@ -98,6 +156,7 @@ std::vector<RawRecord> read_record_file(const std::string& path) {
     }
     return out;
   }
+  const std::string text = read_text_file(path);
   nlohmann::json arr;
   try {
     arr = nlohmann::json::parse(text);

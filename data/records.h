@@ -1,6 +1,7 @@
 // Record files (.jsonl, .json arrays, .jsonl.gz) and the record kinds the stages read from them:
 // SFT, preference pairs (incl. HH-RLHF transcripts) and PPO prompts. Not their rendering to tokens.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -14,9 +15,12 @@ struct RawRecord {
   std::string where;
 };
 
-// Reads every record of a file: .jsonl / .jsonl.gz one object per non-blank line, .json / .json.gz
-// one array. Throws infini::Error for a missing file, corrupt gzip or malformed JSON (file:line).
-std::vector<RawRecord> read_record_file(const std::string& path);
+// Reads every record of a file: .jsonl / .jsonl.gz one object per non-blank line, read line by
+// line; .json / .json.gz one array, read whole. Throws infini::Error for a missing file, corrupt
+// gzip, malformed JSON (file:line) or a JSONL line over max_record_bytes (its length named, before
+// any of it is parsed: a 50 MB record would cost gigabytes to parse and tokenize).
+constexpr int64_t kDefaultMaxRecordBytes = 16 << 20;
+std::vector<RawRecord> read_record_file(const std::string& path, int64_t max_record_bytes = kDefaultMaxRecordBytes);
 
 // Whole file contents, gunzipped when the name ends in .gz (zlib gzread).
 std::string read_text_file(const std::string& path);

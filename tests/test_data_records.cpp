@@ -192,6 +192,34 @@ TEST(Records, FileFormats) {
   EXPECT_EQ(read_record_file(dir + "/r.jsonl")[1].where, dir + "/r.jsonl:3");
 }
 
+// JSONL is read line by line: a record longer than the read buffer (64 KiB) comes back whole, one
+// of exactly max_record_bytes is read, one byte more is refused with its length and line before
+// any of it is parsed (plain and gzip alike); the loader takes the bound from data.max_record_bytes.
+TEST(Records, OneRecordsSizeIsBounded) {
+  const std::string dir = scratch_dir("data_records_bound");
+  const std::string big = "{\"prompt\": \"" + std::string(200000, 'q') + "\", \"response\": \"b\"}";
+  const std::string small = "{\"prompt\": \"a\", \"response\": \"b\"}";
+  write_file(dir + "/r.jsonl", small + "\n" + big + "\n" + small);  // no newline at the end
+  write_gz(dir + "/r.jsonl.gz", small + "\n" + big + "\n" + small);
+  for (const char* f : {"/r.jsonl", "/r.jsonl.gz"}) {
+    const auto recs = read_record_file(dir + f);
+    ASSERT_EQ(recs.size(), 3u) << f;
+    EXPECT_EQ(recs[1].value["prompt"].get<std::string>().size(), 200000u) << f;
+    EXPECT_EQ(recs[2].where, dir + f + ":3");
+    EXPECT_EQ(read_record_file(dir + f, static_cast<int64_t>(big.size())).size(), 3u) << f;
+    expect_error_contains([&] { read_record_file(dir + f, static_cast<int64_t>(big.size()) - 1); },
+                          dir + f + ":2: a record of " + std::to_string(big.size()) +
+                              " bytes, more than data.max_record_bytes = " + std::to_string(big.size() - 1));
+  }
+  DataConfig cfg;
+  cfg.format = "sft";
+  cfg.seq_len = 64;
+  cfg.train = {dir + "/r.jsonl"};
+  cfg.max_record_bytes = 1000;
+  expect_error_contains([&] { Loader l(cfg, Split::train, &tok(), 2, 0); },
+                        "r.jsonl:2: a record of " + std::to_string(big.size()) + " bytes, more than data.max_record_bytes = 1000");
+}
+
 TEST(Records, BadInput) {
   const std::string dir = scratch_dir("data_records_bad");
   expect_error_contains([&] { read_record_file(dir + "/missing.jsonl"); }, "missing.jsonl: cannot open");

@@ -106,6 +106,7 @@ void check_data(const DataConfig& d) {
   check(one_of(d.truncate, {"left", "right", "drop"}),
         fmt::format("data.truncate: expected left, right or drop, found '{}'", d.truncate));
   check(d.prefetch >= 0, fmt::format("data.prefetch: expected >= 0, found {}", d.prefetch));
+  check(d.max_record_bytes >= 1, fmt::format("data.max_record_bytes: expected >= 1, found {}", d.max_record_bytes));
 }
 
 void check_stage(const Config& c) {
