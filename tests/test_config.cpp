@@ -150,6 +150,15 @@ TEST(Config, OutOfRangeAndInconsistentValues) {
   EXPECT_EQ(error_of("stage: sft\ntrain: {prefix_gradient: writes}\n"),
             "cfg.yaml:2: train.prefix_gradient: writes needs model.memory with enabled: true and gradient: detach, "
             "found enabled: true, gradient: bptt");
+  // PPO's log-probabilities are of the whole softmax: a truncated sampling distribution is refused.
+  EXPECT_EQ(error_of("stage: ppo\nppo:\n  top_k: 40\n"),
+            "cfg.yaml:3: ppo.top_k: expected 0 (PPO's ratios and KL are computed over the whole vocabulary; sampling "
+            "from the top k would bias them), found 40");
+  EXPECT_EQ(error_of("stage: ppo\n", {"ppo.top_p=0.9"}),
+            "override 'ppo.top_p=0.9': ppo.top_p: expected 1 (PPO's ratios and KL are computed over the whole "
+            "vocabulary; nucleus sampling would bias them), found 0.9");
+  EXPECT_EQ(error_of("stage: sft\ndata: {max_record_bytes: 0}\n"),
+            "cfg.yaml:2: data.max_record_bytes: expected >= 1, found 0");
 }
 
 TEST(Config, MissingRequiredKey) {

@@ -161,13 +161,18 @@ TEST(Generate, StopsAtEosAndChecksPrompt) {
   EXPECT_THROW(generate(model, {1, 48}, opts), Error);
 }
 TEST(PpoRollout, BatchedGreedyEqualsEachPromptAlone) {
-  // Six prompts of three lengths (two groups share a length, one is alone): greedy rollouts decoded
-  // group by group give exactly the tokens of generate() on each prompt by itself.
+  // Eight prompts of four lengths (groups share a length, one is alone; two span 5.6 segments of 8,
+  // so they are read in a chunk of 4 whole segments, a whole segment, then streamed): greedy
+  // rollouts decoded group by group give exactly the tokens of generate() on each prompt alone.
   torch::manual_seed(5);
   Decoder model(small_config(MemoryUpdate::delta));
-  const std::vector<std::vector<int64_t>> prompts = {{1, 5, 9}, {1, 7, 3, 11, 20, 4}, {1, 8, 8},
-                                                     {1, 30}, {1, 2, 40, 6, 6, 9}, {1, 12, 13}};
-  const int64_t B = static_cast<int64_t>(prompts.size()), P = 6, pad = 0, eos = 3, max_new = 9;
+  std::vector<std::vector<int64_t>> prompts = {{1, 5, 9}, {1, 7, 3, 11, 20, 4}, {1, 8, 8},
+                                               {1, 30}, {1, 2, 38, 6, 6, 9}, {1, 12, 13}, {1}, {1}};
+  for (int64_t t = 0; t < 44; ++t) {
+    prompts[6].push_back(4 + (t * 7) % 35);
+    prompts[7].push_back(4 + (t * 11 + 3) % 35);
+  }
+  const int64_t B = static_cast<int64_t>(prompts.size()), P = 45, pad = 0, eos = 3, max_new = 9;
   Batch b;
   b.tokens = torch::full({B, P}, pad, torch::kLong);
   b.lengths = torch::empty({B}, torch::kLong);

@@ -81,8 +81,8 @@ struct PPOConfig {
   double actor_lr = 1e-5;             // AdamW lr of the actor (constant)
   double critic_lr = 1e-5;            // AdamW lr of the critic (constant)
   double temperature = 1.0;           // sampling temperature of rollouts (> 0)
-  int64_t top_k = 0;                  // 0 = all tokens
-  double top_p = 1.0;                 // 1 = all tokens
+  int64_t top_k = 0;                  // must be 0 (all tokens): see train/config/validate.cpp
+  double top_p = 1.0;                 // must be 1 (all tokens)
   int64_t max_new_tokens = 16;        // response length cap
   double kl_coef = 0.05;              // KL penalty coefficient (initial value when adaptive)
   bool kl_adaptive = false;           // adapt kl_coef toward kl_target
@@ -175,8 +175,8 @@ template <class V> void visit_fields(PPOConfig& c, V& v) {
   v("actor_lr", c.actor_lr, "actor learning rate");
   v("critic_lr", c.critic_lr, "critic learning rate");
   v("temperature", c.temperature, "rollout sampling temperature");
-  v("top_k", c.top_k, "rollout top-k; 0 = all");
-  v("top_p", c.top_p, "rollout top-p; 1 = all");
+  v("top_k", c.top_k, "rollout top-k; only 0 (all)");
+  v("top_p", c.top_p, "rollout top-p; only 1 (all)");
   v("max_new_tokens", c.max_new_tokens, "response length cap");
   v("kl_coef", c.kl_coef, "KL penalty coefficient (initial when adaptive)");
   v("kl_adaptive", c.kl_adaptive, "adapt kl_coef toward kl_target");

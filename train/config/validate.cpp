@@ -77,8 +77,12 @@ void check_ppo(const PPOConfig& p) {
   check(p.actor_lr >= 0, fmt::format("ppo.actor_lr: expected >= 0, found {}", p.actor_lr));
   check(p.critic_lr >= 0, fmt::format("ppo.critic_lr: expected >= 0, found {}", p.critic_lr));
   check(p.temperature > 0, fmt::format("ppo.temperature: expected > 0, found {}", p.temperature));
-  check(p.top_k >= 0, fmt::format("ppo.top_k: expected >= 0, found {}", p.top_k));
-  check(p.top_p > 0 && p.top_p <= 1, fmt::format("ppo.top_p: expected in (0, 1], found {}", p.top_p));
+  // The old, reference and new log-probabilities (ratios, KL) are of the full softmax at
+  // ppo.temperature; sampling from a top-k / top-p truncation of it would bias both.
+  check(p.top_k == 0, fmt::format("ppo.top_k: expected 0 (PPO's ratios and KL are computed over the whole "
+                                  "vocabulary; sampling from the top k would bias them), found {}", p.top_k));
+  check(p.top_p == 1, fmt::format("ppo.top_p: expected 1 (PPO's ratios and KL are computed over the whole "
+                                  "vocabulary; nucleus sampling would bias them), found {}", p.top_p));
   check(p.max_new_tokens >= 1, fmt::format("ppo.max_new_tokens: expected >= 1, found {}", p.max_new_tokens));
   check(p.kl_coef >= 0, fmt::format("ppo.kl_coef: expected >= 0, found {}", p.kl_coef));
   check(p.kl_target > 0, fmt::format("ppo.kl_target: expected > 0, found {}", p.kl_target));

@@ -44,7 +44,9 @@ Rollout sample_rollout(Decoder& actor, const Batch& prompts, const SamplingOptio
     auto index = torch::tensor(rows, torch::kLong).to(device);
     auto prompt = prompts.tokens.index_select(0, index).slice(1, 0, P);  // (g, P)
     StreamState st = actor->new_state(g);
-    auto logits = actor->forward_stream(st, prompt).select(1, P - 1);  // (g, V)
+    // The prompt in chunks of whole segments (Decoder::read_prompt), as generate() reads one: the
+    // activations and logits of one chunk at a time, not of the whole prompt.
+    auto logits = actor->head(actor->read_prompt(st, prompt)).select(1, 0);  // (g, V)
     auto pc = prompt.to(torch::kCPU).contiguous();
     std::vector<bool> done(static_cast<size_t>(g), false);
     int64_t live = g;
