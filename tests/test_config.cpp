@@ -318,7 +318,7 @@ TEST(Config, EnumKeysRefuseOtherSpellingsWithFileLineAndKey) {
             "cfg.yaml:2: ppo.reward_source: expected model, rule or sum, found a list");
   EXPECT_EQ(error_of("stage: pretrain\nresume: always\n"), "cfg.yaml:2: resume: expected auto or never, found 'always'");
   EXPECT_EQ(error_of("stage: pretrain\n", {"ppo.advantage=ppo"}),
-            "override 'ppo.advantage=ppo': ppo.advantage: expected gae or rloo, found 'ppo'");
+            "override 'ppo.advantage=ppo': ppo.advantage: expected gae, rloo or grpo, found 'ppo'");
   EXPECT_EQ(error_of("stage: pretrain\n", {"ppo.rule=fuzzy"}),
             "override 'ppo.rule=fuzzy': ppo.rule: expected exact or numeric, found 'fuzzy'");
   EXPECT_EQ(error_of("stage: pretrain\n", {"run.device=tpu"}),

@@ -192,5 +192,47 @@ TEST(RlhfRewards, RuleReward) {
   EXPECT_THROW(rule_reward("1", "1", "fuzzy"), ConfigError);
 }
 
+// GRPO: groups of 4; group 1 scores 1, 0, 0, 1 (mean 0.5, unbiased std sqrt(1/3)), group 2 all
+// equal (advantage exactly 0, no NaN). Unscaled: the centred scores.
+TEST(RlhfMath, GroupAdvantagesCentreAndScaleEachGroup) {
+  const auto score = torch::tensor({1.f, 0.f, 0.f, 1.f, 2.f, 2.f, 2.f, 2.f});
+  const auto a = group_advantages(score, 4, true);
+  const double scaled = 0.5 / (std::sqrt(1.0 / 3.0) + 1e-4);
+  const std::vector<double> want = {scaled, -scaled, -scaled, scaled, 0, 0, 0, 0};
+  for (int64_t i = 0; i < 8; ++i) EXPECT_NEAR(a[i].item<double>(), want[static_cast<size_t>(i)], 1e-6) << i;
+  EXPECT_TRUE(torch::equal(a.slice(0, 4), torch::zeros({4})));
+  const auto c = group_advantages(score, 4, false);
+  for (int64_t i = 0; i < 4; ++i) EXPECT_NEAR(c[i].item<double>(), i == 0 || i == 3 ? 0.5 : -0.5, 1e-7);
+  EXPECT_THROW(group_advantages(score, 3, true), Error);
+}
+
+// k3 at p = 0.5, p_ref = 0.25: exp(ln 0.5) - ln 0.5 - 1 = ln 2 - 0.5; zero where the two agree;
+// d/dlogp = 1 - p_ref / p = 0.5.
+TEST(RlhfMath, K3KlValueAndGradient) {
+  auto logp = torch::tensor({std::log(0.5f), std::log(0.3f)}).requires_grad_(true);
+  const auto ref = torch::tensor({std::log(0.25f), std::log(0.3f)});
+  const auto k3 = k3_kl(logp, ref);
+  EXPECT_NEAR(k3[0].item<double>(), std::log(2.0) - 0.5, 1e-6);
+  EXPECT_NEAR(k3[1].item<double>(), 0.0, 1e-7);
+  k3.sum().backward();
+  EXPECT_NEAR(logp.grad()[0].item<double>(), 0.5, 1e-6);
+  EXPECT_NEAR(logp.grad()[1].item<double>(), 0.0, 1e-6);
+}
+
+// Token averaging weighs long responses more; sequence averaging weighs each response once.
+TEST(RlhfMath, SequenceMeanAveragesEachRowFirst) {
+  const auto x = torch::tensor({1.f, 2.f, 3.f, 4.f, 9.f, 9.f, 5.f, 5.f, 5.f}).view({3, 3});
+  const auto m = torch::tensor({1.f, 1.f, 1.f, 1.f, 0.f, 0.f, 0.f, 0.f, 0.f}).view({3, 3});
+  EXPECT_NEAR(masked_sequence_mean(x, m).item<double>(), (2.0 + 4.0) / 2, 1e-6);  // the empty row counts not
+  EXPECT_NEAR(masked_mean(x, m).item<double>(), 10.0 / 4, 1e-6);
+  // policy_loss with advantages 1 and ratio 1 is -1 either way; with advantage 1 on row 0 and 0 on
+  // row 1 it is -3/4 per token and -1/2 per sequence.
+  const auto logp = torch::zeros({3, 3});
+  auto adv = torch::zeros({3, 3});
+  adv[0].fill_(1.f);
+  EXPECT_NEAR(policy_loss(logp, logp, adv, m, 0.2).loss.item<double>(), -0.75, 1e-6);
+  EXPECT_NEAR(policy_loss(logp, logp, adv, m, 0.2, true).loss.item<double>(), -0.5, 1e-6);
+}
+
 }  // namespace test_rlhf_math
 }  // namespace infini

@@ -331,6 +331,39 @@ TEST(RlhfStages, PpoRlooUpdatesTheActorWithoutACritic) {
   EXPECT_NE(bad.output.find("ppo.advantage"), std::string::npos) << bad.output;
 }
 
+// ppo.advantage = grpo: group-normalised scores, the k3 KL as a loss term (logged as kl_loss), no
+// critic (still the reward model it started from); a run stopped after 2 rollouts and resumed ends
+// where the straight run ends, to the bit.
+TEST(RlhfStages, PpoGrpoLearnsWithoutACriticAndResumesExactly) {
+  const Pipeline& p = pipeline();
+  const std::string straight = scratch_dir("rlhf_grpo_straight"), split = scratch_dir("rlhf_grpo_split");
+  const std::string args = "train.max_steps=4 train.batch_size=4 ppo.samples_per_prompt=4 ppo.advantage=grpo "
+                           "ppo.loss_average=sequence ppo.reward_source=model ppo.eval_every=0 checkpoint.every=0 "
+                           "ppo.ppo_epochs=1 ppo.mini_batch_size=16";  // one update per rollout
+  auto a = run_infini(ppo_args(p, straight, args));
+  ASSERT_EQ(a.code, 0) << a.output;
+  auto b1 = run_infini(ppo_args(p, split, args + " train.stop_after=2"));
+  ASSERT_EQ(b1.code, 0) << b1.output;
+  auto b2 = run_infini(ppo_args(p, split, args));
+  ASSERT_EQ(b2.code, 0) << b2.output;
+  auto ra = records_of(straight, "ppo"), rb = records_of(split, "ppo");
+  ASSERT_EQ(ra.size(), 4u);
+  ASSERT_EQ(rb.size(), 4u);
+  EXPECT_FALSE(ra[0].contains("explained_variance"));
+  EXPECT_EQ(ra[0]["value_loss"].get<double>(), 0.0);
+  EXPECT_EQ(ra[0]["kl_loss"].get<double>(), 0.0);  // the one update of rollout 1 starts from the reference
+  EXPECT_GT(ra[3]["kl_loss"].get<double>(), 0.0);
+  for (size_t i = 0; i < 4; ++i)
+    for (const char* k : {"reward_mean", "kl", "kl_loss", "policy_loss", "response_length", "entropy"})
+      EXPECT_EQ(ra[i][k].get<double>(), rb[i][k].get<double>()) << "rollout " << i + 1 << " " << k;
+  const std::string ck = resolve_checkpoint(straight);
+  EXPECT_EQ(weight_distance(ck + "/critic/model.safetensors", model_file(p.reward_run)), 0.0);
+  EXPECT_GT(weight_distance(ck + "/actor/model.safetensors", model_file(p.sft_run)), 0.0);
+  auto x = load_safetensors(ck + "/actor/model.safetensors");
+  auto y = load_safetensors(resolve_checkpoint(split) + "/actor/model.safetensors");
+  for (auto& [name, t] : x.tensors) EXPECT_TRUE(torch::equal(t, y.tensors.at(name))) << name;
+}
+
 TEST(RlhfStages, DeeperRewardModelGrownFromTheSftTrunk) {
   // init_extra_layers: a 3-block reward model from the 2-block SFT model. At lr 0 its checkpoint
   // holds the SFT blocks unchanged and a third block equal to a fresh model's (same seed); without

@@ -21,7 +21,8 @@ enum class OnNonfinite { stop, skip };              // train.on_nonfinite
 enum class PrefixGradient { none, writes };         // train.prefix_gradient
 enum class RewardSource { model, rule, sum };       // ppo.reward_source
 enum class RuleMatch { exact, numeric };            // ppo.rule
-enum class Advantage { gae, rloo };                 // ppo.advantage
+enum class Advantage { gae, rloo, grpo };           // ppo.advantage
+enum class LossAverage { token, sequence };         // ppo.loss_average
 enum class Resume { auto_, never };                 // resume (auto_ is spelled "auto")
 
 // Choices<E>::names[i] spells the enumerator of value i.
@@ -37,7 +38,8 @@ template <> struct Choices<OnNonfinite> { static constexpr std::array<const char
 template <> struct Choices<PrefixGradient> { static constexpr std::array<const char*, 2> names{"none", "writes"}; };
 template <> struct Choices<RewardSource> { static constexpr std::array<const char*, 3> names{"model", "rule", "sum"}; };
 template <> struct Choices<RuleMatch> { static constexpr std::array<const char*, 2> names{"exact", "numeric"}; };
-template <> struct Choices<Advantage> { static constexpr std::array<const char*, 2> names{"gae", "rloo"}; };
+template <> struct Choices<Advantage> { static constexpr std::array<const char*, 3> names{"gae", "rloo", "grpo"}; };
+template <> struct Choices<LossAverage> { static constexpr std::array<const char*, 2> names{"token", "sequence"}; };
 template <> struct Choices<Resume> { static constexpr std::array<const char*, 2> names{"auto", "never"}; };
 
 // True for the enums above (generic config code reads and writes them by name).

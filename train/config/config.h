@@ -101,6 +101,9 @@ struct PPOConfig {
   int64_t samples_per_prompt = 1;     // responses sampled per prompt; a rollout holds batch_size x this
   Advantage advantage = Advantage::gae;  // gae (critic + GAE) | rloo (score minus the mean of the prompt's
                                       // other samples, KL as return-to-go; no critic; needs samples_per_prompt >= 2)
+                                      // | grpo (score normalised within the prompt's group, KL as a loss term)
+  bool grpo_scale_rewards = true;     // grpo: divide by the group's standard deviation (false: centre only)
+  LossAverage loss_average = LossAverage::token;  // policy loss over all response tokens, or per sequence first
 };
 
 struct Config {
@@ -193,7 +196,9 @@ template <class V> void visit_fields(PPOConfig& c, V& v) {
   v("eval_prompts", c.eval_prompts, "held-out prompts per data.val file per evaluation");
   v("critic_warmup", c.critic_warmup, "first K rollouts update the critic only");
   v("samples_per_prompt", c.samples_per_prompt, "responses per prompt in a rollout");
-  v("advantage", c.advantage, "gae | rloo");
+  v("advantage", c.advantage, "gae | rloo | grpo");
+  v("grpo_scale_rewards", c.grpo_scale_rewards, "grpo: divide by the group's std");
+  v("loss_average", c.loss_average, "token | sequence");
 }
 template <class V> void visit_fields(Config& c, V& v) {
   v("stage", c.stage, "pretrain | sft | reward | ppo");

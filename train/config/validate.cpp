@@ -98,8 +98,9 @@ void check_ppo(const PPOConfig& p) {
   check(p.critic_warmup >= 0, fmt::format("ppo.critic_warmup: expected >= 0, found {}", p.critic_warmup));
   check(p.samples_per_prompt >= 1,
         fmt::format("ppo.samples_per_prompt: expected >= 1, found {}", p.samples_per_prompt));
-  check(p.advantage != Advantage::rloo || p.samples_per_prompt >= 2,
-        fmt::format("ppo.advantage: rloo needs ppo.samples_per_prompt >= 2, found {}", p.samples_per_prompt));
+  check(p.advantage == Advantage::gae || p.samples_per_prompt >= 2,
+        fmt::format("ppo.advantage: {} needs ppo.samples_per_prompt >= 2, found {}", choice_name(p.advantage),
+                    p.samples_per_prompt));
   check(p.eval_prompts >= 0, fmt::format("ppo.eval_prompts: expected >= 0, found {}", p.eval_prompts));
 }
 

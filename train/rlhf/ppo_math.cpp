@@ -100,6 +100,28 @@ torch::Tensor masked_mean(const torch::Tensor& x, const torch::Tensor& mask) {
   return (x.to(torch::kFloat) * m).sum() / m.sum().clamp_min(1.0);
 }
 
+torch::Tensor masked_sequence_mean(const torch::Tensor& x, const torch::Tensor& mask) {
+  auto m = mask.to(torch::kFloat);
+  auto tokens = m.sum(1);                                                     // (B)
+  auto row_mean = (x.to(torch::kFloat) * m).sum(1) / tokens.clamp_min(1.0);  // (B)
+  auto rows = (tokens > 0).to(torch::kFloat);
+  return (row_mean * rows).sum() / rows.sum().clamp_min(1.0);
+}
+
+torch::Tensor group_advantages(const torch::Tensor& score, int64_t group, bool scale) {
+  if (group < 2 || score.numel() % group != 0)
+    throw Error(fmt::format("group advantages: {} scores do not form groups of {} (>= 2)", score.numel(), group));
+  auto s = score.to(torch::kFloat).reshape({-1, group});  // (B / group, group)
+  auto a = s - s.mean(1, true);
+  if (scale) a = a / (s.std(1, /*unbiased=*/true, /*keepdim=*/true) + 1e-4);
+  return a.reshape(score.sizes());
+}
+
+torch::Tensor k3_kl(const torch::Tensor& logp, const torch::Tensor& logp_ref) {
+  auto d = logp_ref.to(torch::kFloat) - logp.to(torch::kFloat);
+  return d.exp() - d - 1;
+}
+
 torch::Tensor masked_whiten(const torch::Tensor& x, const torch::Tensor& mask, bool shift_mean) {
   auto m = mask.to(torch::kFloat);
   auto xf = x.to(torch::kFloat);
@@ -112,7 +134,7 @@ torch::Tensor masked_whiten(const torch::Tensor& x, const torch::Tensor& mask, b
 }
 
 PolicyLoss policy_loss(const torch::Tensor& logp_new, const torch::Tensor& logp_old, const torch::Tensor& advantages,
-                       const torch::Tensor& mask, double clip_eps) {
+                       const torch::Tensor& mask, double clip_eps, bool per_sequence) {
   compat::AutocastOff fp32;
   auto m = mask.to(torch::kFloat);
   auto log_ratio = logp_new.to(torch::kFloat) - logp_old.to(torch::kFloat).detach();
@@ -121,7 +143,8 @@ PolicyLoss policy_loss(const torch::Tensor& logp_new, const torch::Tensor& logp_
   auto unclipped = -adv * ratio;
   auto clipped = -adv * ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps);
   PolicyLoss out;
-  out.loss = masked_mean(torch::max(unclipped, clipped), m);
+  const auto per_token = torch::max(unclipped, clipped);
+  out.loss = per_sequence ? masked_sequence_mean(per_token, m) : masked_mean(per_token, m);
   out.clip_fraction = masked_mean((clipped > unclipped).to(torch::kFloat), m).item<double>();
   out.approx_kl = masked_mean(0.5 * log_ratio.detach().pow(2), m).item<double>();
   return out;

@@ -61,14 +61,26 @@ torch::Tensor masked_whiten(const torch::Tensor& x, const torch::Tensor& mask, b
 
 // Mean of x over the mask (scalar tensor).
 torch::Tensor masked_mean(const torch::Tensor& x, const torch::Tensor& mask);
+// Mean over the sequences (rows with any mask) of each row's masked mean (scalar tensor).
+torch::Tensor masked_sequence_mean(const torch::Tensor& x, const torch::Tensor& mask);
+
+// GRPO's advantage of each response (score (B), groups of `group` consecutive rows): its score
+// minus its group's mean, divided by the group's standard deviation (unbiased) + 1e-4 when `scale`.
+// A group whose scores are all equal gets 0 (no NaN).
+torch::Tensor group_advantages(const torch::Tensor& score, int64_t group, bool scale);
+
+// The k3 estimate of KL(pi || ref) per token: exp(ref - logp) - (ref - logp) - 1 (>= 0; its
+// expectation under pi is the KL; its gradient in logp is 1 - exp(ref - logp)).
+torch::Tensor k3_kl(const torch::Tensor& logp, const torch::Tensor& logp_ref);
 
 struct PolicyLoss {
   torch::Tensor loss;     // scalar: masked mean of max(-A ratio, -A clip(ratio, 1-eps, 1+eps))
   double clip_fraction = 0;  // fraction of tokens where the clipped term was chosen (and differs)
   double approx_kl = 0;      // masked mean of 0.5 (logp_new - logp_old)^2
 };
+// per_sequence: the loss is averaged over each sequence's tokens first, then over the sequences.
 PolicyLoss policy_loss(const torch::Tensor& logp_new, const torch::Tensor& logp_old, const torch::Tensor& advantages,
-                       const torch::Tensor& mask, double clip_eps);
+                       const torch::Tensor& mask, double clip_eps, bool per_sequence = false);
 
 struct ValueLoss {
   torch::Tensor loss;     // scalar: 0.5 masked mean of max((V - R)^2, (clip(V, V_old +- eps) - R)^2)

@@ -53,6 +53,7 @@ struct Experience {
 // Means over the update's mini-batches, for the log.
 struct UpdateStats {
   double policy_loss = 0, value_loss = 0, clip = 0, value_clip = 0, approx_kl = 0, entropy = 0, n = 0;
+  double kl_loss = 0;  // grpo: the k3 KL term (before its coefficient)
   double seconds = 0;
   bool finite = true;
   double mean(double sum) const { return sum / n; }
@@ -116,7 +117,8 @@ class PpoRun {
   RunSession session_;
   const Runtime rt_;
   const Tokenizer tok_;
-  const bool use_rm_, use_rule_, rloo_;
+  const bool use_rm_, use_rule_;
+  const bool grpo_, critic_free_;  // grpo: group-normalised scores, KL as a loss term; rloo/grpo: no critic
   // Four models: actor and reference from the SFT model, critic and reward model from the reward model.
   ModelConfig rm_cfg_;
   Decoder actor_{nullptr}, reference_{nullptr}, critic_{nullptr};
@@ -140,11 +142,13 @@ PpoRun::PpoRun(const Config& cfg)
     : cfg_(cfg), pc_(cfg.ppo), session_(cfg, "ppo", true, "rollout"), rt_(session_.runtime()),
       tok_(ppo_tokenizer(session_)), use_rm_(pc_.reward_source != RewardSource::rule),
       use_rule_(pc_.reward_source != RewardSource::model),
-      rloo_(pc_.advantage == Advantage::rloo), rm_cfg_(reward_model_config(cfg)),
+      grpo_(pc_.advantage == Advantage::grpo), critic_free_(pc_.advantage != Advantage::gae),
+      rm_cfg_(reward_model_config(cfg)),
       prompts_(cfg.data, Split::train, &tok_, cfg.train.batch_size, static_cast<uint64_t>(cfg.run.seed)),
       gen_(make_generator(static_cast<uint64_t>(cfg.run.seed) + 7919)) {
   if (rt_.bf16) spdlog::info("ppo runs in fp32 (run.precision bf16 is not used by this stage)");
-  spdlog::info("ppo: reward from {}, advantages from {}", choice_name(pc_.reward_source), rloo_ ? "rloo" : "gae");
+  spdlog::info("ppo: reward from {}, advantages from {}", choice_name(pc_.reward_source),
+               choice_name(pc_.advantage));
   build_models();
   load_held_out();
   kl_.value = pc_.kl_coef;
@@ -275,7 +279,7 @@ Experience PpoRun::make_experience() {
   torch::NoGradGuard ng;
   ex.logp_old = sequence_logprobs(actor_->forward(r.tokens), r.tokens, pc_.temperature);      // (B, A)
   ex.logp_ref = sequence_logprobs(reference_->forward(r.tokens), r.tokens, pc_.temperature);  // (B, A)
-  ex.values_old = rloo_ ? torch::zeros_like(ex.logp_old) : critic_->forward(r.tokens).slice(1, 0, -1) * mask;
+  ex.values_old = critic_free_ ? torch::zeros_like(ex.logp_old) : critic_->forward(r.tokens).slice(1, 0, -1) * mask;
   auto score = score_rollout(r, &ex.rm_mean, &ex.rule_mean);  // (B)
   ex.raw_score_mean = score.mean().item<double>();
   ex.raw_score_std = B > 1 ? score.std().item<double>() : 0.0;
@@ -284,13 +288,21 @@ Experience PpoRun::make_experience() {
   if (pc_.missing_eos_penalty > 0) score = score - pc_.missing_eos_penalty * (1 - r.ended_eos.to(rt_.device));
   ex.score = score;
   ex.kl_mean = ((ex.logp_old - ex.logp_ref) * mask).sum(1).mean().item<double>();  // per sequence
-  // rloo: the score relative to the prompt's other samples, then the (discounted) return-to-go
-  // of the per-token rewards as the advantage: GAE with V = 0 and lambda = 1.
-  if (rloo_) score = score - leave_one_out_baseline(score, pc_.samples_per_prompt);
-  torch::Tensor rewards = per_token_rewards(ex.logp_old, ex.logp_ref, mask, score, kl_.value);
-  Advantages g = gae(rewards, ex.values_old, mask, pc_.gamma, rloo_ ? 1.0 : pc_.lambda);
-  ex.advantages = pc_.whiten_advantages ? masked_whiten(g.advantages, mask) : g.advantages;
-  ex.returns = g.returns;
+  if (grpo_) {
+    // grpo: the score normalised within the prompt's group is every response token's advantage;
+    // the KL to the reference is a term of the update's loss, not a reward.
+    ex.advantages = group_advantages(score, pc_.samples_per_prompt, pc_.grpo_scale_rewards).unsqueeze(1) * mask;
+    ex.returns = torch::zeros_like(ex.logp_old);
+  } else {
+    // rloo: the score relative to the prompt's other samples, then the (discounted) return-to-go
+    // of the per-token rewards as the advantage: GAE with V = 0 and lambda = 1.
+    const bool rloo = pc_.advantage == Advantage::rloo;
+    if (rloo) score = score - leave_one_out_baseline(score, pc_.samples_per_prompt);
+    torch::Tensor rewards = per_token_rewards(ex.logp_old, ex.logp_ref, mask, score, kl_.value);
+    Advantages g = gae(rewards, ex.values_old, mask, pc_.gamma, rloo ? 1.0 : pc_.lambda);
+    ex.advantages = pc_.whiten_advantages ? masked_whiten(g.advantages, mask) : g.advantages;
+    ex.returns = g.returns;
+  }
   ex.score_s = seconds_since(t_score);
   return ex;
 }
@@ -309,35 +321,45 @@ UpdateStats PpoRun::update(const Experience& ex, int64_t this_step) {
       auto m = r.action_mask.index_select(0, idx);  // (b, A)
       auto logits = actor_->forward(tokens);        // (b, T, V)
       auto logp = sequence_logprobs(logits, tokens, pc_.temperature);
+      const bool per_sequence = pc_.loss_average == LossAverage::sequence;
       PolicyLoss pl = policy_loss(logp, ex.logp_old.index_select(0, idx), ex.advantages.index_select(0, idx), m,
-                                  pc_.clip_eps);
+                                  pc_.clip_eps, per_sequence);
+      torch::Tensor actor_loss = pl.loss;
+      double klv = 0;
+      if (grpo_) {  // + kl_coef x the k3 estimate of KL(actor || reference), averaged as the policy loss is
+        const auto k3 = k3_kl(logp, ex.logp_ref.index_select(0, idx));
+        const auto kl_term = per_sequence ? masked_sequence_mean(k3, m) : masked_mean(k3, m);
+        klv = kl_term.item<double>();
+        actor_loss = actor_loss + kl_.value * kl_term;
+      }
       {
         torch::NoGradGuard ng;
         u.entropy += masked_mean(token_entropy(logits.slice(1, 0, -1) / pc_.temperature), m).item<double>();
       }
       ValueLoss vl;  // rloo: no critic
-      if (!rloo_) {
+      if (!critic_free_) {
         auto values = critic_->forward(tokens).slice(1, 0, -1);  // (b, A)
         vl = value_loss(values, ex.values_old.index_select(0, idx), ex.returns.index_select(0, idx), m, pc_.value_clip);
       }
-      const double plv = pl.loss.item<double>(), vlv = rloo_ ? 0.0 : vl.loss.item<double>();
-      if (!std::isfinite(plv) || !std::isfinite(vlv)) {
+      const double plv = pl.loss.item<double>(), vlv = critic_free_ ? 0.0 : vl.loss.item<double>();
+      if (!std::isfinite(plv) || !std::isfinite(vlv) || !std::isfinite(klv)) {
         u.finite = false;
         break;
       }
       if (this_step > pc_.critic_warmup) {
         actor_opt_->zero_grad();
-        pl.loss.backward();
+        actor_loss.backward();
         clip_grad_norm(actor_opt_->groups(), cfg_.optim.grad_clip);
         actor_opt_->step(pc_.actor_lr);
       }
-      if (!rloo_) {
+      if (!critic_free_) {
         critic_opt_->zero_grad();
         vl.loss.backward();
         clip_grad_norm(critic_opt_->groups(), cfg_.optim.grad_clip);
         critic_opt_->step(pc_.critic_lr);
       }
       u.policy_loss += plv;
+      u.kl_loss += klv;
       u.value_loss += vlv;
       u.clip += pl.clip_fraction;
       u.value_clip += vl.clip_fraction;
@@ -357,7 +379,7 @@ void PpoRun::log(const Experience& ex, const UpdateStats& u, double kl_coef_used
   const int64_t B = r.tokens.size(0);
   const double resp_len = mask.sum().item<double>() / static_cast<double>(B);
   const double eos_frac = r.ended_eos.mean().item<double>();
-  const double ev = rloo_ ? 0.0 : explained_variance(ex.values_old, ex.returns, mask);
+  const double ev = critic_free_ ? 0.0 : explained_variance(ex.values_old, ex.returns, mask);
   const std::set<std::vector<int64_t>> distinct(r.responses.begin(), r.responses.end());
   const double distinct_frac = static_cast<double>(distinct.size()) / static_cast<double>(B);
   nlohmann::json rec{{"kind", "ppo"},
@@ -385,7 +407,8 @@ void PpoRun::log(const Experience& ex, const UpdateStats& u, double kl_coef_used
                      {"update_tokens_per_s",
                       static_cast<double>(r.tokens.numel() * pc_.ppo_epochs) / std::max(u.seconds, 1e-9)}};
   if (pc_.samples_per_prompt > 1) rec["mixed_groups"] = ex.mixed_groups;
-  if (!rloo_) rec["explained_variance"] = ev;
+  if (!critic_free_) rec["explained_variance"] = ev;
+  if (grpo_) rec["kl_loss"] = u.mean(u.kl_loss);
   session_.metrics().write(rec);
   if (progress_) progress_->clear();
   spdlog::info("rollout {}/{} reward {:.3f}±{:.3f} kl {:.3f} (coef {:.3g}) pl {:.4f} vl {:.4f} clip {:.3f} "
