@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
@@ -172,7 +173,8 @@ void compare_with_reference(DpoLoss kind, double beta, double eps) {
   DpoTerms t = dpo_loss(lp.slice(0, 0, B), lp.slice(0, B), lr.slice(0, 0, B), lr.slice(0, B), beta, kind, eps);
   t.loss.backward();
 
-  const std::string dir = scratch_dir(std::string("dpo_oracle_") + choice_name(kind));
+  // One folder per case: ctest runs the cases as parallel processes.
+  const std::string dir = scratch_dir(fmt::format("dpo_oracle_{}_{}", choice_name(kind), eps > 0 ? "smoothed" : "plain"));
   nlohmann::json p{{"hidden", to_json(hidden)}, {"ref_hidden", to_json(ref_hidden)}, {"weight", to_json(w)},
                    {"tokens", to_json(tokens)}, {"mask", to_json(mask)}, {"beta", beta},
                    {"loss", choice_name(kind)}, {"label_smoothing", eps}};
