@@ -4,7 +4,7 @@
 # tokenizer, token shards, SFT records, preference pairs and PPO prompts (2-digit addition).
 # Idempotent. Not the tests' data (they make their own in scratch folders).
 # Usage: scripts/tiny_data.sh   (env INFINI=path to the binary, default build/infini; OUT=folder)
-# Then: infini train configs/tiny/pretrain.yaml; ... sft.yaml; ... reward.yaml; ... ppo.yaml
+# Then: infini train configs/tiny/pretrain.yaml; ... sft.yaml; ... reward.yaml; ... ppo.yaml; ... dpo.yaml
 set -euo pipefail
 cd "$(dirname "$0")/.."
 INFINI=${INFINI:-build/infini}

@@ -142,7 +142,7 @@ TEST(Config, OutOfRangeAndInconsistentValues) {
             "cfg.yaml:3: model.segment_len must be >= 1, found 0");
   EXPECT_EQ(error_of("stage: pretrain\noptim:\n  lr: -0.1\n"), "cfg.yaml:3: optim.lr: expected >= 0, found -0.1");
   EXPECT_EQ(error_of("stage: pretrain\n", {"optim.lr=-1"}), "override 'optim.lr=-1': optim.lr: expected >= 0, found -1");
-  EXPECT_EQ(error_of("stage: finetune\n"), "cfg.yaml:1: stage: expected pretrain, sft, reward or ppo, found 'finetune'");
+  EXPECT_EQ(error_of("stage: finetune\n"), "cfg.yaml:1: stage: expected pretrain, sft, reward, ppo or dpo, found 'finetune'");
   EXPECT_EQ(error_of("stage: pretrain\nmodel: {n_heads: 4, n_kv_heads: 3}\n"),
             "cfg.yaml:2: model.n_heads (4) must be divisible by model.n_kv_heads (3)");
   EXPECT_EQ(error_of("stage: sft\ntrain: {prefix_gradient: all}\n"),
@@ -162,7 +162,7 @@ TEST(Config, OutOfRangeAndInconsistentValues) {
 }
 
 TEST(Config, MissingRequiredKey) {
-  EXPECT_EQ(error_of("run: {seed: 1}\n"), "cfg.yaml: missing required key stage (pretrain, sft, reward or ppo)");
+  EXPECT_EQ(error_of("run: {seed: 1}\n"), "cfg.yaml: missing required key stage (pretrain, sft, reward, ppo or dpo)");
 }
 
 TEST(Config, YamlSyntaxErrorHasPosition) {
@@ -304,7 +304,7 @@ TEST(Config, BaseErrorsNameTheFileAndLineTheyAreIn) {
   // stage may come from a base; given nowhere, it is still required.
   const std::string nostage = put(dir, "nostage.yaml", "base: fixed_base.yaml\n");
   put(dir, "fixed_base.yaml", "run: {seed: 1}\n");
-  EXPECT_EQ(load_error(nostage), nostage + ": missing required key stage (pretrain, sft, reward or ppo)");
+  EXPECT_EQ(load_error(nostage), nostage + ": missing required key stage (pretrain, sft, reward, ppo or dpo)");
 }
 
 TEST(Config, EnumKeysRefuseOtherSpellingsWithFileLineAndKey) {
@@ -373,7 +373,7 @@ TEST(Config, TinyConfigsRunAsShippedOnTheirScriptData) {
   };
   ASSERT_EQ(sh("OUT=" + dir + "/data/work/tiny INFINI=" + bin + " bash " + src + "/scripts/tiny_data.sh"), 0)
       << read_text_file(dir + "/log.txt");
-  for (const char* stage : {"pretrain", "sft", "reward", "ppo"}) {
+  for (const char* stage : {"pretrain", "sft", "reward", "ppo", "dpo"}) {
     ASSERT_EQ(sh(bin + " train " + src + "/configs/tiny/" + stage + ".yaml run.threads=1"), 0)
         << stage << "\n" << read_text_file(dir + "/log.txt");
     EXPECT_TRUE(fs::exists(dir + "/runs/tiny-" + stage + "/checkpoints/latest")) << stage;

@@ -13,7 +13,7 @@
 namespace infini {
 
 void add_train_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("train", "run a stage (pretrain, sft, reward, ppo) from a YAML config");
+  auto* cmd = app.add_subcommand("train", "run a stage (pretrain, sft, reward, ppo, dpo) from a YAML config");
   auto config_path = std::make_shared<std::string>();
   auto overrides = std::make_shared<std::vector<std::string>>();
   auto print_only = std::make_shared<bool>(false);

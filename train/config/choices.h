@@ -12,7 +12,7 @@
 
 namespace infini {
 
-enum class Stage { pretrain, sft, reward, ppo };   // stage
+enum class Stage { pretrain, sft, reward, ppo, dpo };  // stage
 enum class RunDevice { cpu, cuda };                 // run.device
 enum class Precision { fp32, bf16 };                // run.precision
 enum class LogLevel { trace, debug, info, warn, error };  // run.log_level
@@ -23,11 +23,14 @@ enum class RewardSource { model, rule, sum };       // ppo.reward_source
 enum class RuleMatch { exact, numeric };            // ppo.rule
 enum class Advantage { gae, rloo, grpo };           // ppo.advantage
 enum class LossAverage { token, sequence };         // ppo.loss_average
+enum class DpoLoss { sigmoid, ipo, hinge };        // dpo.loss
 enum class Resume { auto_, never };                 // resume (auto_ is spelled "auto")
 
 // Choices<E>::names[i] spells the enumerator of value i.
 template <class E> struct Choices;
-template <> struct Choices<Stage> { static constexpr std::array<const char*, 4> names{"pretrain", "sft", "reward", "ppo"}; };
+template <> struct Choices<Stage> {
+  static constexpr std::array<const char*, 5> names{"pretrain", "sft", "reward", "ppo", "dpo"};
+};
 template <> struct Choices<RunDevice> { static constexpr std::array<const char*, 2> names{"cpu", "cuda"}; };
 template <> struct Choices<Precision> { static constexpr std::array<const char*, 2> names{"fp32", "bf16"}; };
 template <> struct Choices<LogLevel> {
@@ -40,6 +43,7 @@ template <> struct Choices<RewardSource> { static constexpr std::array<const cha
 template <> struct Choices<RuleMatch> { static constexpr std::array<const char*, 2> names{"exact", "numeric"}; };
 template <> struct Choices<Advantage> { static constexpr std::array<const char*, 3> names{"gae", "rloo", "grpo"}; };
 template <> struct Choices<LossAverage> { static constexpr std::array<const char*, 2> names{"token", "sequence"}; };
+template <> struct Choices<DpoLoss> { static constexpr std::array<const char*, 3> names{"sigmoid", "ipo", "hinge"}; };
 template <> struct Choices<Resume> { static constexpr std::array<const char*, 2> names{"auto", "never"}; };
 
 // True for the enums above (generic config code reads and writes them by name).

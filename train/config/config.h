@@ -106,8 +106,17 @@ struct PPOConfig {
   LossAverage loss_average = LossAverage::token;  // policy loss over all response tokens, or per sequence first
 };
 
+// stage: dpo - Direct Preference Optimization on preference pairs (docs/rlhf.md). The policy starts
+// from init_from; the frozen reference is the same checkpoint unless `reference` names another.
+struct DpoConfig {
+  double beta = 0.1;             // strength of the implicit KL toward the reference (> 0)
+  DpoLoss loss = DpoLoss::sigmoid;  // sigmoid (DPO) | ipo (on per-token mean log-probs) | hinge
+  double label_smoothing = 0.0;  // sigmoid only: assumed share of flipped labels, in [0, 0.5)
+  std::string reference;         // frozen reference run, step dir or HF folder ("" = init_from)
+};
+
 struct Config {
-  Stage stage = Stage::pretrain;  // pretrain | sft | reward | ppo (required in the YAML)
+  Stage stage = Stage::pretrain;  // pretrain | sft | reward | ppo | dpo (required in the YAML)
   RunConfig run;
   ModelConfig model;
   TokenizerConfig tokenizer;
@@ -118,6 +127,7 @@ struct Config {
   CheckpointConfig checkpoint;
   RewardConfig reward;
   PPOConfig ppo;
+  DpoConfig dpo;
   std::string init_from;      // weights only, from a run or step directory or a Hugging Face folder ("" = fresh init)
   bool init_extra_layers = false;  // true: blocks deeper than init_from's model start fresh (a deeper
                                    // reward model on a shallower SFT trunk); false: a depth mismatch is an error
@@ -200,8 +210,14 @@ template <class V> void visit_fields(PPOConfig& c, V& v) {
   v("grpo_scale_rewards", c.grpo_scale_rewards, "grpo: divide by the group's std");
   v("loss_average", c.loss_average, "token | sequence");
 }
+template <class V> void visit_fields(DpoConfig& c, V& v) {
+  v("beta", c.beta, "KL strength toward the reference");
+  v("loss", c.loss, "sigmoid | ipo | hinge");
+  v("label_smoothing", c.label_smoothing, "sigmoid: share of flipped labels; 0 = off");
+  v("reference", c.reference, "frozen reference; \"\" = init_from");
+}
 template <class V> void visit_fields(Config& c, V& v) {
-  v("stage", c.stage, "pretrain | sft | reward | ppo");
+  v("stage", c.stage, "pretrain | sft | reward | ppo | dpo");
   v.section("run", c.run);
   v.section("model", c.model);
   v.section("tokenizer", c.tokenizer);
@@ -212,6 +228,7 @@ template <class V> void visit_fields(Config& c, V& v) {
   v.section("checkpoint", c.checkpoint);
   v.section("reward", c.reward);
   v.section("ppo", c.ppo);
+  v.section("dpo", c.dpo);
   v("init_from", c.init_from, "weights only, from a run or step directory or a Hugging Face folder");
   v("init_extra_layers", c.init_extra_layers, "true: blocks deeper than init_from's model start fresh");
   v("resume", c.resume, "auto | never");

@@ -104,6 +104,15 @@ void check_ppo(const PPOConfig& p) {
   check(p.eval_prompts >= 0, fmt::format("ppo.eval_prompts: expected >= 0, found {}", p.eval_prompts));
 }
 
+void check_dpo(const DpoConfig& d) {
+  check(d.beta > 0, fmt::format("dpo.beta: expected > 0, found {}", d.beta));
+  check(d.label_smoothing >= 0 && d.label_smoothing < 0.5,
+        fmt::format("dpo.label_smoothing: expected in [0, 0.5), found {}", d.label_smoothing));
+  check(d.label_smoothing == 0 || d.loss == DpoLoss::sigmoid,
+        fmt::format("dpo.label_smoothing: only the sigmoid loss uses it, found {} with loss {}", d.label_smoothing,
+                    choice_name(d.loss)));
+}
+
 void check_data(const DataConfig& d) {
   check(one_of(d.format, {"tokens", "sft", "preference", "prompts"}),
         fmt::format("data.format: expected tokens, sft, preference or prompts, found '{}'", d.format));
@@ -124,6 +133,13 @@ void check_stage(const Config& c) {
   if (c.stage == Stage::reward)
     check(c.data.format == "preference",
           fmt::format("data.format: stage reward reads preference pairs, found '{}'", c.data.format));
+  if (c.stage == Stage::dpo) {
+    check(c.data.format == "preference",
+          fmt::format("data.format: stage dpo reads preference pairs, found '{}'", c.data.format));
+    check(!c.init_from.empty(),
+          "init_from: stage dpo starts the policy (and, without dpo.reference, the reference) from a checkpoint, "
+          "found none");
+  }
 }
 
 void check_config_values(const Config& c) {
@@ -136,6 +152,7 @@ void check_config_values(const Config& c) {
   check_checkpoint(c.checkpoint);
   check_reward(c.reward);
   check_ppo(c.ppo);
+  check_dpo(c.dpo);
   check_stage(c);
   check_data(c.data);
 }

@@ -15,6 +15,7 @@ void check_train(const TrainConfig& t, const ModelConfig& m);
 void check_checkpoint(const CheckpointConfig& c);
 void check_reward(const RewardConfig& r);
 void check_ppo(const PPOConfig& p);
+void check_dpo(const DpoConfig& d);
 void check_data(const DataConfig& d);
 void check_stage(const Config& c);  // what a stage needs of the other sections
 

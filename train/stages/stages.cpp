@@ -16,8 +16,9 @@ int run_stage(const Config& cfg) {
     case Stage::sft: return run_trainer(cfg, sft_stage(cfg.train));
     case Stage::reward: return run_trainer(cfg, reward_stage(cfg.reward));
     case Stage::ppo: return run_ppo(cfg);
+    case Stage::dpo: return run_trainer(cfg, dpo_stage(cfg));
   }
-  throw ConfigError(fmt::format("stage: '{}' is not available in this build (available: pretrain, sft, reward, ppo)",
+  throw ConfigError(fmt::format("stage: '{}' is not available in this build (available: pretrain, sft, reward, ppo, dpo)",
                                 choice_name(cfg.stage)));
 }
 
