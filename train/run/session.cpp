@@ -105,6 +105,9 @@ CheckpointPart rng_part(const torch::Device& device) {
 }
 
 int64_t resume_step(const nlohmann::json& state, const std::string& source, const std::string& stage) {
+  if (state.contains("stage") && !state["stage"].is_string())
+    throw Error(fmt::format("{}: stage: expected a string (the stage that wrote it), found {}", source,
+                            state["stage"].dump()));
   const std::string saved_stage = state.value("stage", "");
   if (saved_stage != stage)
     throw Error(fmt::format("{}: stage is '{}', expected {} (a run directory belongs to one stage)", source,
