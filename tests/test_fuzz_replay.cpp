@@ -12,11 +12,17 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <ostream>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "tests/fuzz/targets.h"
+
+// A target prints as its name (in test names and messages).
+namespace infini::fuzz {
+inline void PrintTo(const Target& t, std::ostream* os) { *os << t.name; }
+}  // namespace infini::fuzz
 
 namespace test_fuzz_replay {
 
