@@ -86,6 +86,7 @@ Loader::~Loader() { stop_prefetch(); }
 void Loader::load_tokens(const std::vector<std::string>& dirs, Split split) {
   std::vector<std::string> files;
   std::vector<std::pair<std::string, int64_t>> recorded;  // (shard dir, tokens the index records) per file
+  std::vector<int64_t> index_vocab;  // the index's vocab_size per file
   for (const auto& d : dirs) {
     const ShardIndex idx = read_shard_index(d);
     if (tok_ && tok_->vocab_size() < idx.vocab_size)
@@ -105,11 +106,17 @@ void Loader::load_tokens(const std::vector<std::string>& dirs, Split split) {
     for (size_t i = 0; i < chosen.size(); ++i) {
       files.push_back(chosen[i]);
       recorded.push_back({d, counts[i]});
+      index_vocab.push_back(idx.vocab_size);
     }
   }
   for (size_t i = 0; i < files.size(); ++i) {
     const std::string& file = files[i];
     shards_.push_back(std::make_unique<TokenShard>(file));
+    // The loader's vocab_size is the index's: every id of the shard (below its header's) must be below it.
+    if (shards_.back()->vocab_size() > index_vocab[i])
+      throw Error(fmt::format("{}/index.json: vocab_size is {}, but {} holds ids of a vocabulary of {} (the index or "
+                              "the shard is damaged; run infini data prepare again)", recorded[i].first,
+                              index_vocab[i], file, shards_.back()->vocab_size()));
     if (recorded[i].second >= 0 && recorded[i].second != shards_.back()->size())
       throw Error(fmt::format("{}/index.json: {} holds {} tokens but the index records {} (the index or the shard is "
                               "damaged; run infini data prepare again)", recorded[i].first, file,

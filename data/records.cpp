@@ -150,7 +150,7 @@ std::vector<RawRecord> read_record_file(const std::string& path, int64_t max_rec
       const std::string where = fmt::format("{}:{}", path, line_no);
       try {
         out.push_back({nlohmann::json::parse(line), where});
-      } catch (const nlohmann::json::parse_error& e) {
+      } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for a number too large
         throw Error(fmt::format("{}: malformed JSON: {}", where, e.what()));
       }
     }
@@ -165,6 +165,8 @@ std::vector<RawRecord> read_record_file(const std::string& path, int64_t max_rec
     const size_t at = std::min(text.size(), static_cast<size_t>(e.byte));
     const int64_t line = 1 + std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(at), '\n');
     throw Error(fmt::format("{}:{}: malformed JSON: {}", path, line, e.what()));
+  } catch (const nlohmann::json::exception& e) {  // out_of_range: a number too large for a double
+    throw Error(fmt::format("{}: malformed JSON: {}", path, e.what()));
   }
   if (!arr.is_array()) throw Error(fmt::format("{}: a .json record file must hold an array, found {}", path, arr.type_name()));
   out.reserve(arr.size());

@@ -142,7 +142,7 @@ ShardIndex read_shard_index(const std::string& dir) {
   idx.dir = dir;
   try {
     idx.raw = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for a number too large
     throw Error(fmt::format("{}: malformed JSON: {}", path, e.what()));
   }
   const auto& j = idx.raw;

@@ -333,7 +333,9 @@ bool read_text(const std::string& path, std::string* text) {
 // the key; a base may have a base; a file met twice is a cycle and refused.
 std::vector<Layer> resolve_bases(const std::string& yaml_text, const std::string& source) {
   std::vector<Layer> chain{{source, parse_file_text(yaml_text, source)}};
-  std::vector<std::string> seen{fs::weakly_canonical(fs::path(source)).string()};
+  std::error_code ec;
+  const fs::path top = fs::weakly_canonical(fs::path(source), ec);
+  std::vector<std::string> seen{ec ? source : top.string()};
   for (;;) {
     Layer& child = chain.back();
     const YAML::Node base = child.root["base"];
@@ -343,7 +345,11 @@ std::vector<Layer> resolve_bases(const std::string& yaml_text, const std::string
       throw ConfigError(fmt::format("{}: key base: expected a config file name, found {}", at, scalar_text(base)));
     const std::string path = (fs::path(child.source).parent_path() / base.Scalar()).lexically_normal().string();
     child.root.remove("base");
-    const std::string canonical = fs::weakly_canonical(fs::path(path)).string();
+    // A name the filesystem cannot resolve (too long, a file used as a folder) is a base it cannot read.
+    const std::string canonical = fs::weakly_canonical(fs::path(path), ec).string();
+    if (ec)
+      throw ConfigError(fmt::format("{}: base {}: cannot read {} ({}; bases are relative to the file that names them)",
+                                    at, base.Scalar(), path, ec.message()));
     std::vector<std::string> names;
     for (const auto& l : chain) names.push_back(l.source);
     names.push_back(path);

@@ -104,6 +104,20 @@ CheckpointPart rng_part(const torch::Device& device) {
           }};
 }
 
+int64_t resume_step(const nlohmann::json& state, const std::string& source, const std::string& stage) {
+  if (state.contains("stage") && !state["stage"].is_string())
+    throw Error(fmt::format("{}: stage: expected a string (the stage that wrote it), found {}", source,
+                            state["stage"].dump()));
+  const std::string saved_stage = state.value("stage", "");
+  if (saved_stage != stage)
+    throw Error(fmt::format("{}: stage is '{}', expected {} (a run directory belongs to one stage)", source,
+                            saved_stage, stage));
+  if (!state.contains("step") || !state["step"].is_number_integer() || state["step"].get<int64_t>() < 0)
+    throw Error(fmt::format("{}: step: expected an integer >= 0, found {}", source,
+                            state.contains("step") ? state["step"].dump() : "nothing"));
+  return state.at("step").get<int64_t>();
+}
+
 CheckpointPart json_part(const std::string& key, std::function<nlohmann::json()> get,
                          std::function<void(const nlohmann::json&, const std::string& source)> set) {
   return {key,
@@ -163,16 +177,9 @@ int64_t RunSession::resume() {
   if (resuming()) {
     const std::string source = (fs::path(resume_dir_) / "trainer_state.json").string();
     const nlohmann::json state = load_trainer_state(resume_dir_);
-    const std::string saved_stage = state.value("stage", "");
-    if (saved_stage != stage_)
-      throw Error(fmt::format("{}: stage is '{}', expected {} (a run directory belongs to one stage)", source,
-                              saved_stage, stage_));
-    if (!state.contains("step") || !state["step"].is_number_integer() || state["step"].get<int64_t>() < 0)
-      throw Error(fmt::format("{}: step: expected an integer >= 0, found {}", source,
-                              state.contains("step") ? state["step"].dump() : "nothing"));
+    step = resume_step(state, source, stage_);
     for (const CheckpointPart& p : parts_)
       if (p.load) p.load(resume_dir_, state, source);
-    step = state.at("step").get<int64_t>();
     spdlog::info("resumed from {} ({} {})", resume_dir_, unit_, step);
     log_config_changes();
   }

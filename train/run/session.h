@@ -46,6 +46,10 @@ CheckpointPart rng_part(const torch::Device& device);
 CheckpointPart json_part(const std::string& key, std::function<nlohmann::json()> get,
                          std::function<void(const nlohmann::json&, const std::string& source)> set);
 
+// The step a resume goes on from: trainer_state.json's (`state`, read from `source`) when its stage is
+// `stage` and its step an integer >= 0; otherwise an infini::Error naming source and the key.
+int64_t resume_step(const nlohmann::json& state, const std::string& source, const std::string& stage);
+
 // How a step ended, as decided by RunSession::end_step.
 enum class StepEnd {
   next,         // go on with the next step
