@@ -68,18 +68,20 @@ for t in "${TARGETS[@]}"; do
     "${dict[@]}" ${FUZZ_ARGS:-} "$corpus" >"$log" 2>&1 || rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
-  size=$(find "$corpus" -type f | wc -l)
+  # libFuzzer's corpus at the end (corp: units/bytes); the folder also keeps units it has since replaced
+  size=$(sed -n 's/.*DONE .* corp: \([0-9]*\/[0-9]*[a-zA-Z]*\).*/\1/p' "$log" | tail -1)
+  [ -n "$size" ] || size="$(find "$corpus" -type f | wc -l) files"
   new=$(( $(find "$findings" -type f | wc -l) - before ))
   if [ "$rc" -ne 0 ] || [ "$new" -gt 0 ]; then
     found=1
     what=$(grep -m1 -E '^(FINDING|==[0-9]+==ERROR|SUMMARY|.*runtime error)' "$log" || echo "exit code $rc")
-    rows+=("$(printf '%-14s %12s %8s %8s  FOUND: %s' "$t" "${execs:-?}" "${rate:-?}" "$size" "$what")")
+    rows+=("$(printf '%-14s %12s %8s %12s  FOUND: %s' "$t" "${execs:-?}" "${rate:-?}" "$size" "$what")")
     ls -t "$findings" | head -1 | sed "s|^|    input: $findings/|"
   else
-    rows+=("$(printf '%-14s %12s %8s %8s  none' "$t" "${execs:-?}" "${rate:-?}" "$size")")
+    rows+=("$(printf '%-14s %12s %8s %12s  none' "$t" "${execs:-?}" "${rate:-?}" "$size")")
   fi
 done
 echo
-printf '%-14s %12s %8s %8s  %s\n' target executions exec/s corpus findings
+printf '%-14s %12s %8s %12s  %s\n' target executions exec/s corpus findings
 printf '%s\n' "${rows[@]}"
 exit "$found"
