@@ -48,7 +48,10 @@ cmake --build "$BUILD_DIR" -j "$JOBS" --target "${TARGETS[@]/#/fuzz_}" >"$BUILD_
 export OMP_NUM_THREADS=1
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:symbolize=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-mkdir -p "$BUILD_DIR/fuzz-logs"
+# The targets write each input to $TMPDIR/infini-fuzz-<pid>/; libFuzzer ends without running the
+# code that removes it, so it lives in the build folder and goes after each target.
+export TMPDIR="$(cd "$BUILD_DIR" && pwd)/fuzz-tmp"
+mkdir -p "$BUILD_DIR/fuzz-logs" "$TMPDIR"
 found=0
 rows=()
 for t in "${TARGETS[@]}"; do
@@ -66,6 +69,7 @@ for t in "${TARGETS[@]}"; do
   "$BUILD_DIR/fuzz/fuzz_$t" -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 \
     -malloc_limit_mb=2048 -max_len="$(max_len "$t")" -print_final_stats=1 -artifact_prefix="$findings/" \
     "${dict[@]}" ${FUZZ_ARGS:-} "$corpus" >"$log" 2>&1 || rc=$?
+  rm -rf "$TMPDIR"/infini-fuzz-*
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
   # libFuzzer's corpus at the end (corp: units/bytes); the folder also keeps units it has since replaced
