@@ -48,7 +48,10 @@ cmake --build "$BUILD_DIR" -j "$JOBS" --target "${TARGETS[@]/#/fuzz_}" >"$BUILD_
 export OMP_NUM_THREADS=1
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:symbolize=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-mkdir -p "$BUILD_DIR/fuzz-logs"
+# The targets write each input to $TMPDIR/infini-fuzz-<pid>/; libFuzzer ends without running the
+# code that removes it, so it lives in the build folder and goes after each target.
+export TMPDIR="$(cd "$BUILD_DIR" && pwd)/fuzz-tmp"
+mkdir -p "$BUILD_DIR/fuzz-logs" "$TMPDIR"
 found=0
 rows=()
 for t in "${TARGETS[@]}"; do
@@ -66,20 +69,23 @@ for t in "${TARGETS[@]}"; do
   "$BUILD_DIR/fuzz/fuzz_$t" -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 \
     -malloc_limit_mb=2048 -max_len="$(max_len "$t")" -print_final_stats=1 -artifact_prefix="$findings/" \
     "${dict[@]}" ${FUZZ_ARGS:-} "$corpus" >"$log" 2>&1 || rc=$?
+  rm -rf "$TMPDIR"/infini-fuzz-*
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
-  size=$(find "$corpus" -type f | wc -l)
+  # libFuzzer's corpus at the end (corp: units/bytes); the folder also keeps units it has since replaced
+  size=$(sed -n 's/.*DONE .* corp: \([0-9]*\/[0-9]*[a-zA-Z]*\).*/\1/p' "$log" | tail -1)
+  [ -n "$size" ] || size="$(find "$corpus" -type f | wc -l) files"
   new=$(( $(find "$findings" -type f | wc -l) - before ))
   if [ "$rc" -ne 0 ] || [ "$new" -gt 0 ]; then
     found=1
     what=$(grep -m1 -E '^(FINDING|==[0-9]+==ERROR|SUMMARY|.*runtime error)' "$log" || echo "exit code $rc")
-    rows+=("$(printf '%-14s %12s %8s %8s  FOUND: %s' "$t" "${execs:-?}" "${rate:-?}" "$size" "$what")")
+    rows+=("$(printf '%-14s %12s %8s %12s  FOUND: %s' "$t" "${execs:-?}" "${rate:-?}" "$size" "$what")")
     ls -t "$findings" | head -1 | sed "s|^|    input: $findings/|"
   else
-    rows+=("$(printf '%-14s %12s %8s %8s  none' "$t" "${execs:-?}" "${rate:-?}" "$size")")
+    rows+=("$(printf '%-14s %12s %8s %12s  none' "$t" "${execs:-?}" "${rate:-?}" "$size")")
   fi
 done
 echo
-printf '%-14s %12s %8s %8s  %s\n' target executions exec/s corpus findings
+printf '%-14s %12s %8s %12s  %s\n' target executions exec/s corpus findings
 printf '%s\n' "${rows[@]}"
 exit "$found"
