@@ -11,6 +11,7 @@
 #include <torch/nn/pimpl.h>
 
 #include "core/decoder_block.h"
+#include "core/lora_config.h"
 #include "core/model_config.h"
 #include "core/rmsnorm.h"
 #include "core/stream_state.h"
@@ -76,6 +77,12 @@ struct DecoderImpl : torch::nn::Module {
   RMSNorm norm{nullptr};
   torch::nn::Linear output{nullptr};             // (V, D); absent when tied or scalar
   torch::nn::Linear score{nullptr};              // (1, D); only for Head::scalar
+
+  // LoRA (core/lora.h): the adapters' config once add_lora_adapters ran (rank 0: none), and the
+  // base model they sit on (a model file or Hugging Face folder, absolute, and its fingerprint),
+  // set when the base weights are loaded; a LoRA model file names it.
+  LoraConfig lora;
+  std::string lora_base, lora_base_fingerprint;
 
  private:
   void init_weights();

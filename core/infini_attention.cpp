@@ -16,11 +16,10 @@ namespace infini {
 
 InfiniAttentionImpl::InfiniAttentionImpl(const ModelConfig& c) : cfg(c) {
   const int64_t D = cfg.d_model, Dh = cfg.head_dim(), H = cfg.n_heads, Hkv = cfg.kv_heads();
-  auto opt = [](int64_t in, int64_t out) { return torch::nn::LinearOptions(in, out).bias(false); };
-  wq = register_module("wq", torch::nn::Linear(opt(D, H * Dh)));
-  wk = register_module("wk", torch::nn::Linear(opt(D, Hkv * Dh)));
-  wv = register_module("wv", torch::nn::Linear(opt(D, Hkv * Dh)));
-  wo = register_module("wo", torch::nn::Linear(opt(H * Dh, D)));
+  wq = register_module("wq", Linear(D, H * Dh));
+  wk = register_module("wk", Linear(D, Hkv * Dh));
+  wv = register_module("wv", Linear(D, Hkv * Dh));
+  wo = register_module("wo", Linear(H * Dh, D));
   if (cfg.memory.enabled) gate = register_parameter("gate", torch::full({H}, cfg.gate_init, torch::kFloat));
 }
 

@@ -3,9 +3,9 @@
 // Not the memory arithmetic itself (core/compressive_memory.h) nor the norms/residuals (decoder_block).
 #pragma once
 #include <torch/nn/module.h>
-#include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
 
+#include "core/linear.h"
 #include "core/model_config.h"
 #include "core/stream_state.h"
 
@@ -37,10 +37,10 @@ struct InfiniAttentionImpl : torch::nn::Module {
                                bool no_memory);
 
   ModelConfig cfg;
-  torch::nn::Linear wq{nullptr};  // (H*Dh, D)
-  torch::nn::Linear wk{nullptr};  // (Hkv*Dh, D)
-  torch::nn::Linear wv{nullptr};  // (Hkv*Dh, D)
-  torch::nn::Linear wo{nullptr};  // (D, H*Dh)
+  Linear wq{nullptr};  // (H*Dh, D)
+  Linear wk{nullptr};  // (Hkv*Dh, D)
+  Linear wv{nullptr};  // (Hkv*Dh, D)
+  Linear wo{nullptr};  // (D, H*Dh)
   torch::Tensor gate;             // (H) fp32 beta; registered only when memory is enabled
 
  private:

@@ -3,6 +3,8 @@
 #include "core/model_io.h"
 
 #include <algorithm>
+#include <filesystem>
+#include <optional>
 #include <type_traits>
 #include <vector>
 
@@ -10,6 +12,8 @@
 #include <fmt/ranges.h>
 
 #include "core/error.h"
+#include "core/hf_checkpoint.h"
+#include "core/lora.h"
 
 namespace infini {
 namespace {
@@ -63,6 +67,10 @@ struct FromJson {
     } else if constexpr (std::is_same_v<T, std::string>) {
       if (!v.is_string()) fail(name, "a string", v);
       field = v.get<std::string>();
+    } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+      if (!v.is_array() || !std::all_of(v.begin(), v.end(), [](const json& e) { return e.is_string(); }))
+        fail(name, "a list of strings", v);
+      field = v.get<std::vector<std::string>>();
     } else if constexpr (std::is_same_v<T, MemoryUpdate>) {
       if (!v.is_string() || !parse_memory_update(v.get<std::string>(), &field)) fail(name, "\"linear\" or \"delta\"", v);
     } else if constexpr (std::is_same_v<T, MemoryGradient>) {
@@ -137,13 +145,41 @@ ModelConfig model_config_from_json(const json& j, const std::string& where) {
   return cfg;
 }
 
+json lora_config_to_json(const LoraConfig& cfg) {
+  LoraConfig c = cfg;
+  json j = json::object();
+  ToJson v{j};
+  visit_fields(c, v);
+  return j;
+}
+
+LoraConfig lora_config_from_json(const json& j, const std::string& where) {
+  if (!j.is_object()) throw Error(fmt::format("{}: expected a JSON object, found {}", where, j.type_name()));
+  LoraConfig cfg;
+  FromJson v{j, where, "", {}};
+  visit_fields(cfg, v);
+  v.check_unknown();
+  if (std::string err = cfg.validate(); !err.empty()) throw Error(fmt::format("{}: {}", where, err));
+  if (!cfg.enabled()) throw Error(fmt::format("{}: rank is 0 (no adapters)", where));
+  return cfg;
+}
+
 const char* to_string(Head h) { return h == Head::lm ? "lm" : "scalar"; }
 
 void save_model(const std::string& path, Decoder& model, std::map<std::string, std::string> extra_metadata,
                 const ByteProgress& progress) {
+  const bool lora = model->lora.enabled();
+  if (lora && model->lora_base.empty())
+    throw Error(fmt::format("{}: cannot write LoRA adapters without their base model (set by init_from)", path));
   std::map<std::string, torch::Tensor> tensors;
   for (const auto& item : model->named_parameters(/*recurse=*/true))
-    tensors[item.key()] = item.value().detach().to(torch::kCPU, torch::kFloat);
+    if (!lora || is_lora_tensor(item.key()))
+      tensors[item.key()] = item.value().detach().to(torch::kCPU, torch::kFloat);
+  if (lora) {
+    extra_metadata["lora"] = lora_config_to_json(model->lora).dump();
+    extra_metadata["lora_base"] = model->lora_base;
+    extra_metadata["lora_base_fingerprint"] = model->lora_base_fingerprint;
+  }
   extra_metadata["format"] = "infini";
   extra_metadata["model_config"] = model_config_to_json(model->config()).dump();
   extra_metadata["head"] = to_string(model->head_kind());
@@ -160,8 +196,41 @@ Head read_model_head(const std::string& path) {
   return head_from_metadata(meta, path);
 }
 
-Decoder load_model(const std::string& path) {
+std::optional<LoraConfig> lora_of(const std::map<std::string, std::string>& meta, const std::string& path) {
+  auto it = meta.find("lora");
+  if (it == meta.end()) return std::nullopt;
+  json j = json::parse(it->second, nullptr, false);
+  if (j.is_discarded()) throw Error(fmt::format("{}: metadata lora is not JSON", path));
+  return lora_config_from_json(j, path + ": lora");
+}
+
+SafeTensors read_model_weights(const std::string& path, bool keep_adapters) {
   SafeTensors st = load_safetensors(path);
+  const std::optional<LoraConfig> lora = lora_of(st.metadata, path);
+  if (!lora) return st;
+  const ModelConfig cfg = config_from_metadata(st.metadata, path);
+  const Head head = head_from_metadata(st.metadata, path);
+  const std::string& base = metadata_value(st.metadata, "lora_base", path);
+  const std::string& recorded = metadata_value(st.metadata, "lora_base_fingerprint", path);
+  std::error_code ec;
+  if (!std::filesystem::exists(base, ec))
+    throw Error(fmt::format("{}: its base model {} is missing (LoRA adapters need the model they were trained on)",
+                            path, base));
+  if (const std::string now = model_fingerprint(base); now != recorded)
+    throw Error(fmt::format("{}: its base model {} has changed since the adapters were trained (fingerprint {}, "
+                            "recorded {})", path, base, now, recorded));
+  std::map<std::string, torch::Tensor> tensors =
+      is_hf_folder(base) ? hf_to_infini_weights(read_hf_folder(base), cfg) : read_model_weights(base).tensors;
+  // The base may carry the other head (a reward model's adapters on an LM).
+  if (head == Head::scalar || cfg.tie_embeddings) tensors.erase("output.weight");
+  if (head == Head::lm) tensors.erase("score.weight");
+  for (auto& [name, t] : st.tensors) tensors[name] = t;
+  st.tensors = keep_adapters ? std::move(tensors) : merge_lora(std::move(tensors), *lora);
+  return st;
+}
+
+Decoder load_model(const std::string& path) {
+  SafeTensors st = read_model_weights(path);
   ModelConfig cfg = config_from_metadata(st.metadata, path);
   Decoder model(cfg, head_from_metadata(st.metadata, path));
   load_weights(model, st, path);

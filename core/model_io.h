@@ -2,11 +2,13 @@
 // so a file alone rebuilds the model. Not checkpoints (optimizer, trainer state: train/) nor llama2.c.
 #pragma once
 #include <map>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 #include "core/decoder.h"
+#include "core/lora_config.h"
 #include "core/model_config.h"
 #include "core/safetensors.h"
 
@@ -30,7 +32,19 @@ void save_model(const std::string& path, Decoder& model, std::map<std::string, s
 ModelConfig read_model_config(const std::string& path);
 Head read_model_head(const std::string& path);
 
-// Rebuilds the model from the file alone (config + head from the metadata, then load_weights).
+// LoRA model files (core/lora.h) hold only the adapters, gates and a scalar head, with metadata
+// "lora" (the LoraConfig as JSON), "lora_base" (the base model file or Hugging Face folder) and
+// "lora_base_fingerprint"; save_model writes one for a model with adapters (only then). Read back:
+nlohmann::json lora_config_to_json(const LoraConfig& cfg);
+std::optional<LoraConfig> lora_of(const std::map<std::string, std::string>& metadata, const std::string& path);
+
+// A model file's tensors with its metadata. For a LoRA file: the base's weights (itself read this
+// way, after its fingerprint is checked) with the file's tensors over them, adapters merged into
+// the weights (a plain model) unless keep_adapters.
+SafeTensors read_model_weights(const std::string& path, bool keep_adapters = false);
+
+// Rebuilds the model from the file alone (config + head from the metadata, then load_weights);
+// a LoRA file gives the plain model with its adapters merged.
 Decoder load_model(const std::string& path);
 
 // Copies st's tensors into the model's parameters. Every parameter must be present with its exact

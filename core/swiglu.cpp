@@ -5,10 +5,9 @@
 namespace infini {
 
 FeedForwardImpl::FeedForwardImpl(int64_t d_model, int64_t hidden) {
-  auto opt = [](int64_t in, int64_t out) { return torch::nn::LinearOptions(in, out).bias(false); };
-  w1 = register_module("w1", torch::nn::Linear(opt(d_model, hidden)));
-  w2 = register_module("w2", torch::nn::Linear(opt(hidden, d_model)));
-  w3 = register_module("w3", torch::nn::Linear(opt(d_model, hidden)));
+  w1 = register_module("w1", Linear(d_model, hidden));
+  w2 = register_module("w2", Linear(hidden, d_model));
+  w3 = register_module("w3", Linear(d_model, hidden));
 }
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {

@@ -11,24 +11,18 @@
 #include <yaml-cpp/yaml.h>
 
 #include "core/error.h"
+#include "support/build_once.h"
 #include "train/config/config.h"
 
 // Everything of this file in its own namespace: the suite also builds as one unity translation unit.
 namespace test_config {
 
 using namespace infini;
+using infini::test::config_error_of;
 namespace fs = std::filesystem;
 
 namespace {
 
-std::string error_of(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
-  try {
-    parse_config(yaml, "cfg.yaml", overrides);
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "";
-}
 
 std::string read_text_file(const std::string& path) {
   std::ifstream in(path);
@@ -98,75 +92,75 @@ TEST(Config, RoundTripThroughYamlIsIdentical) {
 }
 
 TEST(Config, UnknownKeyNamesLineAndSuggests) {
-  const std::string e = error_of("stage: pretrain\nmodel:\n  d_modle: 64\n");
+  const std::string e = config_error_of("stage: pretrain\nmodel:\n  d_modle: 64\n");
   EXPECT_EQ(e, "cfg.yaml:3: unknown key model.d_modle (did you mean model.d_model?)");
-  const std::string far = error_of("stage: pretrain\nbanana: 1\n");
+  const std::string far = config_error_of("stage: pretrain\nbanana: 1\n");
   EXPECT_NE(far.find("cfg.yaml:2: unknown key banana (known keys: stage, run, model"), std::string::npos) << far;
 }
 
 // A key given twice used to parse silently with the first value winning.
 TEST(Config, DuplicateKeyNamesBothLines) {
-  EXPECT_EQ(error_of("stage: pretrain\noptim:\n  lr: 0.1\n  weight_decay: 0\n  lr: 0.2\n"),
+  EXPECT_EQ(config_error_of("stage: pretrain\noptim:\n  lr: 0.1\n  weight_decay: 0\n  lr: 0.2\n"),
             "cfg.yaml:5: duplicate key optim.lr (first at line 3; give each key once)");
-  EXPECT_EQ(error_of("stage: pretrain\nstage: sft\n"), "cfg.yaml:2: duplicate key stage (first at line 1; give each key once)");
-  EXPECT_EQ(error_of("stage: pretrain\nrun: {seed: 1, seed: 2}\n"),
+  EXPECT_EQ(config_error_of("stage: pretrain\nstage: sft\n"), "cfg.yaml:2: duplicate key stage (first at line 1; give each key once)");
+  EXPECT_EQ(config_error_of("stage: pretrain\nrun: {seed: 1, seed: 2}\n"),
             "cfg.yaml:2: duplicate key run.seed (first at line 2; give each key once)");
-  EXPECT_EQ(error_of("stage: pretrain\noptim: {lr: 0.1}\nschedule: {warmup_steps: 3}\n"), "");  // same names apart
+  EXPECT_EQ(config_error_of("stage: pretrain\noptim: {lr: 0.1}\nschedule: {warmup_steps: 3}\n"), "");  // same names apart
 }
 
 TEST(Config, UnknownOverrideKeyNamesTheOverride) {
-  const std::string e = error_of("stage: pretrain\n", {"optim.lrr=0.1"});
+  const std::string e = config_error_of("stage: pretrain\n", {"optim.lrr=0.1"});
   EXPECT_EQ(e, "override 'optim.lrr=0.1': unknown key optim.lrr (did you mean optim.lr?)");
-  EXPECT_EQ(error_of("stage: pretrain\n", {"noequals"}), "override 'noequals': expected key.path=value");
+  EXPECT_EQ(config_error_of("stage: pretrain\n", {"noequals"}), "override 'noequals': expected key.path=value");
 }
 
 TEST(Config, WrongTypeNamesLineKeyAndValue) {
-  EXPECT_EQ(error_of("stage: pretrain\nmodel:\n  d_model: wide\n"),
+  EXPECT_EQ(config_error_of("stage: pretrain\nmodel:\n  d_model: wide\n"),
             "cfg.yaml:3: key model.d_model: expected an integer, found 'wide'");
-  EXPECT_EQ(error_of("stage: pretrain\nrun: {seed: 1.5}\n"),
+  EXPECT_EQ(config_error_of("stage: pretrain\nrun: {seed: 1.5}\n"),
             "cfg.yaml:2: key run.seed: expected an integer, found '1.5'");
-  EXPECT_EQ(error_of("stage: pretrain\nmodel: {memory: {enabled: maybe}}\n"),
+  EXPECT_EQ(config_error_of("stage: pretrain\nmodel: {memory: {enabled: maybe}}\n"),
             "cfg.yaml:2: key model.memory.enabled: expected true or false, found 'maybe'");
-  EXPECT_EQ(error_of("stage: pretrain\nmodel: {memory: {update: fancy}}\n"),
+  EXPECT_EQ(config_error_of("stage: pretrain\nmodel: {memory: {update: fancy}}\n"),
             "cfg.yaml:2: key model.memory.update: expected linear or delta, found 'fancy'");
-  EXPECT_EQ(error_of("stage: pretrain\nmodel: 3\n"),
+  EXPECT_EQ(config_error_of("stage: pretrain\nmodel: 3\n"),
             "cfg.yaml:2: key model: expected a mapping of keys, found '3'");
-  EXPECT_EQ(error_of("stage: pretrain\n", {"optim.lr=fast"}),
+  EXPECT_EQ(config_error_of("stage: pretrain\n", {"optim.lr=fast"}),
             "override 'optim.lr=fast': key optim.lr: expected a finite number, found 'fast'");
 }
 
 TEST(Config, OutOfRangeAndInconsistentValues) {
-  EXPECT_EQ(error_of("stage: pretrain\nmodel:\n  d_model: 100\n  n_heads: 3\n"),
+  EXPECT_EQ(config_error_of("stage: pretrain\nmodel:\n  d_model: 100\n  n_heads: 3\n"),
             "cfg.yaml:3: model.d_model (100) must be divisible by model.n_heads (3)");
-  EXPECT_EQ(error_of("stage: pretrain\nmodel:\n  segment_len: 0\n"),
+  EXPECT_EQ(config_error_of("stage: pretrain\nmodel:\n  segment_len: 0\n"),
             "cfg.yaml:3: model.segment_len must be >= 1, found 0");
-  EXPECT_EQ(error_of("stage: pretrain\noptim:\n  lr: -0.1\n"), "cfg.yaml:3: optim.lr: expected >= 0, found -0.1");
-  EXPECT_EQ(error_of("stage: pretrain\n", {"optim.lr=-1"}), "override 'optim.lr=-1': optim.lr: expected >= 0, found -1");
-  EXPECT_EQ(error_of("stage: finetune\n"), "cfg.yaml:1: stage: expected pretrain, sft, reward, ppo or dpo, found 'finetune'");
-  EXPECT_EQ(error_of("stage: pretrain\nmodel: {n_heads: 4, n_kv_heads: 3}\n"),
+  EXPECT_EQ(config_error_of("stage: pretrain\noptim:\n  lr: -0.1\n"), "cfg.yaml:3: optim.lr: expected >= 0, found -0.1");
+  EXPECT_EQ(config_error_of("stage: pretrain\n", {"optim.lr=-1"}), "override 'optim.lr=-1': optim.lr: expected >= 0, found -1");
+  EXPECT_EQ(config_error_of("stage: finetune\n"), "cfg.yaml:1: stage: expected pretrain, sft, reward, ppo or dpo, found 'finetune'");
+  EXPECT_EQ(config_error_of("stage: pretrain\nmodel: {n_heads: 4, n_kv_heads: 3}\n"),
             "cfg.yaml:2: model.n_heads (4) must be divisible by model.n_kv_heads (3)");
-  EXPECT_EQ(error_of("stage: sft\ntrain: {prefix_gradient: all}\n"),
+  EXPECT_EQ(config_error_of("stage: sft\ntrain: {prefix_gradient: all}\n"),
             "cfg.yaml:2: train.prefix_gradient: expected none or writes, found 'all'");
-  EXPECT_EQ(error_of("stage: sft\ntrain: {prefix_gradient: writes}\n"),
+  EXPECT_EQ(config_error_of("stage: sft\ntrain: {prefix_gradient: writes}\n"),
             "cfg.yaml:2: train.prefix_gradient: writes needs model.memory with enabled: true and gradient: detach, "
             "found enabled: true, gradient: bptt");
   // PPO's log-probabilities are of the whole softmax: a truncated sampling distribution is refused.
-  EXPECT_EQ(error_of("stage: ppo\nppo:\n  top_k: 40\n"),
+  EXPECT_EQ(config_error_of("stage: ppo\nppo:\n  top_k: 40\n"),
             "cfg.yaml:3: ppo.top_k: expected 0 (PPO's ratios and KL are computed over the whole vocabulary; sampling "
             "from the top k would bias them), found 40");
-  EXPECT_EQ(error_of("stage: ppo\n", {"ppo.top_p=0.9"}),
+  EXPECT_EQ(config_error_of("stage: ppo\n", {"ppo.top_p=0.9"}),
             "override 'ppo.top_p=0.9': ppo.top_p: expected 1 (PPO's ratios and KL are computed over the whole "
             "vocabulary; nucleus sampling would bias them), found 0.9");
-  EXPECT_EQ(error_of("stage: sft\ndata: {max_record_bytes: 0}\n"),
+  EXPECT_EQ(config_error_of("stage: sft\ndata: {max_record_bytes: 0}\n"),
             "cfg.yaml:2: data.max_record_bytes: expected >= 1, found 0");
 }
 
 TEST(Config, MissingRequiredKey) {
-  EXPECT_EQ(error_of("run: {seed: 1}\n"), "cfg.yaml: missing required key stage (pretrain, sft, reward, ppo or dpo)");
+  EXPECT_EQ(config_error_of("run: {seed: 1}\n"), "cfg.yaml: missing required key stage (pretrain, sft, reward, ppo or dpo)");
 }
 
 TEST(Config, YamlSyntaxErrorHasPosition) {
-  const std::string e = error_of("stage: pretrain\nmodel: {d_model: 64\n");
+  const std::string e = config_error_of("stage: pretrain\nmodel: {d_model: 64\n");
   EXPECT_EQ(e.rfind("cfg.yaml:", 0), 0u) << e;
   EXPECT_NE(e.find("YAML syntax error"), std::string::npos) << e;
 }
@@ -308,20 +302,20 @@ TEST(Config, BaseErrorsNameTheFileAndLineTheyAreIn) {
 }
 
 TEST(Config, EnumKeysRefuseOtherSpellingsWithFileLineAndKey) {
-  EXPECT_EQ(error_of("stage: pretrain\nrun:\n  precision: fp16\n"),
+  EXPECT_EQ(config_error_of("stage: pretrain\nrun:\n  precision: fp16\n"),
             "cfg.yaml:3: run.precision: expected fp32 or bf16, found 'fp16'");
-  EXPECT_EQ(error_of("stage: pretrain\nschedule: {decay: step}\n"),
+  EXPECT_EQ(config_error_of("stage: pretrain\nschedule: {decay: step}\n"),
             "cfg.yaml:2: schedule.decay: expected cosine, linear or constant, found 'step'");
-  EXPECT_EQ(error_of("stage: pretrain\nrun: {log_level: loud}\n"),
+  EXPECT_EQ(config_error_of("stage: pretrain\nrun: {log_level: loud}\n"),
             "cfg.yaml:2: run.log_level: expected trace, debug, info, warn or error, found 'loud'");
-  EXPECT_EQ(error_of("stage: ppo\nppo: {reward_source: [model]}\n"),
+  EXPECT_EQ(config_error_of("stage: ppo\nppo: {reward_source: [model]}\n"),
             "cfg.yaml:2: ppo.reward_source: expected model, rule or sum, found a list");
-  EXPECT_EQ(error_of("stage: pretrain\nresume: always\n"), "cfg.yaml:2: resume: expected auto or never, found 'always'");
-  EXPECT_EQ(error_of("stage: pretrain\n", {"ppo.advantage=ppo"}),
+  EXPECT_EQ(config_error_of("stage: pretrain\nresume: always\n"), "cfg.yaml:2: resume: expected auto or never, found 'always'");
+  EXPECT_EQ(config_error_of("stage: pretrain\n", {"ppo.advantage=ppo"}),
             "override 'ppo.advantage=ppo': ppo.advantage: expected gae, rloo or grpo, found 'ppo'");
-  EXPECT_EQ(error_of("stage: pretrain\n", {"ppo.rule=fuzzy"}),
+  EXPECT_EQ(config_error_of("stage: pretrain\n", {"ppo.rule=fuzzy"}),
             "override 'ppo.rule=fuzzy': ppo.rule: expected exact or numeric, found 'fuzzy'");
-  EXPECT_EQ(error_of("stage: pretrain\n", {"run.device=tpu"}),
+  EXPECT_EQ(config_error_of("stage: pretrain\n", {"run.device=tpu"}),
             "override 'run.device=tpu': run.device: expected cpu or cuda, found 'tpu'");
   const Config c = parse_config("stage: ppo\nppo: {reward_source: rule, advantage: rloo, samples_per_prompt: 2}\n"
                                 "data: {format: prompts}\nschedule: {decay: linear}\nresume: never\n", "cfg.yaml",

@@ -2,10 +2,7 @@
 // and gradients against an independent PyTorch implementation (tests/reference/dpo_reference.py),
 // the config checks, and tiny end-to-end runs through the CLI: ln 2 at the first step (policy =
 // reference), a falling loss, a separate reference, and exact resume.
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <sys/file.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -19,7 +16,7 @@
 #include "core/safetensors.h"
 #include "support/oracle.h"
 #include "support/run_util.h"
-#include "support/tiny_data.h"
+#include "support/tiny_rlhf.h"
 #include "train/config/config.h"
 #include "train/rlhf/dpo_math.h"
 #include "train/run/checkpoint_dir.h"
@@ -214,14 +211,6 @@ TEST(DpoOracle, HingeLossAndGradientsMatchPyTorch) {
 
 // ---- config ----
 
-std::string error_of(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
-  try {
-    parse_config(yaml, "cfg.yaml", overrides);
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "";
-}
 
 TEST(DpoConfig, DefaultsAndChecks) {
   const std::string base = "stage: dpo\ndata: {format: preference}\ninit_from: runs/sft\n";
@@ -232,15 +221,15 @@ TEST(DpoConfig, DefaultsAndChecks) {
   EXPECT_EQ(c.dpo.label_smoothing, 0.0);
   EXPECT_EQ(c.dpo.reference, "");
   EXPECT_EQ(parse_config(base, "cfg.yaml", {"dpo.loss=ipo"}).dpo.loss, DpoLoss::ipo);
-  EXPECT_EQ(error_of(base + "dpo: {loss: kto}\n"), "cfg.yaml:4: dpo.loss: expected sigmoid, ipo or hinge, found 'kto'");
-  EXPECT_EQ(error_of(base + "dpo: {beta: 0}\n"), "cfg.yaml:4: dpo.beta: expected > 0, found 0");
-  EXPECT_EQ(error_of(base + "dpo: {label_smoothing: 0.5}\n"),
+  EXPECT_EQ(config_error_of(base + "dpo: {loss: kto}\n"), "cfg.yaml:4: dpo.loss: expected sigmoid, ipo or hinge, found 'kto'");
+  EXPECT_EQ(config_error_of(base + "dpo: {beta: 0}\n"), "cfg.yaml:4: dpo.beta: expected > 0, found 0");
+  EXPECT_EQ(config_error_of(base + "dpo: {label_smoothing: 0.5}\n"),
             "cfg.yaml:4: dpo.label_smoothing: expected in [0, 0.5), found 0.5");
-  EXPECT_NE(error_of(base + "dpo: {loss: ipo, label_smoothing: 0.1}\n").find("only the sigmoid loss"),
+  EXPECT_NE(config_error_of(base + "dpo: {loss: ipo, label_smoothing: 0.1}\n").find("only the sigmoid loss"),
             std::string::npos);
-  EXPECT_NE(error_of("stage: dpo\ndata: {format: sft}\ninit_from: runs/sft\n").find("stage dpo reads preference"),
+  EXPECT_NE(config_error_of("stage: dpo\ndata: {format: sft}\ninit_from: runs/sft\n").find("stage dpo reads preference"),
             std::string::npos);
-  EXPECT_NE(error_of("stage: dpo\ndata: {format: preference}\n").find("init_from: stage dpo"), std::string::npos);
+  EXPECT_NE(config_error_of("stage: dpo\ndata: {format: preference}\n").find("init_from: stage dpo"), std::string::npos);
   // Round trip through the dumper.
   const Config d = parse_config(base + "dpo: {beta: 0.25, loss: hinge, reference: runs/other}\n", "cfg.yaml");
   const Config back = parse_config(config_to_yaml(d), "dump.yaml");
@@ -251,57 +240,14 @@ TEST(DpoConfig, DefaultsAndChecks) {
 
 // ---- end to end ----
 
-// tiny SFT run + preference pairs, built once per scratch dir (tests run as parallel processes).
-struct Pipeline {
-  TinyData data;
-  std::string dir, pref, pref_val, sft_run;
-};
-
-const Pipeline& pipeline() {
-  static Pipeline p = [] {
-    Pipeline q;
-    q.data = tiny_data();
-    q.dir = scratch_dir("dpo_pipeline", /*fresh=*/false);
-    q.pref = q.dir + "/pref.jsonl";
-    q.pref_val = q.dir + "/pref_val.jsonl";
-    q.sft_run = q.dir + "/sft";
-    const int lock = ::open((q.dir + "/.lock").c_str(), O_CREAT | O_RDWR, 0644);
-    ::flock(lock, LOCK_EX);
-    if (!fs::exists(q.dir + "/.done")) {
-      auto run = [](const std::string& args) {
-        auto r = run_infini(args);
-        EXPECT_EQ(r.code, 0) << args << "\n" << r.output;
-      };
-      run("data synth --task add --digits 1 --kind sft --count 200 --seed 21 --out " + q.dir + "/sft.jsonl");
-      run("data synth --task add --digits 1 --kind preference --count 16 --seed 22 --out " + q.pref);
-      run("data synth --task add --digits 1 --kind preference --count 32 --seed 23 --out " + q.pref_val);
-      run("train " + source_path("configs/tiny/sft.yaml") + " tokenizer.model=" + q.data.tokenizer +
-          " run.threads=1 run.dir=" + q.sft_run + " data.train=[" + q.dir +
-          "/sft.jsonl] init_from= train.max_steps=30 train.log_every=10 checkpoint.every=15 checkpoint.keep_last=0");
-      std::ofstream(q.dir + "/.done") << "ok\n";
-    }
-    ::flock(lock, LOCK_UN);
-    ::close(lock);
-    return q;
-  }();
-  return p;
+std::string dpo_args(const TinyRlhf& p, const std::string& run_dir, const std::string& extra = "") {
+  return "train " + source_path("configs/tiny/dpo.yaml") + " " + tiny_overrides(p) + " run.dir=" + run_dir +
+         " data.train=[" + p.pref + "] data.val=[" + p.pref_val + "] init_from=" + p.sft_run + " " + extra;
 }
 
-std::string dpo_args(const Pipeline& p, const std::string& run_dir, const std::string& extra = "") {
-  return "train " + source_path("configs/tiny/dpo.yaml") + " tokenizer.model=" + p.data.tokenizer +
-         " run.threads=1 run.dir=" + run_dir + " data.train=[" + p.pref + "] data.val=[" + p.pref_val +
-         "] init_from=" + p.sft_run + " " + extra;
-}
-
-std::vector<nlohmann::json> records_of(const std::string& run_dir, const std::string& kind) {
-  std::vector<nlohmann::json> out;
-  for (auto& r : read_metrics(run_dir + "/metrics.jsonl"))
-    if (r.value("kind", "") == kind) out.push_back(r);
-  return out;
-}
 
 TEST(DpoStage, FirstStepIsLn2AndTheLossFalls) {
-  const Pipeline& p = pipeline();
+  const TinyRlhf& p = tiny_rlhf();
   const std::string run = scratch_dir("dpo_sigmoid") + "/r";
   auto r = run_infini(dpo_args(p, run, "train.max_steps=12 optim.lr=1e-3 schedule.min_lr=1e-4 checkpoint.every=0"));
   ASSERT_EQ(r.code, 0) << r.output;
@@ -326,7 +272,7 @@ TEST(DpoStage, FirstStepIsLn2AndTheLossFalls) {
 }
 
 TEST(DpoStage, IpoAndHingeStartAtTheirPolicyEqualsReferenceValues) {
-  const Pipeline& p = pipeline();
+  const TinyRlhf& p = tiny_rlhf();
   const std::string dir = scratch_dir("dpo_ipo_hinge");
   auto ipo = run_infini(dpo_args(p, dir + "/ipo", "train.max_steps=1 dpo.loss=ipo dpo.beta=0.5 checkpoint.every=0"));
   ASSERT_EQ(ipo.code, 0) << ipo.output;
@@ -340,9 +286,9 @@ TEST(DpoStage, IpoAndHingeStartAtTheirPolicyEqualsReferenceValues) {
 }
 
 TEST(DpoStage, SeparateReferenceIsUsedAndLeftUnchanged) {
-  // The reference from the SFT run's step 15, the policy from its step 30: h != 0 at the first step.
-  const Pipeline& p = pipeline();
-  const std::string ref = p.sft_run + "/checkpoints/step_00000015";
+  // The reference from the SFT run's step 30, the policy from its step 60: h != 0 at the first step.
+  const TinyRlhf& p = tiny_rlhf();
+  const std::string ref = p.sft_run + "/checkpoints/step_00000030";
   ASSERT_TRUE(fs::exists(ref + "/model.safetensors"));
   const std::string before = read_text(ref + "/model.safetensors");
   const std::string run = scratch_dir("dpo_separate_ref") + "/r";
@@ -356,7 +302,7 @@ TEST(DpoStage, SeparateReferenceIsUsedAndLeftUnchanged) {
 }
 
 TEST(DpoStage, ResumeIsExact) {
-  const Pipeline& p = pipeline();
+  const TinyRlhf& p = tiny_rlhf();
   const std::string straight = scratch_dir("dpo_straight") + "/r", split = scratch_dir("dpo_split") + "/r";
   const std::string common = "train.max_steps=6 checkpoint.every=0 train.eval_every=0";
   auto a = run_infini(dpo_args(p, straight, common));

@@ -1,9 +1,6 @@
 // End-to-end tests of stage reward, stage ppo and `infini eval reward` through the CLI on tiny models:
 // the reward model learns, PPO runs with a separate reference, resumes exactly, and raises reward.
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <sys/file.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -14,7 +11,7 @@
 #include "core/safetensors.h"
 #include "support/oracle.h"
 #include "support/run_util.h"
-#include "support/tiny_data.h"
+#include "support/tiny_rlhf.h"
 #include "train/run/checkpoint_dir.h"
 #include "train/run/metrics_log.h"
 #include "train/run/tensorboard_log.h"
@@ -26,15 +23,6 @@ namespace test_rlhf_stages {
 
 namespace fs = std::filesystem;
 
-// tiny SFT -> tiny reward model, built once per scratch dir (tests run as parallel processes).
-struct Pipeline {
-  TinyData data;
-  std::string dir, pref, pref_val, prompts, prompts_val, sft_run, reward_run;
-};
-
-// model.safetensors of a run's latest checkpoint.
-std::string model_file(const std::string& run) { return resolve_checkpoint(run) + "/model.safetensors"; }
-
 // Sum over the tensors of safetensors file a of |a - b| (b must hold each of them): 0 = same weights.
 double weight_distance(const std::string& file_a, const std::string& file_b) {
   auto a = load_safetensors(file_a), b = load_safetensors(file_b);
@@ -43,63 +31,15 @@ double weight_distance(const std::string& file_a, const std::string& file_b) {
   return d;
 }
 
-std::string common_overrides(const Pipeline& p) {
-  return "tokenizer.model=" + p.data.tokenizer + " run.threads=1";
-}
-
-const Pipeline& pipeline() {
-  static Pipeline p = [] {
-    Pipeline q;
-    q.data = tiny_data();
-    q.dir = scratch_dir("rlhf_pipeline", /*fresh=*/false);
-    q.pref = q.dir + "/pref.jsonl";
-    q.pref_val = q.dir + "/pref_val.jsonl";
-    q.prompts = q.dir + "/prompts.jsonl";
-    q.prompts_val = q.dir + "/prompts_val.jsonl";
-    q.sft_run = q.dir + "/sft";
-    q.reward_run = q.dir + "/reward";
-    const int lock = ::open((q.dir + "/.lock").c_str(), O_CREAT | O_RDWR, 0644);
-    ::flock(lock, LOCK_EX);
-    if (!fs::exists(q.dir + "/.done")) {
-      auto run = [](const std::string& args) {
-        auto r = run_infini(args);
-        EXPECT_EQ(r.code, 0) << args << "\n" << r.output;
-      };
-      run("data synth --task add --digits 1 --kind sft --count 400 --seed 11 --out " + q.dir + "/sft.jsonl");
-      run("data synth --task add --digits 1 --kind preference --count 16 --seed 12 --out " + q.pref);  // memorisable
-      run("data synth --task add --digits 1 --kind preference --count 64 --seed 13 --out " + q.pref_val);
-      run("data synth --task add --digits 1 --kind prompts --count 200 --seed 14 --out " + q.prompts);
-      run("data synth --task add --digits 1 --kind prompts --count 32 --seed 15 --out " + q.prompts_val);
-      const std::string ov = common_overrides(q);
-      run("train " + source_path("configs/tiny/sft.yaml") + " " + ov + " run.dir=" + q.sft_run +
-          " data.train=[" + q.dir + "/sft.jsonl] init_from= train.max_steps=60 train.log_every=20");
-      run("train " + source_path("configs/tiny/reward.yaml") + " " + ov + " run.dir=" + q.reward_run +
-          " data.train=[" + q.pref + "] data.val=[" + q.pref_val + "] init_from=" + q.sft_run +
-          " train.max_steps=40 train.log_every=1");
-      std::ofstream(q.dir + "/.done") << "ok\n";
-    }
-    ::flock(lock, LOCK_UN);
-    ::close(lock);
-    return q;
-  }();
-  return p;
-}
-
-std::string ppo_args(const Pipeline& p, const std::string& run_dir, const std::string& extra = "") {
-  return "train " + source_path("configs/tiny/ppo.yaml") + " " + common_overrides(p) + " run.dir=" + run_dir +
+std::string ppo_args(const TinyRlhf& p, const std::string& run_dir, const std::string& extra = "") {
+  return "train " + source_path("configs/tiny/ppo.yaml") + " " + tiny_overrides(p) + " run.dir=" + run_dir +
          " data.train=[" + p.prompts + "] data.val=[" + p.prompts_val + "] init_from=" + p.sft_run +
          " ppo.reward_model=" + p.reward_run + " " + extra;
 }
 
-std::vector<nlohmann::json> records_of(const std::string& run_dir, const std::string& kind) {
-  std::vector<nlohmann::json> out;
-  for (auto& r : read_metrics(run_dir + "/metrics.jsonl"))
-    if (r.value("kind", "") == kind) out.push_back(r);
-  return out;
-}
 
 TEST(RlhfStages, RewardModelLearnsPairs) {
-  const Pipeline& p = pipeline();
+  const TinyRlhf& p = tiny_rlhf();
   auto train = records_of(p.reward_run, "train");
   ASSERT_GE(train.size(), 40u);
   // Loss starts near log 2 (a fresh head scores both sides alike) and must fall: 16 training pairs
@@ -133,9 +73,9 @@ TEST(RlhfStages, RewardModelLearnsPairs) {
 TEST(RlhfStages, RewardInitFromARewardModelKeepsItsHead) {
   // init_from an SFT model starts the score head fresh (loss ~log 2, see above); init_from a reward
   // model must keep its trained head: the first step's loss on the memorised pairs is the source's.
-  const Pipeline& p = pipeline();
+  const TinyRlhf& p = tiny_rlhf();
   const std::string run = scratch_dir("rlhf_reward_from_reward") + "/r";
-  auto r = run_infini("train " + source_path("configs/tiny/reward.yaml") + " " + common_overrides(p) + " run.dir=" +
+  auto r = run_infini("train " + source_path("configs/tiny/reward.yaml") + " " + tiny_overrides(p) + " run.dir=" +
                       run + " data.train=[" + p.pref + "] data.val=[" + p.pref_val + "] init_from=" + p.reward_run +
                       " train.max_steps=1 train.log_every=1");
   ASSERT_EQ(r.code, 0) << r.output;
@@ -147,7 +87,7 @@ TEST(RlhfStages, RewardInitFromARewardModelKeepsItsHead) {
 }
 
 TEST(RlhfStages, PpoRunsWithSeparateFrozenReference) {
-  const Pipeline& p = pipeline();
+  const TinyRlhf& p = tiny_rlhf();
   const std::string run = scratch_dir("rlhf_ppo_frozen");
   auto sft_hash = read_text(model_file(p.sft_run));
   auto rm_hash = read_text(model_file(p.reward_run));
@@ -183,7 +123,7 @@ TEST(RlhfStages, PpoRunsWithSeparateFrozenReference) {
 // (read back with TensorBoard's own reader; skipped without it, see tests/support/oracle.h).
 TEST(RlhfStages, PpoScalarsReachTensorBoard) {
   REQUIRE_ORACLE_MODULE("tensorboard");
-  const Pipeline& p = pipeline();
+  const TinyRlhf& p = tiny_rlhf();
   const std::string run = scratch_dir("rlhf_ppo_tensorboard");
   auto r = run_infini(ppo_args(p, run, "train.max_steps=2"));
   ASSERT_EQ(r.code, 0) << r.output;
@@ -205,7 +145,7 @@ TEST(RlhfStages, PpoScalarsReachTensorBoard) {
 }
 
 TEST(RlhfStages, PpoResumeIsExact) {
-  const Pipeline& p = pipeline();
+  const TinyRlhf& p = tiny_rlhf();
   const std::string straight = scratch_dir("rlhf_ppo_straight"), split = scratch_dir("rlhf_ppo_split");
   auto a = run_infini(ppo_args(p, straight, "train.max_steps=4 checkpoint.every=0"));
   ASSERT_EQ(a.code, 0) << a.output;
@@ -230,7 +170,7 @@ TEST(RlhfStages, PpoResumeIsExact) {
 TEST(RlhfStages, PpoRaisesMeanReward) {
   // The reward model's score is what PPO climbs: after a dozen rollouts the mean score of sampled
   // responses is above that of the first rollouts, while the KL to the reference stays bounded.
-  const Pipeline& p = pipeline();
+  const TinyRlhf& p = tiny_rlhf();
   const std::string run = scratch_dir("rlhf_ppo_learns");
   auto r = run_infini(ppo_args(p, run, "train.max_steps=12 train.batch_size=16 ppo.reward_source=model "
                                    "ppo.actor_lr=1e-3 ppo.kl_coef=0.01 ppo.eval_every=0 checkpoint.every=0"));
@@ -247,7 +187,7 @@ TEST(RlhfStages, PpoRaisesMeanReward) {
 TEST(RlhfStages, PpoReportsTrueAccuracyPerValFile) {
   // Two held-out files (say, two tasks): the accuracy of each is logged, and the overall accuracy is
   // their prompt-weighted mean.
-  const Pipeline& p = pipeline();
+  const TinyRlhf& p = tiny_rlhf();
   const std::string run = scratch_dir("rlhf_ppo_per_file");
   std::vector<std::string> lines;
   {
@@ -278,7 +218,7 @@ TEST(RlhfStages, PpoReportsTrueAccuracyPerValFile) {
 TEST(RlhfStages, PpoSamplesSeveralResponsesPerPrompt) {
   // ppo.samples_per_prompt = 4 with 4 prompts: a rollout of 16 responses, and the share of prompts whose
   // four responses scored differently is logged as a multiple of 1/4.
-  const Pipeline& p = pipeline();
+  const TinyRlhf& p = tiny_rlhf();
   const std::string run = scratch_dir("rlhf_ppo_group");
   auto r = run_infini(ppo_args(p, run, "train.max_steps=2 train.batch_size=4 ppo.samples_per_prompt=4 "
                                    "ppo.reward_source=rule ppo.eval_every=0 checkpoint.every=0"));
@@ -301,7 +241,7 @@ TEST(RlhfStages, PpoSamplesSeveralResponsesPerPrompt) {
 TEST(RlhfStages, PpoCriticWarmupLeavesTheActorUnchanged) {
   // ppo.critic_warmup = K: for the first K rollouts only the critic learns, so after K rollouts the
   // actor's weights are still exactly the SFT weights while the critic's have moved.
-  const Pipeline& p = pipeline();
+  const TinyRlhf& p = tiny_rlhf();
   const std::string run = scratch_dir("rlhf_ppo_warmup");
   auto r = run_infini(ppo_args(p, run, "train.max_steps=2 ppo.critic_warmup=2 ppo.eval_every=0 checkpoint.every=0"));
   ASSERT_EQ(r.code, 0) << r.output;
@@ -313,7 +253,7 @@ TEST(RlhfStages, PpoCriticWarmupLeavesTheActorUnchanged) {
 TEST(RlhfStages, PpoRlooUpdatesTheActorWithoutACritic) {
   // ppo.advantage = rloo: the actor learns from each response's score against the prompt's other
   // samples; the critic is not used, so it is still exactly the reward model it started from.
-  const Pipeline& p = pipeline();
+  const TinyRlhf& p = tiny_rlhf();
   const std::string run = scratch_dir("rlhf_ppo_rloo");
   auto r = run_infini(ppo_args(p, run, "train.max_steps=2 train.batch_size=4 ppo.samples_per_prompt=4 "
                                    "ppo.advantage=rloo ppo.reward_source=model ppo.eval_every=0 checkpoint.every=0"));
@@ -335,7 +275,7 @@ TEST(RlhfStages, PpoRlooUpdatesTheActorWithoutACritic) {
 // critic (still the reward model it started from); a run stopped after 2 rollouts and resumed ends
 // where the straight run ends, to the bit.
 TEST(RlhfStages, PpoGrpoLearnsWithoutACriticAndResumesExactly) {
-  const Pipeline& p = pipeline();
+  const TinyRlhf& p = tiny_rlhf();
   const std::string straight = scratch_dir("rlhf_grpo_straight"), split = scratch_dir("rlhf_grpo_split");
   const std::string args = "train.max_steps=4 train.batch_size=4 ppo.samples_per_prompt=4 ppo.advantage=grpo "
                            "ppo.loss_average=sequence ppo.reward_source=model ppo.eval_every=0 checkpoint.every=0 "
@@ -370,10 +310,10 @@ TEST(RlhfStages, DeeperRewardModelGrownFromTheSftTrunk) {
   // the flag the depth mismatch is an error naming the key. With optim.freeze_layers only the new
   // block and the head learn. PPO then builds the reward model and the
   // critic with the reward model's own depth.
-  const Pipeline& p = pipeline();
+  const TinyRlhf& p = tiny_rlhf();
   const std::string dir = scratch_dir("rlhf_reward_deeper");
   auto reward = [&](const std::string& run, const std::string& extra) {
-    return run_infini("train " + source_path("configs/tiny/reward.yaml") + " " + common_overrides(p) + " run.dir=" +
+    return run_infini("train " + source_path("configs/tiny/reward.yaml") + " " + tiny_overrides(p) + " run.dir=" +
                       dir + "/" + run + " data.train=[" + p.pref + "] data.val=[" + p.pref_val +
                       "] model.n_layers=3 train.max_steps=1 " + extra);
   };

@@ -1,16 +1,14 @@
 // Builds the tiny data the trainer tests use, once per scratch dir: a generated corpus with
 // learnable structure, a sentencepiece tokenizer, token shards and SFT records (via the CLI).
 #pragma once
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <sys/file.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <vector>
 
+#include "support/build_once.h"
 #include "support/run_util.h"
 
 namespace infini::test {
@@ -43,22 +41,13 @@ inline TinyData tiny_data(const std::string& name = "tiny_data") {
   d.tokenizer = d.dir + "/tok.model";
   d.shards = d.dir + "/shards";
   d.sft = d.dir + "/sft.jsonl";
-  // ctest runs tests of one executable as parallel processes: build the data under a lock.
-  const int lock = ::open((d.dir + "/.lock").c_str(), O_CREAT | O_RDWR, 0644);
-  ::flock(lock, LOCK_EX);
-  if (!std::filesystem::exists(d.dir + "/.done")) {
+  build_once(d.dir, [&] {
     write_tiny_corpus(d.dir + "/corpus.txt", 6000, 7);
-    auto r = run_infini("tokenizer train --input " + d.dir + "/corpus.txt --vocab-size 320 --out " + d.dir + "/tok");
-    EXPECT_EQ(r.code, 0) << r.output;
-    r = run_infini("data prepare --tokenizer " + d.tokenizer + " --input " + d.dir + "/corpus.txt --out " + d.shards +
-               " --val-fraction 0.1");
-    EXPECT_EQ(r.code, 0) << r.output;
-    r = run_infini("data synth --task add --kind sft --count 200 --seed 1 --out " + d.sft);
-    EXPECT_EQ(r.code, 0) << r.output;
-    std::ofstream(d.dir + "/.done") << "ok\n";
-  }
-  ::flock(lock, LOCK_UN);
-  ::close(lock);
+    expect_infini_ok("tokenizer train --input " + d.dir + "/corpus.txt --vocab-size 320 --out " + d.dir + "/tok");
+    expect_infini_ok("data prepare --tokenizer " + d.tokenizer + " --input " + d.dir + "/corpus.txt --out " +
+                     d.shards + " --val-fraction 0.1");
+    expect_infini_ok("data synth --task add --kind sft --count 200 --seed 1 --out " + d.sft);
+  });
   return d;
 }
 

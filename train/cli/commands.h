@@ -28,6 +28,7 @@ void add_data_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_report_command(CLI::App& app);
+void add_merge_lora_command(CLI::App& app);  // train/cli/cmd_merge_lora.cpp
 // `convert hf` (under `convert`, so after add_convert_command) and `export hf` (train/cli/cmd_hf.cpp).
 void add_hf_commands(CLI::App& app);
 // `eval reward` (train/cli/cmd_eval_reward.cpp), registered under `eval` by add_eval_command.

@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   infini::add_eval_command(app);
   infini::add_bench_command(app);
   infini::add_report_command(app);
+  infini::add_merge_lora_command(app);
 
   try {
     app.parse(argc, argv);

@@ -244,7 +244,7 @@ void apply_override(YAML::Node& root, const std::string& text, Origins& origins)
 std::string first_key_path(const std::string& message) {
   // Validation messages start with or contain the key path (e.g. "model.d_model (100) must ...").
   static const char* sections[] = {"run.", "model.", "tokenizer.", "data.", "optim.", "schedule.",
-                                   "train.", "checkpoint.", "reward.", "ppo.", "dpo.", "stage", "init_from", "resume"};
+                                   "train.", "checkpoint.", "reward.", "ppo.", "dpo.", "lora.", "stage", "init_from", "resume"};
   size_t best = std::string::npos;
   for (const char* s : sections) {
     size_t p = message.find(s);

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "core/lora_config.h"
 #include "core/model_config.h"
 #include "train/config/choices.h"
 #include "data/data_config.h"
@@ -128,6 +129,7 @@ struct Config {
   RewardConfig reward;
   PPOConfig ppo;
   DpoConfig dpo;
+  LoraConfig lora;            // low-rank adapters on init_from's frozen weights (docs/lora.md); rank 0 = off
   std::string init_from;      // weights only, from a run or step directory or a Hugging Face folder ("" = fresh init)
   bool init_extra_layers = false;  // true: blocks deeper than init_from's model start fresh (a deeper
                                    // reward model on a shallower SFT trunk); false: a depth mismatch is an error
@@ -229,6 +231,7 @@ template <class V> void visit_fields(Config& c, V& v) {
   v.section("reward", c.reward);
   v.section("ppo", c.ppo);
   v.section("dpo", c.dpo);
+  v.section("lora", c.lora);
   v("init_from", c.init_from, "weights only, from a run or step directory or a Hugging Face folder");
   v("init_extra_layers", c.init_extra_layers, "true: blocks deeper than init_from's model start fresh");
   v("resume", c.resume, "auto | never");

@@ -113,6 +113,20 @@ void check_dpo(const DpoConfig& d) {
                     choice_name(d.loss)));
 }
 
+void check_lora(const Config& c) {
+  const std::string err = c.lora.validate();
+  check(err.empty(), err);
+  if (!c.lora.enabled()) return;
+  check(!c.init_from.empty(),
+        fmt::format("lora.rank: adapters ({}) train on the frozen weights of a base model: set init_from, found none",
+                    c.lora.rank));
+  check(c.optim.freeze_layers == 0,
+        fmt::format("optim.freeze_layers: with lora.rank {} every base weight is frozen already; expected 0, found {}",
+                    c.lora.rank, c.optim.freeze_layers));
+  check(!c.init_extra_layers,
+        "init_extra_layers: new blocks would stay frozen at their random weights under lora; expected false");
+}
+
 void check_data(const DataConfig& d) {
   check(one_of(d.format, {"tokens", "sft", "preference", "prompts"}),
         fmt::format("data.format: expected tokens, sft, preference or prompts, found '{}'", d.format));
@@ -153,6 +167,7 @@ void check_config_values(const Config& c) {
   check_reward(c.reward);
   check_ppo(c.ppo);
   check_dpo(c.dpo);
+  check_lora(c);
   check_stage(c);
   check_data(c.data);
 }

@@ -7,12 +7,14 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <sstream>
 
 #include <fmt/format.h>
 
 #include "core/error.h"
 #include "core/hf_checkpoint.h"
+#include "core/lora.h"
 #include "core/model_io.h"
 #include "core/safetensors.h"
 #include "train/run/checkpoint_dir.h"
@@ -86,7 +88,21 @@ void save_model_and_optimizer(const std::string& dir, Decoder& model, const Adam
 
 void load_model_and_optimizer(const std::string& dir, Decoder& model, AdamW* opt) {
   const std::string mpath = (fs::path(dir) / kModelFileName).string();
-  SafeTensors st = load_safetensors(mpath);
+  const bool lora = model->lora.enabled();
+  const std::optional<LoraConfig> saved = lora_of(read_safetensors_metadata(mpath), mpath);
+  if (lora != saved.has_value())
+    throw Error(fmt::format("{}: holds {}, this run has lora.rank {}; a resumed run keeps how it trains", mpath,
+                            saved ? fmt::format("LoRA adapters (rank {})", saved->rank) : "full weights",
+                            model->lora.rank));
+  if (lora && lora_config_to_json(*saved) != lora_config_to_json(model->lora))
+    throw Error(fmt::format("{}: its adapters were made with lora {}, this run has lora {}; a resumed run keeps its "
+                            "adapters", mpath, lora_config_to_json(*saved).dump(),
+                            lora_config_to_json(model->lora).dump()));
+  SafeTensors st = read_model_weights(mpath, /*keep_adapters=*/lora);
+  if (lora) {
+    model->lora_base = st.metadata.at("lora_base");
+    model->lora_base_fingerprint = st.metadata.at("lora_base_fingerprint");
+  }
   load_weights(model, st, mpath);
   if (opt) {
     const std::string opath = (fs::path(dir) / "optimizer.safetensors").string();
@@ -136,7 +152,7 @@ int64_t init_weights_from(const std::string& ck, Decoder& model, const std::set<
     st.tensors = hf_to_infini_weights(read_hf_folder(ck), model->config());
     source_layers = model->config().n_layers;
   } else {
-    st = load_safetensors(path);
+    st = read_model_weights(path);  // a LoRA file: its base with the adapters merged
     source_layers = read_model_config(path).n_layers;
   }
   for (const auto& name : ignore) st.tensors.erase(name);
@@ -146,11 +162,20 @@ int64_t init_weights_from(const std::string& ck, Decoder& model, const std::set<
                             "start layers.{}-{} fresh",
                             path, source_layers, model_layers, source_layers, model_layers - 1));
   const int64_t added = extra_layers ? std::max<int64_t>(0, model_layers - source_layers) : 0;
-  for (const auto& item : model->named_parameters(true))
-    if ((fresh.count(item.key()) || (added && block_index(item.key()) >= source_layers)) &&
+  // New adapters keep their initial values (B = 0: the model starts as the source); the source is
+  // their base, by fingerprint.
+  const bool lora = model->lora.enabled();
+  for (const auto& item : model->named_parameters(true)) {
+    const bool adapter = lora && item.key().find(".lora_") != std::string::npos;
+    if ((fresh.count(item.key()) || adapter || (added && block_index(item.key()) >= source_layers)) &&
         !st.tensors.count(item.key()))
       st.tensors[item.key()] = item.value().detach().to(torch::kCPU).clone();
+  }
   load_weights(model, st, path);
+  if (lora) {
+    model->lora_base = fs::weakly_canonical(fs::absolute(hf ? ck : path)).string();
+    model->lora_base_fingerprint = model_fingerprint(model->lora_base);
+  }
   return added;
 }
 

@@ -29,6 +29,7 @@
 #include "train/run/schedule.h"
 #include "train/run/signals.h"
 #include "train/run/stopwatch.h"
+#include "train/run/trainable.h"
 
 namespace fs = std::filesystem;
 
@@ -135,15 +136,8 @@ class Trainer {
 
 Decoder Trainer::build_model() {
   Decoder model(cfg_.model, spec_.head);
+  prepare_trainable(model, cfg_);
   model->to(rt_.device);
-  if (cfg_.optim.freeze_layers > 0) {  // frozen tensors get no gradient and no optimizer state
-    for (auto& item : model->named_parameters(true)) {
-      const int64_t block = block_index(item.key());
-      if (item.key().rfind("tok_embeddings.", 0) == 0 || (block >= 0 && block < cfg_.optim.freeze_layers))
-        item.value().set_requires_grad(false);
-    }
-    spdlog::info("optim.freeze_layers: the embedding and blocks 0-{} are frozen", cfg_.optim.freeze_layers - 1);
-  }
   return model;
 }
 

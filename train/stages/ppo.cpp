@@ -30,6 +30,7 @@
 #include "train/run/session.h"
 #include "train/run/signals.h"
 #include "train/run/stopwatch.h"
+#include "train/run/trainable.h"
 
 namespace fs = std::filesystem;
 
@@ -165,6 +166,8 @@ void PpoRun::build_models() {
   actor_ = Decoder(cfg_.model, Head::lm);
   reference_ = Decoder(cfg_.model, Head::lm);
   critic_ = Decoder(rm_cfg_, Head::scalar);
+  prepare_trainable(actor_, cfg_, "actor");
+  prepare_trainable(critic_, cfg_, "critic");
   if (!cfg_.init_from.empty()) init_weights_from(cfg_.init_from, reference_);
   else spdlog::warn("init_from is empty: actor and reference start from random weights");
   if (!pc_.reward_model.empty()) {
@@ -220,9 +223,12 @@ void PpoRun::register_checkpoint_parts() {
       }));
 }
 
-// The actor starts as the reference; the critic as the reward model (or the SFT trunk).
+// The actor starts as the reference; the critic as the reward model (or the SFT trunk). With LoRA
+// both read their base from its file, which the adapters then name.
 void PpoRun::init_fresh() {
-  {
+  if (actor_->lora.enabled()) {
+    init_weights_from(cfg_.init_from, actor_);
+  } else {
     torch::NoGradGuard ng;
     auto src = reference_->named_parameters();
     for (auto& p : actor_->named_parameters()) p.value().copy_(src[p.key()]);
