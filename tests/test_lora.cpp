@@ -267,6 +267,13 @@ TEST(LoraStage, SftTrainsOnlyTheAdaptersAndResumesExactly) {
   auto ppl = run_infini("eval ppl --checkpoint " + straight + " --text " + p.data.dir + "/corpus.txt --max-tokens 64" +
                         " --tokenizer " + p.data.tokenizer + " --threads 1");
   EXPECT_EQ(ppl.code, 0) << ppl.output;
+  // export hf of the LoRA checkpoint writes what the merged checkpoint's export writes.
+  const std::string hf = scratch_dir("lora_sft_hf");
+  ASSERT_EQ(run_infini("export hf --checkpoint " + straight + " --out " + hf + "/lora").code, 0);
+  ASSERT_EQ(run_infini("export hf --checkpoint " + merged_run + " --out " + hf + "/merged").code, 0);
+  SafeTensors e1 = load_safetensors(hf + "/lora/model.safetensors"), e2 = load_safetensors(hf + "/merged/model.safetensors");
+  ASSERT_EQ(e1.tensors.size(), e2.tensors.size());
+  for (auto& [name, t] : e1.tensors) EXPECT_TRUE(torch::equal(t, e2.tensors.at(name))) << name;
   auto again = run_infini("merge-lora --checkpoint " + straight + " --out " + merged_run);
   EXPECT_NE(again.code, 0);
   EXPECT_NE(again.output.find("exists and is not an empty folder"), std::string::npos) << again.output;
@@ -303,6 +310,30 @@ TEST(LoraStage, ABaseThatChangedOrVanishedIsAnError) {
   EXPECT_NE(gone.code, 0);
   EXPECT_NE(gone.output.find("is missing (LoRA adapters need the model they were trained on)"), std::string::npos)
       << gone.output;
+}
+
+TEST(LoraStage, AHuggingFaceFolderIsABaseLikeItsCheckpoint) {
+  // The SFT model exported (a lossless round trip), then the same LoRA steps on the folder and on
+  // the checkpoint: the same adapters; the folder's run names the folder and reads back through it.
+  const TinyRlhf& p = tiny_rlhf();
+  const std::string dir = scratch_dir("lora_hf_base");
+  ASSERT_EQ(run_infini("export hf --checkpoint " + p.sft_run + " --out " + dir + "/hf").code, 0);
+  const std::string steps = kLora + " train.max_steps=2 checkpoint.every=0";
+  auto a = run_infini(sft_args(p, dir + "/from_ck", steps));
+  ASSERT_EQ(a.code, 0) << a.output;
+  auto b = run_infini(sft_args(p, dir + "/from_hf", steps + " init_from=" + dir + "/hf"));
+  ASSERT_EQ(b.code, 0) << b.output;
+  SafeTensors x = load_safetensors(model_file(dir + "/from_ck")), y = load_safetensors(model_file(dir + "/from_hf"));
+  ASSERT_EQ(x.tensors.size(), y.tensors.size());
+  for (auto& [name, t] : x.tensors) EXPECT_LT(max_diff(t, y.tensors.at(name)), 1e-6) << name;
+  EXPECT_EQ(y.metadata.at("lora_base"), fs::canonical(dir + "/hf").string());
+  EXPECT_EQ(y.metadata.at("lora_base_fingerprint"), model_fingerprint(dir + "/hf"));
+  Decoder m1 = load_model(model_file(dir + "/from_ck")), m2 = load_model(model_file(dir + "/from_hf"));
+  m1->eval();
+  m2->eval();
+  torch::NoGradGuard ng;
+  const torch::Tensor tokens = torch::randint(0, m1->config().vocab_size, {1, 40}, torch::kLong);
+  EXPECT_LT(max_diff(m1->forward(tokens), m2->forward(tokens)), 1e-5);
 }
 
 TEST(LoraStage, AResumedRunKeepsItsAdapters) {
