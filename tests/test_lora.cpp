@@ -294,7 +294,10 @@ TEST(LoraStage, ABaseThatChangedOrVanishedIsAnError) {
   auto r = run_infini(sft_args(p, run, kLora + " train.max_steps=2 checkpoint.every=0 init_from=" + dir + "/base"));
   ASSERT_EQ(r.code, 0) << r.output;
   const std::string info = "info " + run;
-  ASSERT_EQ(run_infini(info).code, 0);
+  auto ok = run_infini(info);
+  ASSERT_EQ(ok.code, 0) << ok.output;
+  EXPECT_NE(ok.output.find("origin: LoRA adapters (stage sft) on " + fs::canonical(dir + "/base/model.safetensors").string()),
+            std::string::npos) << ok.output;
   // Changed: other weights (the step-45 checkpoint) under the same name.
   fs::copy_file(p.sft_run + "/checkpoints/step_00000045/model.safetensors", dir + "/base/model.safetensors",
                 fs::copy_options::overwrite_existing);

@@ -35,6 +35,9 @@ std::string origin(const std::map<std::string, std::string>& meta) {
     return it == meta.end() ? std::string() : it->second;
   };
   const std::string source = get("source");
+  if (!get("lora").empty())
+    return fmt::format("LoRA adapters (stage {}) on {}, merged on load (parameters below: the merged model's)",
+                       get("stage"), get("lora_base"));
   if (source.rfind("llama2c:", 0) == 0) return "llama2.c " + source.substr(8);
   if (source.rfind("hf:", 0) == 0) {
     nlohmann::json cfg = nlohmann::json::parse(get(kHfConfigMetadata), nullptr, false);
