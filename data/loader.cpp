@@ -55,7 +55,7 @@ bool Loader::has_split(const DataConfig& cfg, Split split) {
 
 Loader::Loader(const DataConfig& cfg, Split split, const Tokenizer* tok, int64_t batch_size, uint64_t seed, int rank,
                int world_size)
-    : cfg_(cfg), split_(split), tok_(tok), batch_size_(batch_size), seed_(seed), rank_(rank), world_(world_size) {
+    : cfg_(cfg), tok_(tok), batch_size_(batch_size), seed_(seed), rank_(rank), world_(world_size) {
   const std::string& f = cfg_.format;
   if (f != "tokens" && f != "sft" && f != "preference" && f != "prompts")
     throw ConfigError(fmt::format("data.format must be tokens, sft, preference or prompts, got '{}'", f));

@@ -72,7 +72,6 @@ class Loader {
   void prefetch_loop();
 
   DataConfig cfg_;
-  Split split_;
   const Tokenizer* tok_;
   int64_t batch_size_;
   uint64_t seed_;

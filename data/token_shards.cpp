@@ -156,8 +156,14 @@ ShardIndex read_shard_index(const std::string& dir) {
   const int64_t version = need("version", &nlohmann::json::is_number_integer, "an integer").get<int64_t>();
   if (version != 1) throw Error(fmt::format("{}: index version {} (this build reads version 1)", path, version));
   idx.vocab_size = need("vocab_size", &nlohmann::json::is_number_integer, "an integer").get<int64_t>();
-  idx.bos_id = need("bos_id", &nlohmann::json::is_number_integer, "an integer").get<int>();
-  idx.eos_id = need("eos_id", &nlohmann::json::is_number_integer, "an integer").get<int>();
+  if (idx.vocab_size < 1)
+    throw Error(fmt::format("{}: key \"vocab_size\" must be >= 1, found {}", path, idx.vocab_size));
+  for (const char* key : {"bos_id", "eos_id"}) {  // ids of the vocabulary (a wrapped int would pass)
+    const int64_t id = need(key, &nlohmann::json::is_number_integer, "an integer").get<int64_t>();
+    if (id < 0 || id >= idx.vocab_size)
+      throw Error(fmt::format("{}: key \"{}\" must be a token id in [0, {}), found {}", path, key, idx.vocab_size, id));
+    (std::string(key) == "bos_id" ? idx.bos_id : idx.eos_id) = static_cast<int>(id);
+  }
   if (j.contains("tokenizer") && j["tokenizer"].is_string()) idx.tokenizer = j["tokenizer"];
   if (j.contains("tokenizer_hash") && j["tokenizer_hash"].is_string()) idx.tokenizer_hash = j["tokenizer_hash"];
   for (const char* split : {"train", "val"}) {

@@ -128,7 +128,7 @@ nlohmann::json load_trainer_state(const std::string& dir) {
   if (j.is_discarded() || !j.is_object()) throw Error(fmt::format("{}: not a JSON object", path));
   if (!j.contains("format_version") || !j["format_version"].is_number_integer())
     throw Error(fmt::format("{}: format_version missing", path));
-  const int v = j["format_version"].get<int>();
+  const int64_t v = j["format_version"].get<int64_t>();  // 64 bits: a huge value must not wrap onto 1
   if (v != kCheckpointFormatVersion)
     throw Error(fmt::format("{}: format_version {} is not supported (expected {})", path, v,
                             kCheckpointFormatVersion));
