@@ -32,5 +32,7 @@ void add_report_command(CLI::App& app);
 void add_hf_commands(CLI::App& app);
 // `eval reward` (train/cli/cmd_eval_reward.cpp), registered under `eval` by add_eval_command.
 void add_eval_reward_subcommand(CLI::App& eval);
+// `eval accuracy` (train/cli/cmd_eval_accuracy.cpp), registered under `eval` by add_eval_command.
+void add_eval_accuracy_subcommand(CLI::App& eval);
 
 }  // namespace infini
