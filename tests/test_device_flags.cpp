@@ -89,6 +89,7 @@ TEST(CliDeviceFlags, EveryCommandTakesDevice) {
   const std::string cfg = test::source_path("configs/tiny/pretrain.yaml");
   const std::vector<std::string> cmds = {"eval passkey --checkpoint /nonexistent/run --lengths 1k",
                                          "eval reward --checkpoint /nonexistent/run --data x.jsonl",
+                                         "eval accuracy --checkpoint /nonexistent/run --data x.jsonl",
                                          "generate --checkpoint /nonexistent/run --prompt-ids 1",
                                          "bench model --config " + cfg, "bench train --config " + cfg};
   for (const std::string& cmd : cmds) {

@@ -1,4 +1,5 @@
-// `infini eval passkey|ppl` (and `eval reward`, registered from train/cli/cmd_eval_reward.cpp): loads a
+// `infini eval passkey|ppl` (and `eval reward` and `eval accuracy`, registered from
+// train/cli/cmd_eval_reward.cpp and train/cli/cmd_eval_accuracy.cpp): loads a
 // checkpoint and its tokenizer, runs the streaming evaluations, prints a table, writes JSON.
 // Not the evaluation arithmetic: train/eval/passkey.h and train/eval/ppl.h.
 #include <cstdio>
@@ -237,11 +238,12 @@ void add_ppl(CLI::App& eval) {
 }  // namespace
 
 void add_eval_command(CLI::App& app) {
-  CLI::App* eval = app.add_subcommand("eval", "evaluate a checkpoint: passkey, ppl, reward");
+  CLI::App* eval = app.add_subcommand("eval", "evaluate a checkpoint: passkey, ppl, reward, accuracy");
   eval->require_subcommand(1);
   add_passkey(*eval);
   add_ppl(*eval);
   add_eval_reward_subcommand(*eval);
+  add_eval_accuracy_subcommand(*eval);
 }
 
 }  // namespace infini

@@ -33,5 +33,7 @@ void add_merge_lora_command(CLI::App& app);  // train/cli/cmd_merge_lora.cpp
 void add_hf_commands(CLI::App& app);
 // `eval reward` (train/cli/cmd_eval_reward.cpp), registered under `eval` by add_eval_command.
 void add_eval_reward_subcommand(CLI::App& eval);
+// `eval accuracy` (train/cli/cmd_eval_accuracy.cpp), registered under `eval` by add_eval_command.
+void add_eval_accuracy_subcommand(CLI::App& eval);
 
 }  // namespace infini

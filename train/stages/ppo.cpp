@@ -20,6 +20,7 @@
 #include "core/model_io.h"
 #include "data/loader.h"
 #include "data/tokenizer.h"
+#include "train/eval/accuracy.h"
 #include "train/rlhf/ppo_math.h"
 #include "train/rlhf/rollout.h"
 #include "train/rlhf/rule_rewards.h"
@@ -128,7 +129,7 @@ class PpoRun {
   Loader prompts_;
   // Held-out prompts: up to eval_prompts from each data.val file, kept per file so that the true
   // accuracy is reported per file (e.g. one file per task) as well as overall.
-  std::vector<std::pair<std::string, std::vector<Batch>>> held_out_;
+  std::vector<AccuracySet> held_out_;
   KLController kl_;
   at::Generator gen_;
   SamplingOptions sampling_;
@@ -187,24 +188,7 @@ void PpoRun::build_models() {
 
 void PpoRun::load_held_out() {
   if (pc_.eval_prompts <= 0) return;
-  for (const std::string& file : cfg_.data.val) {
-    DataConfig one = cfg_.data;
-    one.val = {file};
-    Loader val(one, Split::val, &tok_, std::min<int64_t>(pc_.eval_prompts, 64), static_cast<uint64_t>(cfg_.run.seed));
-    std::vector<Batch> batches;
-    int64_t n = 0;
-    for (Batch& b : val.all_batches()) {
-      if (n >= pc_.eval_prompts) break;
-      const int64_t keep = std::min<int64_t>(b.size(), pc_.eval_prompts - n);
-      Batch k = b;
-      k.tokens = b.tokens.slice(0, 0, keep);
-      k.lengths = b.lengths.slice(0, 0, keep);
-      k.answers.resize(static_cast<size_t>(keep));
-      batches.push_back(k);
-      n += keep;
-    }
-    held_out_.emplace_back(fs::path(file).stem().string(), std::move(batches));
-  }
+  held_out_ = load_accuracy_sets(cfg_.data, cfg_.data.val, tok_, pc_.eval_prompts, 64);
 }
 
 void PpoRun::register_checkpoint_parts() {
@@ -431,53 +415,30 @@ void PpoRun::log(const Experience& ex, const UpdateStats& u, double kl_coef_used
 // Greedy true accuracy (rule) and the reward model's mean score on held-out prompts.
 void PpoRun::evaluate_held_out() {
   if (held_out_.empty()) return;
-  SamplingOptions greedy;
-  greedy.temperature = 0.0;
-  at::Generator unused = make_generator(0);
-  double acc = 0, rm = 0, n = 0, len = 0;
+  AccuracyOptions opt;
+  opt.rule = pc_.rule;
+  opt.max_new_tokens = pc_.max_new_tokens;
+  if (reward_model_) opt.reward_model = &*reward_model_;
+  const AccuracyResult res = greedy_accuracy(actor_, held_out_, tok_, opt, rt_.device);
+  if (res.prompts == 0) return;
   nlohmann::json per_file = nlohmann::json::object();
   std::string per_file_text;
-  for (const auto& [name, batches] : held_out_) {
-    double file_acc = 0, file_n = 0;
-    for (const Batch& b : batches) {
-      Batch d = b;
-      d.tokens = b.tokens.to(rt_.device);
-      Rollout r = sample_rollout(actor_, d, greedy, pc_.max_new_tokens, tok_.eos_id(), tok_.pad_id(), unused,
-                                 tok_.vocab_size());
-      double rm_mean = 0, rule_mean = 0;
-      const bool has_answers =
-          std::all_of(r.answers.begin(), r.answers.end(), [](const std::string& a) { return !a.empty(); });
-      if (reward_model_) {
-        torch::NoGradGuard ng;
-        rm_mean = last_token_scores((*reward_model_)->forward(r.tokens), r.lengths).mean().item<double>();
-      }
-      if (has_answers) {
-        for (size_t i = 0; i < r.answers.size(); ++i)
-          rule_mean += rule_reward(decode_ids(tok_, r.responses[i]), r.answers[i], pc_.rule);
-        rule_mean /= static_cast<double>(r.answers.size());
-      }
-      const double w = static_cast<double>(d.size());
-      file_acc += rule_mean * w;
-      file_n += w;
-      rm += rm_mean * w;
-      len += r.action_mask.sum().item<double>();
-    }
-    acc += file_acc;
-    n += file_n;
-    if (file_n > 0) {
-      per_file[name] = file_acc / file_n;
-      per_file_text += fmt::format(" {} {:.3f}", name, file_acc / file_n);
-    }
+  for (const FileAccuracy& f : res.files) {
+    if (f.prompts == 0) continue;
+    per_file[f.name] = f.accuracy();
+    per_file_text += fmt::format(" {} {:.3f}", f.name, f.accuracy());
   }
-  if (n == 0) return;
-  nlohmann::json rec{{"kind", "eval"}, {"step", step_}, {"true_accuracy", acc / n}, {"response_length", len / n}};
+  nlohmann::json rec{{"kind", "eval"},
+                     {"step", step_},
+                     {"true_accuracy", res.accuracy()},
+                     {"response_length", res.response_length()}};
   if (held_out_.size() > 1) rec["true_accuracy_per_file"] = per_file;
-  if (reward_model_) rec["rm_score"] = rm / n;
+  if (reward_model_) rec["rm_score"] = res.rm_score();
   session_.metrics().write(rec);
   if (progress_) progress_->clear();
   spdlog::info("eval rollout {}: true accuracy {:.3f} (greedy, {} held-out prompts){}{} response length {:.1f}", step_,
-               acc / n, static_cast<int64_t>(n), held_out_.size() > 1 ? " by file:" + per_file_text + ";" : "",
-               reward_model_ ? fmt::format(" rm score {:.3f}", rm / n) : "", len / n);
+               res.accuracy(), res.prompts, held_out_.size() > 1 ? " by file:" + per_file_text + ";" : "",
+               reward_model_ ? fmt::format(" rm score {:.3f}", res.rm_score()) : "", res.response_length());
 }
 
 int PpoRun::run() {
