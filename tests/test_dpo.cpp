@@ -249,7 +249,7 @@ std::string dpo_args(const TinyRlhf& p, const std::string& run_dir, const std::s
 TEST(DpoStage, FirstStepIsLn2AndTheLossFalls) {
   const TinyRlhf& p = tiny_rlhf();
   const std::string run = scratch_dir("dpo_sigmoid") + "/r";
-  auto r = run_infini(dpo_args(p, run, "train.max_steps=12 optim.lr=1e-3 schedule.min_lr=1e-4 checkpoint.every=0"));
+  auto r = run_infini(dpo_args(p, run, "train.max_steps=12 optim.lr=5e-3 schedule.min_lr=5e-4 checkpoint.every=0"));
   ASSERT_EQ(r.code, 0) << r.output;
   auto train = records_of(run, "train");
   ASSERT_EQ(train.size(), 12u);
@@ -305,23 +305,9 @@ TEST(DpoStage, ResumeIsExact) {
   const TinyRlhf& p = tiny_rlhf();
   const std::string straight = scratch_dir("dpo_straight") + "/r", split = scratch_dir("dpo_split") + "/r";
   const std::string common = "train.max_steps=6 checkpoint.every=0 train.eval_every=0";
-  auto a = run_infini(dpo_args(p, straight, common));
-  ASSERT_EQ(a.code, 0) << a.output;
-  auto b1 = run_infini(dpo_args(p, split, common + " train.stop_after=3"));
-  ASSERT_EQ(b1.code, 0) << b1.output;
-  ASSERT_EQ(records_of(split, "train").size(), 3u);
-  auto b2 = run_infini(dpo_args(p, split, common));
-  ASSERT_EQ(b2.code, 0) << b2.output;
-  auto ra = records_of(straight, "train"), rb = records_of(split, "train");
-  ASSERT_EQ(ra.size(), 6u);
-  ASSERT_EQ(rb.size(), 6u);
-  for (size_t i = 0; i < 6; ++i)
-    for (const char* k : {"loss", "grad_norm", "margin", "accuracy", "rewards_chosen", "logp_rejected"})
-      EXPECT_EQ(ra[i][k].get<double>(), rb[i][k].get<double>()) << "step " << i + 1 << " " << k;
-  auto x = load_safetensors(resolve_checkpoint(straight) + "/model.safetensors");
-  auto y = load_safetensors(resolve_checkpoint(split) + "/model.safetensors");
-  ASSERT_FALSE(x.tensors.empty());
-  for (auto& [name, t] : x.tensors) EXPECT_TRUE(torch::equal(t, y.tensors.at(name))) << name;
+  expect_exact_resume([&](const std::string& dir, const std::string& extra) { return dpo_args(p, dir, common + extra); },
+                      straight, split, 3, "train", 6,
+                      {"loss", "grad_norm", "margin", "accuracy", "rewards_chosen", "logp_rejected"});
 }
 
 }  // namespace test_dpo

@@ -2,10 +2,7 @@
 // figure (the eval record before the first rollout) for the same policy and prompts, an exact 0.5
 // on a file built so that half its answers are the model's greedy response (from `infini generate`),
 // and one clear error line for bad input.
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <sys/file.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -17,7 +14,7 @@
 
 #include "data/tokenizer.h"
 #include "support/run_util.h"
-#include "support/tiny_data.h"
+#include "support/tiny_rlhf.h"
 #include "train/run/metrics_log.h"
 
 namespace infini::test {
@@ -25,42 +22,6 @@ namespace infini::test {
 namespace test_eval_accuracy {
 
 namespace fs = std::filesystem;
-
-// tiny SFT model on 1-digit addition and held-out prompts, built once per scratch dir.
-struct Fixture {
-  TinyData data;
-  std::string dir, prompts, prompts_val, sft_run;
-};
-
-const Fixture& fixture() {
-  static Fixture f = [] {
-    Fixture q;
-    q.data = tiny_data();
-    q.dir = scratch_dir("eval_accuracy_pipeline", /*fresh=*/false);
-    q.prompts = q.dir + "/prompts.jsonl";
-    q.prompts_val = q.dir + "/prompts_val.jsonl";
-    q.sft_run = q.dir + "/sft";
-    const int lock = ::open((q.dir + "/.lock").c_str(), O_CREAT | O_RDWR, 0644);
-    ::flock(lock, LOCK_EX);
-    if (!fs::exists(q.dir + "/.done")) {
-      auto run = [](const std::string& args) {
-        auto r = run_infini(args);
-        EXPECT_EQ(r.code, 0) << args << "\n" << r.output;
-      };
-      run("data synth --task add --digits 1 --kind sft --count 400 --seed 11 --out " + q.dir + "/sft.jsonl");
-      run("data synth --task add --digits 1 --kind prompts --count 64 --seed 14 --out " + q.prompts);
-      run("data synth --task add --digits 1 --kind prompts --count 24 --seed 15 --out " + q.prompts_val);
-      run("train " + source_path("configs/tiny/sft.yaml") + " tokenizer.model=" + q.data.tokenizer +
-          " run.threads=1 run.dir=" + q.sft_run + " data.train=[" + q.dir +
-          "/sft.jsonl] init_from= train.max_steps=60 train.log_every=20");
-      std::ofstream(q.dir + "/.done") << "ok\n";
-    }
-    ::flock(lock, LOCK_UN);
-    ::close(lock);
-    return q;
-  }();
-  return f;
-}
 
 std::vector<nlohmann::json> jsonl(const std::string& path) {
   std::vector<nlohmann::json> out;
@@ -75,14 +36,14 @@ void write_jsonl(const std::string& path, const std::vector<nlohmann::json>& rec
   for (const auto& r : records) out << r.dump() << "\n";
 }
 
-std::string accuracy_args(const Fixture& f, const std::string& data_flags, const std::string& out) {
+std::string accuracy_args(const TinyRlhf& f, const std::string& data_flags, const std::string& out) {
   return "eval accuracy --checkpoint " + f.sft_run + " " + data_flags +
          " --max-new-tokens 8 --seq-len 64 --batch-size 32 --threads 1 --out " + out;
 }
 
 // The model's greedy response to `prompt` through `infini generate` (the same chat rendering as
 // the prompts format: BOS, "### User:\n", the prompt, "\n\n### Assistant:\n"), decoded without EOS.
-std::string greedy_response(const Fixture& f, const Tokenizer& tok, const std::string& prompt) {
+std::string greedy_response(const TinyRlhf& f, const Tokenizer& tok, const std::string& prompt) {
   std::vector<int> ids = {tok.bos_id()};
   for (int id : tok.encode("### User:\n" + prompt + "\n\n### Assistant:\n")) ids.push_back(id);
   std::string id_text;
@@ -106,14 +67,14 @@ std::string greedy_response(const Fixture& f, const Tokenizer& tok, const std::s
 }
 
 TEST(EvalAccuracy, EqualsThePpoStagesFirstEvaluation) {
-  const Fixture& f = fixture();
+  const TinyRlhf& f = tiny_rlhf();
   const std::string dir = scratch_dir("eval_accuracy_vs_ppo");
   // Two files, as two tasks: the held-out prompts, and the same prompts with their answers
   // replaced by the model's own greedy responses where it gets them from generate (so that file's
   // accuracy is not 0 by chance of a tiny model); both figures must agree per file and overall.
   const Tokenizer tok = Tokenizer::load(f.data.tokenizer);
   std::vector<nlohmann::json> own = jsonl(f.prompts_val);
-  ASSERT_EQ(own.size(), 24u);
+  ASSERT_EQ(own.size(), 32u);
   for (size_t i = 0; i < 6; ++i) {
     const std::string resp = greedy_response(f, tok, own[i]["prompt"].get<std::string>());
     if (!resp.empty()) own[i]["answer"] = resp;
@@ -140,14 +101,14 @@ TEST(EvalAccuracy, EqualsThePpoStagesFirstEvaluation) {
   r = run_infini(accuracy_args(f, "--data " + f.prompts_val + " --data " + own_file, out));
   ASSERT_EQ(r.code, 0) << r.output;
   const nlohmann::json j = nlohmann::json::parse(read_text(out));
-  EXPECT_EQ(j["prompts"].get<int64_t>(), 48);
+  EXPECT_EQ(j["prompts"].get<int64_t>(), 64);
   EXPECT_DOUBLE_EQ(j["accuracy"].get<double>(), first["true_accuracy"].get<double>()) << r.output;
   ASSERT_EQ(j["files"].size(), 2u);
   for (const auto& file : j["files"]) {
     const std::string name = file["name"].get<std::string>();
     ASSERT_TRUE(first["true_accuracy_per_file"].contains(name)) << first.dump();
     EXPECT_DOUBLE_EQ(file["accuracy"].get<double>(), first["true_accuracy_per_file"][name].get<double>()) << name;
-    EXPECT_EQ(file["prompts"].get<int64_t>(), 24);
+    EXPECT_EQ(file["prompts"].get<int64_t>(), 32);
   }
   // The printed table carries the same figure.
   char overall[64];
@@ -158,7 +119,7 @@ TEST(EvalAccuracy, EqualsThePpoStagesFirstEvaluation) {
 TEST(EvalAccuracy, HalfOfTheAnswersAreTheModelsOwnResponse) {
   // Each of 6 prompts twice: once with the model's greedy response (from `infini generate`) as its
   // answer, once with that response and one more word. Whatever the model says, exactly half are right.
-  const Fixture& f = fixture();
+  const TinyRlhf& f = tiny_rlhf();
   const std::string dir = scratch_dir("eval_accuracy_half");
   const Tokenizer tok = Tokenizer::load(f.data.tokenizer);
   std::vector<nlohmann::json> val = jsonl(f.prompts_val), half;
@@ -189,7 +150,7 @@ TEST(EvalAccuracy, HalfOfTheAnswersAreTheModelsOwnResponse) {
 }
 
 TEST(EvalAccuracy, BadInputIsOneClearLine) {
-  const Fixture& f = fixture();
+  const TinyRlhf& f = tiny_rlhf();
   const std::string dir = scratch_dir("eval_accuracy_errors");
   const std::string out = dir + "/never.json";
   // A missing file: named, exit 1, nothing written.

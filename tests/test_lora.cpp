@@ -204,19 +204,9 @@ TEST(LoraStage, SftTrainsOnlyTheAdaptersAndResumesExactly) {
   const TinyRlhf& p = tiny_rlhf();
   const std::string straight = scratch_dir("lora_sft_straight") + "/r", split = scratch_dir("lora_sft_split") + "/r";
   const std::string common = kLora + " lora.dropout=0.1 train.max_steps=6 checkpoint.every=0";
-  auto a = run_infini(sft_args(p, straight, common));
-  ASSERT_EQ(a.code, 0) << a.output;
-  EXPECT_NE(a.output.find("lora: rank 4 (alpha 8) on wq wk wv wo w1 w2 w3"), std::string::npos) << a.output;
-  auto b1 = run_infini(sft_args(p, split, common + " train.stop_after=3"));
-  ASSERT_EQ(b1.code, 0) << b1.output;
-  auto b2 = run_infini(sft_args(p, split, common));
-  ASSERT_EQ(b2.code, 0) << b2.output;
-  auto ra = records_of(straight, "train"), rb = records_of(split, "train");
-  ASSERT_EQ(ra.size(), 6u);
-  ASSERT_EQ(rb.size(), 6u);
-  for (size_t i = 0; i < 6; ++i)
-    for (const char* k : {"loss", "grad_norm"})
-      EXPECT_EQ(ra[i][k].get<double>(), rb[i][k].get<double>()) << "step " << i + 1 << " " << k;
+  expect_exact_resume([&](const std::string& dir, const std::string& extra) { return sft_args(p, dir, common + extra); },
+                      straight, split, 3, "train", 6, {"loss", "grad_norm"});
+  EXPECT_NE(read_text(straight + "/train.log").find("lora: rank 4 (alpha 8) on wq wk wv wo w1 w2 w3"), std::string::npos);
 
   // The file: adapters and gates only, of the expected size; the optimizer's moments the same set.
   const std::string file = model_file(straight), split_file = model_file(split);

@@ -1,8 +1,10 @@
 // Test fixture of the post-training suites (reward, ppo, dpo, lora): a tiny SFT run on 1-digit
 // addition, a tiny reward model on it, their preference pairs and prompts, built once per scratch
-// dir; plus what those suites read back (a run's model file, its metrics by kind).
+// dir; plus what those suites read back (a run's model file, its metrics by kind) and their check
+// of exact resume.
 // Header-only, like the other helpers here.
 #pragma once
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -65,6 +67,34 @@ inline std::vector<nlohmann::json> records_of(const std::string& run_dir, const 
   for (auto& r : read_metrics(run_dir + "/metrics.jsonl"))
     if (r.value("kind", "") == kind) out.push_back(r);
   return out;
+}
+
+// Exact resume: `args(dir, extra)` (an `infini train` command line) run straight into `straight`,
+// and into `split` in two invocations, the first ending after `stop_after` steps (it must log that
+// many `kind` records). Both must log `records` of them with the same `keys`, and hold the same
+// tensors in every file of `files` (paths under the latest step directory) at the end.
+inline void expect_exact_resume(const std::function<std::string(const std::string&, const std::string&)>& args,
+                                const std::string& straight, const std::string& split, int64_t stop_after,
+                                const std::string& kind, size_t records, const std::vector<std::string>& keys,
+                                const std::vector<std::string>& files = {"model.safetensors"}) {
+  auto a = run_infini(args(straight, ""));
+  ASSERT_EQ(a.code, 0) << a.output;
+  auto b1 = run_infini(args(split, " train.stop_after=" + std::to_string(stop_after)));
+  ASSERT_EQ(b1.code, 0) << b1.output;
+  ASSERT_EQ(records_of(split, kind).size(), static_cast<size_t>(stop_after));
+  auto b2 = run_infini(args(split, ""));
+  ASSERT_EQ(b2.code, 0) << b2.output;
+  auto ra = records_of(straight, kind), rb = records_of(split, kind);
+  ASSERT_EQ(ra.size(), records);
+  ASSERT_EQ(rb.size(), records);
+  for (size_t i = 0; i < records; ++i)
+    for (const std::string& k : keys) EXPECT_EQ(ra[i][k].get<double>(), rb[i][k].get<double>()) << "step " << i + 1 << " " << k;
+  for (const std::string& f : files) {
+    auto x = load_safetensors(resolve_checkpoint(straight) + "/" + f);
+    auto y = load_safetensors(resolve_checkpoint(split) + "/" + f);
+    ASSERT_FALSE(x.tensors.empty()) << f;
+    for (auto& [name, t] : x.tensors) EXPECT_TRUE(torch::equal(t, y.tensors.at(name))) << f << " " << name;
+  }
 }
 
 }  // namespace infini::test
