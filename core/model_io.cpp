@@ -125,19 +125,18 @@ Head head_from_metadata(const std::map<std::string, std::string>& meta, const st
   throw Error(fmt::format("{}: metadata head is '{}', expected 'lm' or 'scalar'", path, h));
 }
 
-}  // namespace
-
-json model_config_to_json(const ModelConfig& cfg) {
-  ModelConfig c = cfg;
+// A config struct with visit_fields to JSON, and back strictly (every key, no other, validated).
+template <class C> json fields_to_json(const C& cfg) {
+  C c = cfg;
   json j = json::object();
   ToJson v{j};
   visit_fields(c, v);
   return j;
 }
 
-ModelConfig model_config_from_json(const json& j, const std::string& where) {
+template <class C> C fields_from_json(const json& j, const std::string& where) {
   if (!j.is_object()) throw Error(fmt::format("{}: expected a JSON object, found {}", where, j.type_name()));
-  ModelConfig cfg;
+  C cfg;
   FromJson v{j, where, "", {}};
   visit_fields(cfg, v);
   v.check_unknown();
@@ -145,21 +144,18 @@ ModelConfig model_config_from_json(const json& j, const std::string& where) {
   return cfg;
 }
 
-json lora_config_to_json(const LoraConfig& cfg) {
-  LoraConfig c = cfg;
-  json j = json::object();
-  ToJson v{j};
-  visit_fields(c, v);
-  return j;
+}  // namespace
+
+json model_config_to_json(const ModelConfig& cfg) { return fields_to_json(cfg); }
+
+ModelConfig model_config_from_json(const json& j, const std::string& where) {
+  return fields_from_json<ModelConfig>(j, where);
 }
 
+json lora_config_to_json(const LoraConfig& cfg) { return fields_to_json(cfg); }
+
 LoraConfig lora_config_from_json(const json& j, const std::string& where) {
-  if (!j.is_object()) throw Error(fmt::format("{}: expected a JSON object, found {}", where, j.type_name()));
-  LoraConfig cfg;
-  FromJson v{j, where, "", {}};
-  visit_fields(cfg, v);
-  v.check_unknown();
-  if (std::string err = cfg.validate(); !err.empty()) throw Error(fmt::format("{}: {}", where, err));
+  LoraConfig cfg = fields_from_json<LoraConfig>(j, where);
   if (!cfg.enabled()) throw Error(fmt::format("{}: rank is 0 (no adapters)", where));
   return cfg;
 }
