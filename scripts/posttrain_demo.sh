@@ -75,7 +75,7 @@ rows = [  # name, method, run, training it had
 def records(run, kind):
     path = os.path.join(run, "metrics.jsonl")
     return [r for r in map(json.loads, open(path)) if r.get("kind") == kind] if os.path.exists(path) else []
-print("\n%-36s %-18s %8s %8s %6s %6s %s" % ("policy", "training", "wall s", "reverse", "sort", "both", "KL final (max)"))
+print("\n%-36s %-22s %8s %8s %6s %6s %s" % ("policy", "training", "wall s", "reverse", "sort", "both", "KL final (max)"))
 for name, method, run, training in rows:
     path = os.path.join(ev_dir, name + ".json")
     if not os.path.exists(path):
@@ -88,7 +88,7 @@ for name, method, run, training in rows:
         steps = ppo[-1]["step"] if ppo else max([r["step"] for r in records(run, "train")] or [0])
         training = ("%d rollouts of 16 x 8" % steps) if ppo else ("%d x 16 pairs" % steps)
     wall = times.get(name.split("-")[0], "-") if not name.startswith("sft") else times.get("sft", "-")
-    print("%-36s %-18s %8s %8.3f %6.3f %6.3f %s" % (method, training, wall, per.get("prompts_reverse_val", float("nan")),
+    print("%-36s %-22s %8s %8.3f %6.3f %6.3f %s" % (method, training, wall, per.get("prompts_reverse_val", float("nan")),
                                                    per.get("prompts_sort_val", float("nan")), j["accuracy"], kl))
     evs = records(run, "eval") if ppo else []
     if evs:

@@ -50,7 +50,6 @@ int eval_accuracy(const EvalAccuracyArgs& a) {
   compat::set_threads(resolve_threads(a.threads, "--threads"));
   const OpenedModel m = open_model(a.checkpoint, Head::lm, "eval accuracy", device);
   Decoder policy = m.model;
-  policy->eval();
   const Tokenizer tok = *open_tokenizer(a.tokenizer, m, /*required=*/true);
 
   DataConfig dc;
