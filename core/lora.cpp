@@ -1,5 +1,6 @@
 // LoRA on a Decoder (see lora.h). The fingerprint is FNV-1a over the bytes in 8-byte words (the
-// tail byte by byte), with the file size mixed in: cheap enough for a 30 GB base at every load.
+// tail byte by byte), with the file size mixed in: one multiply per 8 bytes, so a load reads the
+// base once more at about its read speed.
 #include "core/lora.h"
 
 #include <algorithm>
