@@ -75,9 +75,10 @@ void add_lora_adapters(Decoder& model, const LoraConfig& cfg) {
   model->lora = cfg;
 }
 
+bool is_adapter_tensor(const std::string& name) { return ends_with(name, ".lora_a") || ends_with(name, ".lora_b"); }
+
 bool is_lora_tensor(const std::string& name) {
-  return ends_with(name, ".lora_a") || ends_with(name, ".lora_b") || ends_with(name, ".gate") ||
-         name == "score.weight";
+  return is_adapter_tensor(name) || ends_with(name, ".gate") || name == "score.weight";
 }
 
 std::map<std::string, torch::Tensor> merge_lora(std::map<std::string, torch::Tensor> tensors, const LoraConfig& cfg) {

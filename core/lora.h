@@ -23,6 +23,8 @@ void add_lora_adapters(Decoder& model, const LoraConfig& cfg);
 // (".lora_a", ".lora_b"), the memory gates (".gate") and a scalar head ("score.weight").
 // Everything else is the base model's, unchanged.
 bool is_lora_tensor(const std::string& name);
+// The adapters alone (".lora_a", ".lora_b"): what a base model never has.
+bool is_adapter_tensor(const std::string& name);
 
 // The weights of a plain model from base + adapters (by name): every projection W with an adapter
 // becomes W + (alpha / r) B A in fp32, its lora_a / lora_b removed; with base_bf16 every block

@@ -154,12 +154,6 @@ ModelConfig model_config_from_json(const json& j, const std::string& where) {
 
 json lora_config_to_json(const LoraConfig& cfg) { return fields_to_json(cfg); }
 
-LoraConfig lora_config_from_json(const json& j, const std::string& where) {
-  LoraConfig cfg = fields_from_json<LoraConfig>(j, where);
-  if (!cfg.enabled()) throw Error(fmt::format("{}: rank is 0 (no adapters)", where));
-  return cfg;
-}
-
 const char* to_string(Head h) { return h == Head::lm ? "lm" : "scalar"; }
 
 void save_model(const std::string& path, Decoder& model, std::map<std::string, std::string> extra_metadata,
@@ -197,7 +191,9 @@ std::optional<LoraConfig> lora_of(const std::map<std::string, std::string>& meta
   if (it == meta.end()) return std::nullopt;
   json j = json::parse(it->second, nullptr, false);
   if (j.is_discarded()) throw Error(fmt::format("{}: metadata lora is not JSON", path));
-  return lora_config_from_json(j, path + ": lora");
+  LoraConfig cfg = fields_from_json<LoraConfig>(j, path + ": lora");
+  if (!cfg.enabled()) throw Error(fmt::format("{}: metadata lora has rank 0 (no adapters)", path));
+  return cfg;
 }
 
 SafeTensors read_model_weights(const std::string& path, bool keep_adapters) {

@@ -211,7 +211,6 @@ TEST(DpoOracle, HingeLossAndGradientsMatchPyTorch) {
 
 // ---- config ----
 
-
 TEST(DpoConfig, DefaultsAndChecks) {
   const std::string base = "stage: dpo\ndata: {format: preference}\ninit_from: runs/sft\n";
   const Config c = parse_config(base, "cfg.yaml");

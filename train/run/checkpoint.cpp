@@ -166,7 +166,7 @@ int64_t init_weights_from(const std::string& ck, Decoder& model, const std::set<
   // their base, by fingerprint.
   const bool lora = model->lora.enabled();
   for (const auto& item : model->named_parameters(true)) {
-    const bool adapter = lora && item.key().find(".lora_") != std::string::npos;
+    const bool adapter = lora && is_adapter_tensor(item.key());
     if ((fresh.count(item.key()) || adapter || (added && block_index(item.key()) >= source_layers)) &&
         !st.tensors.count(item.key()))
       st.tensors[item.key()] = item.value().detach().to(torch::kCPU).clone();

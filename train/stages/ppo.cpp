@@ -207,10 +207,10 @@ void PpoRun::register_checkpoint_parts() {
       }));
 }
 
-// The actor starts as the reference; the critic as the reward model (or the SFT trunk). With LoRA
-// both read their base from its file, which the adapters then name.
+// The actor starts as the reference (read from init_from like the critic, so LoRA adapters name
+// their base); the critic as the reward model (or the SFT trunk).
 void PpoRun::init_fresh() {
-  if (actor_->lora.enabled()) {
+  if (!cfg_.init_from.empty()) {
     init_weights_from(cfg_.init_from, actor_);
   } else {
     torch::NoGradGuard ng;
