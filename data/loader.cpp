@@ -60,6 +60,9 @@ Loader::Loader(const DataConfig& cfg, Split split, const Tokenizer* tok, int64_t
   if (f != "tokens" && f != "sft" && f != "preference" && f != "prompts")
     throw ConfigError(fmt::format("data.format must be tokens, sft, preference or prompts, got '{}'", f));
   if (batch_size_ < 1) throw ConfigError(fmt::format("batch size must be at least 1, got {}", batch_size_));
+  if (world_ >= 1 && batch_size_ % world_ != 0)
+    throw ConfigError(fmt::format("batch size {} is not a multiple of the world size {}: each of the {} ranks takes an "
+                                  "equal share of every batch", batch_size_, world_, world_));
   if (cfg_.seq_len < 2) throw ConfigError(fmt::format("data.seq_len must be at least 2, got {}", cfg_.seq_len));
   if (cfg_.prefetch < 0) throw ConfigError(fmt::format("data.prefetch must be >= 0, got {}", cfg_.prefetch));
   if (cfg_.truncate != "left" && cfg_.truncate != "right" && cfg_.truncate != "drop")
@@ -206,16 +209,13 @@ std::vector<int64_t> Loader::epoch_order(int64_t epoch) const {
       std::swap(perm[static_cast<size_t>(i)], perm[static_cast<size_t>(j)]);
     }
   }
-  std::vector<int64_t> mine;
-  mine.reserve(static_cast<size_t>(size()));
-  for (int64_t p = rank_; p < num_samples_; p += world_) mine.push_back(perm[static_cast<size_t>(p)]);
-  return mine;
+  return perm;
 }
 
 std::vector<int64_t> Loader::take_ids(Position& pos, std::vector<int64_t>& order, int64_t& order_epoch) const {
   std::vector<int64_t> ids;
   ids.reserve(static_cast<size_t>(batch_size_));
-  const int64_t n = size();
+  const int64_t n = num_samples_;
   while (static_cast<int64_t>(ids.size()) < batch_size_) {
     if (order_epoch != pos.epoch) {
       order = epoch_order(pos.epoch);
@@ -227,7 +227,8 @@ std::vector<int64_t> Loader::take_ids(Position& pos, std::vector<int64_t>& order
       pos.index = 0;
     }
   }
-  return ids;
+  const int64_t share = batch_size_ / world_;
+  return {ids.begin() + rank_ * share, ids.begin() + (rank_ + 1) * share};
 }
 
 Batch Loader::make_batch(const std::vector<int64_t>& ids) const {
@@ -344,7 +345,7 @@ int64_t Loader::epoch() const { return pos_.epoch; }
 
 nlohmann::json Loader::state() const {
   return {{"epoch", pos_.epoch}, {"index", pos_.index}, {"samples", num_samples_},
-          {"world_size", world_},  {"rank", rank_},      {"seed", seed_},
+          {"world_size", world_},  {"seed", seed_},
           {"format", cfg_.format}};
 }
 
@@ -355,13 +356,16 @@ void Loader::load_state(const nlohmann::json& s) {
     return s.at(key).get<int64_t>();
   };
   const int64_t samples = get("samples"), world = get("world_size"), epoch = get("epoch"), index = get("index");
-  if (samples != num_samples_ || world != world_)
-    throw Error(fmt::format("loader state: saved for {} samples on {} ranks, but the data now has {} samples on {} ranks",
-                            samples, world, num_samples_, world_));
+  if (samples != num_samples_)
+    throw Error(fmt::format("loader state: saved for {} samples, but the data now has {}", samples, num_samples_));
+  if (world != world_)
+    spdlog::info("loader: resuming a position saved on {} rank(s) on {}: the same global sample order goes on", world,
+                 world_);
   if (s.contains("seed") && s["seed"].is_number_unsigned() && s["seed"].get<uint64_t>() != seed_)
     throw Error(fmt::format("loader state: saved with seed {}, this run uses seed {}", s["seed"].get<uint64_t>(), seed_));
-  if (epoch < 0 || index < 0 || index >= size())
-    throw Error(fmt::format("loader state: position (epoch {}, index {}) outside an epoch of {} samples", epoch, index, size()));
+  if (epoch < 0 || index < 0 || index >= num_samples_)
+    throw Error(fmt::format("loader state: position (epoch {}, index {}) outside an epoch of {} samples", epoch, index,
+                            num_samples_));
   stop_prefetch();
   pos_ = {epoch, index};
   order_epoch_ = -1;
@@ -370,9 +374,10 @@ void Loader::load_state(const nlohmann::json& s) {
 std::vector<Batch> Loader::all_batches(int64_t max_batches) const {
   std::vector<Batch> out;
   std::vector<int64_t> ids;
+  const int64_t share = batch_size_ / world_;
   for (int64_t p = rank_; p < num_samples_; p += world_) {
     ids.push_back(p);
-    if (static_cast<int64_t>(ids.size()) == batch_size_) {
+    if (static_cast<int64_t>(ids.size()) == share) {
       if (max_batches >= 0 && static_cast<int64_t>(out.size()) >= max_batches) return out;
       out.push_back(make_batch(ids));
       ids.clear();

@@ -5,9 +5,13 @@
 // Samples: for `tokens`, row i is the T = seq_len tokens starting at i * (T - 1) of the
 // concatenated shards (rows overlap by one token, so every token after the first is a target
 // exactly once); mask is 1 on positions 1..T-1. For records, one rendered record per sample.
-// Order: epoch e is a permutation of all samples from (seed, e) (identity when shuffle is off);
-// rank r takes positions r, r + W, r + 2W, ... of it, so the ranks partition every epoch.
-// Training batches run on across epoch ends (always full); all_batches() is one unshuffled pass.
+// Order: epoch e is a permutation of all samples from (seed, e) (identity when shuffle is off), and
+// training reads the epochs one after another as one global stream, batch_size samples a batch,
+// running on across epoch ends (always full). With W ranks, batch_size is the global batch: rank
+// r gets the r-th of W equal, contiguous slices of each global batch, so W ranks together read
+// exactly the batches one rank would, and the state (a position in the global stream) is the same
+// on every rank and resumes on any world size. all_batches() is one unshuffled pass, rank r taking
+// samples r, r + W, r + 2W, ...
 #pragma once
 #include <condition_variable>
 #include <cstdint>
@@ -33,7 +37,8 @@ enum class Split { train, val };
 
 class Loader {
  public:
-  // tok may be nullptr for the tokens format. Throws infini::Error for unreadable or empty data.
+  // tok may be nullptr for the tokens format. Throws infini::Error for unreadable or empty data;
+  // a ConfigError when batch_size is not a multiple of world_size.
   Loader(const DataConfig& cfg, Split split, const Tokenizer* tok, int64_t batch_size, uint64_t seed,
          int rank = 0, int world_size = 1);
   ~Loader();
@@ -43,11 +48,12 @@ class Loader {
   // True when the config names any data for the split (val of `tokens` falls back to shard dirs).
   static bool has_split(const DataConfig& cfg, Split split);
 
-  Batch next();                        // the next training batch, endless over epochs
+  Batch next();                        // this rank's slice of the next global batch, endless over epochs
   int64_t epoch() const;               // epoch of the next sample the consumer gets
-  int64_t size() const;                // samples per epoch on this rank
+  int64_t size() const;                // samples of one all_batches() pass on this rank
   int64_t total_size() const { return num_samples_; }  // samples per epoch on all ranks
   nlohmann::json state() const;        // the consumer's position; prefetched batches do not count
+  // Any world size's state resumes on any other; a state saved with another world size is logged.
   void load_state(const nlohmann::json& s);
   // One pass over this rank's samples in file order, the last batch partial; max_batches < 0 = all.
   std::vector<Batch> all_batches(int64_t max_batches = -1) const;
@@ -58,13 +64,14 @@ class Loader {
 
  private:
   struct Position {
-    int64_t epoch = 0, index = 0;  // index: next position within this rank's share of the epoch
+    int64_t epoch = 0, index = 0;  // index: next position in the epoch's global order
   };
   void load_tokens(const std::vector<std::string>& dirs, Split split);
   void load_records(const std::vector<std::string>& files);
   int64_t rank_size(int64_t n) const;
-  std::vector<int64_t> epoch_order(int64_t epoch) const;  // this rank's sample ids of an epoch
-  // Advances pos by batch_size samples and returns their ids; caches the current epoch's order.
+  std::vector<int64_t> epoch_order(int64_t epoch) const;  // all sample ids of an epoch, in order
+  // Advances pos by one global batch and returns this rank's slice of its ids; caches the current
+  // epoch's order.
   std::vector<int64_t> take_ids(Position& pos, std::vector<int64_t>& order, int64_t& order_epoch) const;
   Batch make_batch(const std::vector<int64_t>& ids) const;
   void start_prefetch();

@@ -23,7 +23,7 @@ step() { echo "==> $*"; }
 die() { echo "gpu_check.sh: $*" >&2; exit 1; }
 
 # Debian 12 packages: headers, CMake configs and shared libraries of what infini links.
-DEBS=(libyaml-cpp-dev libyaml-cpp0.7 libspdlog-dev libspdlog1.10 libfmt-dev libfmt9 libsentencepiece-dev
+DEBS=(libgloo-dev libyaml-cpp-dev libyaml-cpp0.7 libspdlog-dev libspdlog1.10 libfmt-dev libfmt9 libsentencepiece-dev
   libsentencepiece0 libcli11-dev nlohmann-json3-dev libgtest-dev zlib1g-dev)
 
 if [ "${1:-}" = "--fetch" ]; then

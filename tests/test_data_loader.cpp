@@ -279,22 +279,59 @@ TEST(Loader, StateMismatchIsRefused) {
   EXPECT_THROW(a.load_state(nlohmann::json::object()), Error);
 }
 
-TEST(Loader, RanksPartitionEveryEpoch) {
-  for (int world : {2, 3, 5}) {
-    std::map<std::vector<int64_t>, int> seen;
-    int64_t total = 0;
-    for (int rank = 0; rank < world; ++rank) {
-      Loader l(sft_cfg(rank % 2), Split::train, &tok(), 1, 3, rank, world);
-      EXPECT_EQ(l.size(), 23 / world + (rank < 23 % world ? 1 : 0));
-      total += l.size();
-      for (int64_t i = 0; i < l.size(); ++i) ++seen[row(l.next().tokens, 0)];
-      EXPECT_EQ(l.epoch(), 1);
+// W ranks read the batches one rank reads: rank r gets the r-th contiguous slice of each global
+// batch, across epoch ends (23 samples, batches of 6), and the position is a global one, so a state
+// saved on one world size goes on in the same order on another.
+TEST(Loader, RanksSliceTheGlobalBatches) {
+  auto rows_of = [](const Batch& b) {  // each row without its padding (batches pad to their own longest)
+    std::vector<std::vector<int64_t>> out;
+    for (int64_t i = 0; i < b.size(); ++i) {
+      std::vector<int64_t> r = row(b.tokens, i);
+      r.resize(static_cast<size_t>(b.lengths[i].item<int64_t>()));
+      out.push_back(r);
     }
-    EXPECT_EQ(total, 23);
+    return out;
+  };
+  Loader one(sft_cfg(0), Split::train, &tok(), 6, 3);
+  std::vector<std::vector<std::vector<int64_t>>> global;  // batch -> rows
+  for (int k = 0; k < 9; ++k) global.push_back(rows_of(one.next()));
+  for (int world : {2, 3}) {
+    std::vector<std::unique_ptr<Loader>> ranks;
+    for (int r = 0; r < world; ++r)
+      ranks.push_back(std::make_unique<Loader>(sft_cfg(r % 2), Split::train, &tok(), 6, 3, r, world));
+    for (int k = 0; k < 9; ++k) {
+      std::vector<std::vector<int64_t>> joined;
+      for (auto& l : ranks) {
+        Batch b = l->next();
+        EXPECT_EQ(b.size(), 6 / world);
+        for (auto& x : rows_of(b)) joined.push_back(x);
+      }
+      EXPECT_EQ(joined, global[static_cast<size_t>(k)]) << "world " << world << " batch " << k;
+      if (k == 4) {  // 30 samples read: epoch 1, index 7, on every rank and world size
+        for (auto& l : ranks) EXPECT_EQ(l->state()["index"], 7);
+        // Resume the world-`world` position on a different world size: the same batches follow.
+        const int other = world == 2 ? 3 : 1;
+        std::vector<std::unique_ptr<Loader>> moved;
+        for (int r = 0; r < other; ++r) {
+          moved.push_back(std::make_unique<Loader>(sft_cfg(0), Split::train, &tok(), 6, 3, r, other));
+          moved.back()->load_state(ranks[0]->state());
+        }
+        std::vector<std::vector<int64_t>> next;
+        for (auto& l : moved)
+          for (auto& x : rows_of(l->next())) next.push_back(x);
+        EXPECT_EQ(next, global[5]) << "world " << world << " resumed on " << other;
+      }
+    }
+    // One unshuffled pass: the ranks partition the samples.
+    std::map<std::vector<int64_t>, int> seen;
+    for (auto& l : ranks)
+      for (const Batch& b : l->all_batches())
+        for (auto& x : rows_of(b)) ++seen[x];
     EXPECT_EQ(seen.size(), 23u);
     for (const auto& kv : seen) EXPECT_EQ(kv.second, 1);
   }
-  EXPECT_THROW(Loader(sft_cfg(0), Split::train, &tok(), 1, 3, 3, 3), ConfigError);
+  EXPECT_THROW(Loader(sft_cfg(0), Split::train, &tok(), 3, 3, 3, 3), ConfigError);  // rank outside
+  EXPECT_THROW(Loader(sft_cfg(0), Split::train, &tok(), 3, 3, 0, 2), ConfigError);  // 3 rows on 2 ranks
 }
 
 TEST(Synth, PasskeyExactLengthAndDepth) {

@@ -10,6 +10,7 @@
 #include "core/compat.h"
 #include "core/error.h"
 #include "train/cli/commands.h"
+#include "train/dist/comm.h"
 #include "train/run/runtime.h"
 
 int main(int argc, char** argv) {
@@ -56,6 +57,8 @@ int main(int argc, char** argv) {
     infini::run_selected_command();
   } catch (const infini::ConfigError& e) {
     return fail(e.what(), 2);
+  } catch (const infini::RankLostError& e) {
+    return fail(e.what(), infini::kExitRankLost);
   } catch (const infini::Error& e) {
     return fail(e.what(), 1);
   } catch (const c10::Error& e) {

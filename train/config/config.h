@@ -15,12 +15,14 @@ namespace infini {
 struct RunConfig {
   std::string dir = "runs/default";  // run directory: config.yaml, metrics.jsonl, checkpoints/
   int64_t seed = 0;                  // global seed (weights init, data order, sampling)
-  int64_t threads = 0;               // intra-op threads; 0 = all cores
+  int64_t threads = 0;               // intra-op threads; 0 = this node's cores / its ranks
   RunDevice device = RunDevice::cpu;  // cpu | cuda (needs a LibTorch built with CUDA)
   Precision precision = Precision::bf16;  // fp32 | bf16 (autocast; master weights stay fp32)
   LogLevel log_level = LogLevel::info;    // trace | debug | info | warn | error
   bool deterministic = false;        // deterministic kernels where LibTorch offers them
   bool tensorboard = true;           // TensorBoard event files beside metrics.jsonl (docs/monitoring.md)
+  int64_t dist_timeout_s = 300;      // data parallel: seconds a rank waits for the others (joining, each
+                                     // collective) before it stops with exit code 5 (docs/scaling.md)
 };
 
 struct OptimConfig {
@@ -139,12 +141,13 @@ struct Config {
 template <class V> void visit_fields(RunConfig& c, V& v) {
   v("dir", c.dir, "run directory");
   v("seed", c.seed, "global seed");
-  v("threads", c.threads, "intra-op threads; 0 = all cores");
+  v("threads", c.threads, "intra-op threads; 0 = this node's cores / its ranks");
   v("device", c.device, "cpu | cuda");
   v("precision", c.precision, "fp32 | bf16");
   v("log_level", c.log_level, "trace | debug | info | warn | error");
   v("deterministic", c.deterministic, "deterministic kernels where available");
   v("tensorboard", c.tensorboard, "TensorBoard event files in the run directory");
+  v("dist_timeout_s", c.dist_timeout_s, "data parallel: seconds to wait for the other ranks");
 }
 template <class V> void visit_fields(OptimConfig& c, V& v) {
   v("lr", c.lr, "peak learning rate");

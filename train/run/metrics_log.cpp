@@ -14,6 +14,7 @@ namespace infini {
 
 MetricsLog::MetricsLog(const std::string& path, int64_t first_new_step, std::unique_ptr<TensorBoardLog> tensorboard)
     : path_(path), tensorboard_(std::move(tensorboard)) {
+  if (path.empty()) return;  // a rank other than 0 of a data-parallel job: records go nowhere
   if (first_new_step >= 0 && std::filesystem::exists(path)) {
     std::ifstream in(path);
     std::ostringstream kept;
@@ -30,6 +31,7 @@ MetricsLog::MetricsLog(const std::string& path, int64_t first_new_step, std::uni
 }
 
 void MetricsLog::write(const nlohmann::json& record) {
+  if (path_.empty()) return;
   out_ << record.dump() << "\n";
   out_.flush();
   if (tensorboard_) tensorboard_->write(record);

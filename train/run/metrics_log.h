@@ -18,7 +18,8 @@ class MetricsLog {
  public:
   // Opens RUN_DIR/metrics.jsonl for appending; first_new_step >= 0 first removes lines whose
   // "step" is that or later (the steps this run will write: those after the resumed checkpoint, or
-  // all of them on a fresh start). `tensorboard` (optional) receives every record too.
+  // all of them on a fresh start). `tensorboard` (optional) receives every record too. An empty
+  // path writes nothing (the ranks after rank 0 of a data-parallel job).
   MetricsLog(const std::string& path, int64_t first_new_step, std::unique_ptr<TensorBoardLog> tensorboard = nullptr);
   void write(const nlohmann::json& record);
   const std::string& path() const { return path_; }

@@ -20,10 +20,10 @@
 
 namespace infini {
 
-int resolve_threads(int64_t requested, const std::string& what) {
+int resolve_threads(int64_t requested, const std::string& what, int share) {
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (requested < 0) throw ConfigError(fmt::format("{}: expected 0 (all cores) or a positive count, found {}", what, requested));
-  if (requested == 0) return cores;
+  if (requested == 0) return std::max(1, cores / std::max(1, share));
   if (requested > cores) {
     spdlog::warn("{}: {} threads asked for, this machine has {} cores; using {}", what, requested, cores, cores);
     return cores;
@@ -31,9 +31,9 @@ int resolve_threads(int64_t requested, const std::string& what) {
   return static_cast<int>(requested);
 }
 
-Runtime setup_runtime(const RunConfig& run) {
+Runtime setup_runtime(const RunConfig& run, int local_ranks) {
   Runtime rt;
-  rt.threads = resolve_threads(run.threads, "run.threads");
+  rt.threads = resolve_threads(run.threads, "run.threads", local_ranks);
   compat::set_threads(rt.threads);
   torch::manual_seed(static_cast<uint64_t>(run.seed));
   if (run.device == RunDevice::cuda) {
@@ -59,14 +59,14 @@ void log_to_run_file_only(const std::string& line) {
   g_run_file_sink->flush();
 }
 
-void setup_logging(const std::string& level, const std::string& log_file) {
+void setup_logging(const std::string& level, const std::string& log_file, bool console) {
   std::vector<spdlog::sink_ptr> sinks;
-  sinks.push_back(std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
+  if (console) sinks.push_back(std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
   if (!log_file.empty()) sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(log_file, false));
-  g_run_file_sink = sinks.size() > 1 ? sinks[1] : nullptr;
+  g_run_file_sink = log_file.empty() ? nullptr : sinks.back();
   auto logger = std::make_shared<spdlog::logger>("infini", sinks.begin(), sinks.end());
   logger->set_pattern("[%H:%M:%S] %^%l%$ %v");
-  if (sinks.size() > 1) sinks[1]->set_pattern("[%Y-%m-%d %H:%M:%S.%e] %l %v");
+  if (g_run_file_sink) g_run_file_sink->set_pattern("[%Y-%m-%d %H:%M:%S.%e] %l %v");
   logger->set_level(spdlog::level::from_str(level));
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);

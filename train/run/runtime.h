@@ -15,14 +15,15 @@ struct Runtime {
   int threads = 1;
 };
 
-// Sets intra-op threads (0 = all cores), the global seed, and checks the device; throws
-// ConfigError when cuda is asked for and this LibTorch has none.
-Runtime setup_runtime(const RunConfig& run);
+// Sets intra-op threads (0 = this node's cores shared by its `local_ranks` processes), the global
+// seed, and checks the device; throws ConfigError when cuda is asked for and this LibTorch has none.
+Runtime setup_runtime(const RunConfig& run, int local_ranks = 1);
 
 // A thread count the user asked for (`what` names the key or flag): 0 means this machine's cores,
 // more than its cores is capped there with a warning (a thread per core is the most that helps,
-// and tens of thousands of threads stall the machine), a negative one is a ConfigError.
-int resolve_threads(int64_t requested, const std::string& what);
+// and tens of thousands of threads stall the machine), a negative one is a ConfigError. With
+// `share` processes on the machine, 0 means its cores / share (at least 1).
+int resolve_threads(int64_t requested, const std::string& what, int share = 1);
 
 // Keeps freed memory in the process (glibc malloc) instead of returning every large block to the
 // OS: LibTorch's CPU tensors are plain malloc blocks, and by default each training step's
@@ -32,8 +33,9 @@ int resolve_threads(int64_t requested, const std::string& what);
 // Called once, first thing in main().
 void keep_freed_memory();
 
-// Console logging at `level`; when log_file is not empty, also to that file (appending).
-void setup_logging(const std::string& level, const std::string& log_file = "");
+// Console logging at `level` (unless console is false); when log_file is not empty, also to that
+// file (appending).
+void setup_logging(const std::string& level, const std::string& log_file = "", bool console = true);
 
 // Writes `line` (as an error record) to the log file setup_logging opened, and nowhere else: how a
 // fatal error printed on stderr by main() also reaches RUN_DIR/train.log. Nothing without one.

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/model_io.h"
 #include "core/safetensors.h"
+#include "train/dist/comm.h"
 #include "train/run/checkpoint.h"
 #include "train/run/checkpoint_dir.h"
 #include "train/run/run_lock.h"
@@ -133,17 +134,29 @@ CheckpointPart json_part(const std::string& key, std::function<nlohmann::json()>
 }
 
 RunSession::RunSession(const Config& cfg, std::string stage, bool needs_tokenizer, std::string unit)
-    : cfg_(cfg), stage_(std::move(stage)), unit_(std::move(unit)) {
+    : cfg_(cfg), stage_(std::move(stage)), unit_(std::move(unit)), comm_(process_comm(cfg.run.dist_timeout_s)) {
   const std::string& dir = cfg_.run.dir;
-  fs::create_directories(dir);
-  lock_ = std::make_unique<RunLock>(dir);  // before anything in the directory is touched
-  setup_logging(choice_name(cfg_.run.log_level), (fs::path(dir) / "train.log").string());
-  rt_ = setup_runtime(cfg_.run);
+  check_same_config();
+  // Rank 0 owns the run directory: it locks it, logs to train.log and the console, writes every
+  // file; the other ranks read the checkpoint rank 0 chose and log to train.rank<R>.log only.
+  if (comm_->is_main()) {
+    fs::create_directories(dir);
+    lock_ = std::make_unique<RunLock>(dir);  // before anything in the directory is touched
+    setup_logging(choice_name(cfg_.run.log_level), (fs::path(dir) / "train.log").string());
+    clean_checkpoint_temporaries(dir);
+  }
+  resume_dir_ = comm_->broadcast_string("resume_dir", comm_->is_main() && cfg_.resume == Resume::auto_
+                                                          ? latest_checkpoint(dir) : "");
+  if (!comm_->is_main())
+    setup_logging(choice_name(cfg_.run.log_level),
+                  (fs::path(dir) / fmt::format("train.rank{}.log", comm_->rank())).string(), /*console=*/false);
+  rt_ = setup_runtime(cfg_.run, comm_->env().local_world_size);
   install_stop_handlers();
-  clean_checkpoint_temporaries(dir);
-  resume_dir_ = cfg_.resume == Resume::auto_ ? latest_checkpoint(dir) : "";
   last_checkpoint_ = resume_dir_;
   config_path_ = (fs::path(dir) / "config.yaml").string();  // written once the run is accepted (resume)
+  if (comm_->distributed())
+    spdlog::info("data parallel: rank {} of {} ({} on this node, launched by {})", comm_->rank(), comm_->world_size(),
+                 comm_->env().local_world_size, comm_->env().launcher);
   spdlog::info("stage {} -> {} ({} threads, {}, {})", stage_, dir, rt_.threads, rt_.device.is_cpu() ? "cpu" : "cuda",
                rt_.bf16 ? "bf16 autocast" : "fp32");
   spdlog::debug("resolved config:\n{}", config_to_yaml(cfg_));
@@ -158,6 +171,18 @@ RunSession::RunSession(const Config& cfg, std::string stage, bool needs_tokenize
                                     cfg_.model.vocab_size, tok_->vocab_size(), cfg_.tokenizer.model));
   } else if (needs_tokenizer) {
     throw ConfigError(fmt::format("tokenizer.model: stage {} needs a tokenizer, found none", stage_));
+  }
+}
+
+void RunSession::check_same_config() const {
+  if (!comm_->distributed()) return;
+  const std::vector<std::string> all = comm_->all_gather("config", config_to_yaml(cfg_));
+  for (size_t r = 1; r < all.size(); ++r) {
+    if (all[r] == all[0]) continue;
+    std::vector<std::string> diffs;
+    yaml_diff(YAML::Load(all[0]), YAML::Load(all[r]), "", &diffs);
+    throw ConfigError(fmt::format("rank {}'s config differs from rank 0's ({}, rank 0 -> rank {}): every rank must "
+                                  "run the same config", r, diffs.empty() ? "key order" : diffs.front(), r));
   }
 }
 
@@ -181,7 +206,15 @@ int64_t RunSession::resume() {
     for (const CheckpointPart& p : parts_)
       if (p.load) p.load(resume_dir_, state, source);
     spdlog::info("resumed from {} ({} {})", resume_dir_, unit_, step);
-    log_config_changes();
+    if (state.contains("world_size") && state["world_size"].is_number_integer() &&
+        state["world_size"].get<int64_t>() != comm_->world_size())
+      spdlog::info("the checkpoint was written by {} rank(s); this run has {} (the global batch and sample order "
+                   "are unchanged)", state["world_size"].get<int64_t>(), comm_->world_size());
+    if (comm_->is_main()) log_config_changes();
+  }
+  if (!comm_->is_main()) {  // nothing is written by the other ranks
+    metrics_ = std::make_unique<MetricsLog>("", -1);
+    return step;
   }
   // The run is accepted: only now is its config.yaml (re)written.
   write_file_atomic(config_path_, config_to_yaml(cfg_));
@@ -216,17 +249,18 @@ bool RunSession::already_finished(int64_t step) const {
 }
 
 bool RunSession::interrupted_before_start() const {
-  if (!stop_requested()) return false;
+  if (!comm_->any(stop_requested(), "the stop check")) return false;
   spdlog::warn("interrupted by signal {} during set-up; nothing trained, nothing to save", stop_signal());
   return true;
 }
 
 void RunSession::save(int64_t step) {
+  if (!comm_->is_main()) return;  // the replicas are equal: rank 0's copy is the checkpoint
   const auto t0 = std::chrono::steady_clock::now();
   last_checkpoint_ = commit_checkpoint(
       run_dir(), step,
       [&](const std::string& dir) {
-        nlohmann::json state{{"step", step}, {"stage", stage_}};
+        nlohmann::json state{{"step", step}, {"stage", stage_}, {"world_size", comm_->world_size()}};
         for (const CheckpointPart& p : parts_)
           if (p.save) p.save(dir, state);
         save_trainer_state(dir, state);
@@ -237,7 +271,8 @@ void RunSession::save(int64_t step) {
 
 StepEnd RunSession::end_step(int64_t step, int64_t first_step) {
   const int64_t max_steps = cfg_.train.max_steps;
-  if (stop_requested()) {
+  // A signal to any rank stops all of them at the same step.
+  if (comm_->any(stop_requested(), "the stop check")) {
     save(step);
     spdlog::warn("interrupted by signal {} at {} {}; checkpoint {} written. Resume with: infini train {} "
                  "(resume: auto continues from {}/checkpoints/latest)",

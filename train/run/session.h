@@ -57,6 +57,8 @@ enum class StepEnd {
   stopped,      // train.stop_after reached: a checkpoint was written; exit 0
 };
 
+class Comm;
+
 class RunSession {
  public:
   // Creates the run directory and locks it (a ConfigError when another process holds it), logs
@@ -69,6 +71,8 @@ class RunSession {
 
   const Config& config() const { return cfg_; }
   const Runtime& runtime() const { return rt_; }
+  // This process's place in a data-parallel job (world size 1 without a launcher).
+  const std::shared_ptr<Comm>& comm() const { return comm_; }
   const Tokenizer* tokenizer() const { return tok_ ? &*tok_ : nullptr; }
   const std::string& run_dir() const { return cfg_.run.dir; }
   const std::string& config_path() const { return config_path_; }
@@ -111,8 +115,11 @@ class RunSession {
   std::vector<CheckpointPart> parts_;
   std::unique_ptr<MetricsLog> metrics_;
   std::unique_ptr<RunLock> lock_;
+  std::shared_ptr<Comm> comm_;
 
   void log_config_changes() const;
+  // A ConfigError on every rank when a rank's resolved config is not rank 0's (naming the key).
+  void check_same_config() const;
 };
 
 }  // namespace infini

@@ -1,6 +1,7 @@
 // The shared training loop (see trainer.h): one place where a step happens; the run around it
 // (set-up, resume, checkpoints, signals) is RunSession's.
-// Order per step: micro-batches -> backward -> non-finite check -> clip -> AdamW -> log/eval/checkpoint.
+// Order per step: micro-batches -> backward -> (data parallel: gradient sum over the ranks) ->
+// non-finite check -> clip -> AdamW -> log/eval/checkpoint.
 #include "train/run/trainer.h"
 
 #include <unistd.h>
@@ -20,6 +21,9 @@
 #include "core/flops.h"
 #include "data/loader.h"
 #include "data/tokenizer.h"
+#include "train/dist/comm.h"
+#include "train/dist/grad_sync.h"
+#include "train/dist/replicas.h"
 #include "train/run/adamw.h"
 #include "train/run/checkpoint.h"
 #include "train/run/checkpoint_dir.h"
@@ -75,6 +79,19 @@ struct Averager {
   void read() {
     if (loss_sum.defined()) loss = loss_sum.item<double>();
   }
+  // [loss x weight, weight, metric sums by key] as one fp64 tensor, and back (the keys stay).
+  torch::Tensor pack() const {
+    std::vector<double> v{loss, weight};
+    for (const auto& kv : sums) v.push_back(kv.second);
+    return torch::tensor(v, torch::kFloat64);
+  }
+  void unpack(const torch::Tensor& t) {
+    const double* p = t.data_ptr<double>();
+    loss = p[0];
+    weight = p[1];
+    size_t i = 2;
+    for (auto& kv : sums) kv.second = p[i++];
+  }
   double mean_loss() const { return weight > 0 ? loss / weight : 0.0; }
 };
 
@@ -86,11 +103,21 @@ class Trainer {
         model_(build_model()),
         opt_(make_param_groups(*model_, cfg.optim.weight_decay, cfg.optim.gate_lr_mult), cfg.optim.betas[0],
              cfg.optim.betas[1], cfg.optim.eps),
+        comm_(session_.comm()),
         train_loader_(cfg.data, Split::train, session_.tokenizer(), cfg.train.batch_size,
-                      static_cast<uint64_t>(cfg.run.seed)) {
+                      static_cast<uint64_t>(cfg.run.seed), comm_->rank(), comm_->world_size()) {
     if (Loader::has_split(cfg.data, Split::val))
       val_loader_.emplace(cfg.data, Split::val, session_.tokenizer(), cfg.train.batch_size,
-                          static_cast<uint64_t>(cfg.run.seed));
+                          static_cast<uint64_t>(cfg.run.seed), comm_->rank(), comm_->world_size());
+    if (comm_->distributed()) {
+      std::vector<torch::Tensor> params;
+      for (const auto& g : opt_.groups())
+        for (const auto& p : g.params) params.push_back(p);
+      grad_sync_.emplace(comm_, params);
+      spdlog::info("data parallel: {} ranks, {} rows each of a global batch of {}; {:.1f} MB of gradients in {} "
+                   "buckets", comm_->world_size(), cfg.train.batch_size / comm_->world_size(), cfg.train.batch_size,
+                   static_cast<double>(grad_sync_->bytes()) / 1e6, grad_sync_->buckets());
+    }
     session_.add(model_part("", model_, &opt_, session_.model_metadata()));
     session_.add(json_part(
         "tokens_seen", [this] { return nlohmann::json(tokens_seen_); },
@@ -123,6 +150,8 @@ class Trainer {
   const Runtime rt_;
   Decoder model_;
   AdamW opt_;
+  std::shared_ptr<Comm> comm_;
+  std::optional<GradSync> grad_sync_;  // data parallel only
   Loader train_loader_;
   std::optional<Loader> val_loader_;
   int64_t step_ = 0, first_step_ = 0, nonfinite_count_ = 0;
@@ -164,6 +193,11 @@ void Trainer::evaluate() {
     avg.add(out);
   }
   avg.read();
+  if (comm_->distributed()) {  // every rank evaluated its share of the samples
+    torch::Tensor t = avg.pack();
+    comm_->all_reduce_sum(t, "the evaluation all-reduce");
+    avg.unpack(t);
+  }
   model_->train();
   nlohmann::json rec{{"kind", "eval"}, {"step", step_}, {"val_loss", avg.mean_loss()},
                      {"val_ppl", std::exp(avg.mean_loss())}};
@@ -181,9 +215,27 @@ bool Trainer::train_step() {
   const int64_t this_step = step_ + 1;
   Averager avg;
   double step_tokens = 0;
-  for (int64_t micro = 0; micro < cfg_.train.grad_accum; ++micro) {
-    auto t0 = Clock::now();
-    const Batch b = to_device(train_loader_.next(), rt_.device);
+  // The step's loss is the mean over everything its micro-batches count on every rank (tokens, or
+  // pairs), so each micro-batch's mean loss is scaled by its share of that total before backward:
+  // the summed gradient is the global mean's, on one rank or many, whatever the padding.
+  auto t0 = Clock::now();
+  std::vector<Batch> micro(static_cast<size_t>(cfg_.train.grad_accum));
+  double weight_here = 0;
+  for (Batch& b : micro) {
+    b = train_loader_.next();
+    weight_here += spec_.weight(b);
+  }
+  double weight_all = weight_here;
+  if (comm_->distributed()) {
+    torch::Tensor w = torch::full({1}, weight_here, torch::kFloat64);
+    comm_->all_reduce_sum(w, "the batch-weight all-reduce");
+    weight_all = w.item<double>();
+  }
+  window_data_s_ += seconds_since(t0);
+  for (const Batch& raw : micro) {
+    t0 = Clock::now();
+    const Batch b = to_device(raw, rt_.device);
+    const double w = spec_.weight(raw);
     window_data_s_ += seconds_since(t0);
     t0 = Clock::now();
     LossOutput out;
@@ -191,8 +243,10 @@ bool Trainer::train_step() {
       compat::AutocastGuard ac(rt_.bf16, rt_.device.type());
       out = spec_.loss(model_, b);
     }
-    (out.loss / static_cast<double>(cfg_.train.grad_accum)).backward();
-    if (out.backward_more) {
+    TORCH_CHECK(out.weight == w, "stage ", spec_.name, ": the loss counted ", out.weight, " but the batch weight is ", w);
+    // weight_all / w is grad_accum exactly when the micro-batches weigh the same (integers).
+    if (w > 0) (out.loss / (weight_all / w)).backward();
+    if (out.backward_more && w > 0) {
       compat::AutocastGuard ac(rt_.bf16, rt_.device.type());
       out.backward_more();
     }
@@ -201,11 +255,21 @@ bool Trainer::train_step() {
     step_tokens += static_cast<double>(b.num_tokens());
   }
   const auto optim_t0 = Clock::now();
-  // The step's one wait for the device: the gradient norm and the loss, read together.
-  const torch::Tensor host =
-      torch::stack({grad_norm_tensor(opt_.groups()).to(avg.loss_sum.device()), avg.loss_sum}).to(torch::kCPU);
-  const double grad_norm = host[0].item<double>();
-  avg.loss = host[1].item<double>();
+  double grad_norm = 0;
+  if (grad_sync_) {
+    avg.read();
+    torch::Tensor extra = torch::cat({avg.pack(), torch::tensor({step_tokens}, torch::kFloat64)});
+    grad_sync_->reduce(extra);
+    avg.unpack(extra);
+    step_tokens = extra[extra.numel() - 1].item<double>();
+    grad_norm = grad_norm_tensor(opt_.groups()).item<double>();
+  } else {
+    // The step's one wait for the device: the gradient norm and the loss, read together.
+    const torch::Tensor host =
+        torch::stack({grad_norm_tensor(opt_.groups()).to(avg.loss_sum.device()), avg.loss_sum}).to(torch::kCPU);
+    grad_norm = host[0].item<double>();
+    avg.loss = host[1].item<double>();
+  }
   clip_grads_to(opt_.groups(), cfg_.optim.grad_clip, grad_norm);
   const double lr = lr_at(cfg_.schedule, cfg_.optim.lr, cfg_.train.max_steps, this_step);
   if (!std::isfinite(grad_norm) || !std::isfinite(avg.loss)) {
@@ -242,7 +306,7 @@ void Trainer::log_step(double lr, double grad_norm, const Averager& avg) {
   const double elapsed = seconds_since(start_);
   const double eta =
       elapsed / static_cast<double>(step_ - first_step_) * static_cast<double>(cfg_.train.max_steps - step_);
-  const double peak = cfg_.train.peak_flops;
+  const double peak = cfg_.train.peak_flops * comm_->world_size();  // tokens/s is every rank's
   const double mfu = peak > 0 ? tps * training_flops_per_token(cfg_.model, cfg_.data.seq_len) / peak : 0.0;
   nlohmann::json rec{{"kind", "train"}, {"step", step_}, {"loss", avg.mean_loss()},
                      {"ppl", std::exp(avg.mean_loss())}, {"lr", lr}, {"grad_norm", grad_norm},
@@ -279,6 +343,10 @@ void Trainer::show_progress(double loss) const {
 int Trainer::run() {
   step_ = session_.resume();
   if (!session_.resuming()) init_weights();
+  if (comm_->distributed()) {
+    if (session_.resuming()) check_replicas_equal(*comm_, *model_, "after resuming from " + session_.last_checkpoint());
+    broadcast_from_rank0(*comm_, *model_);
+  }
   if (session_.already_finished(step_)) return 0;
   if (session_.interrupted_before_start()) return kExitInterrupted;
   first_step_ = step_;
@@ -302,5 +370,12 @@ int Trainer::run() {
 }  // namespace
 
 int run_trainer(const Config& cfg, const StageSpec& spec) { return Trainer(cfg, spec).run(); }
+
+double counted_targets(const Batch& b) {
+  // As masked_lm_loss counts them (column 0 is never a target).
+  return static_cast<double>(static_cast<int64_t>(b.loss_mask.slice(1, 1).sum().item<double>()));
+}
+
+double batch_rows(const Batch& b) { return static_cast<double>(b.size()); }
 
 }  // namespace infini

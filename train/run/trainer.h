@@ -22,11 +22,17 @@ struct LossOutput {
   std::function<void()> backward_more;
 };
 
+// What a batch's loss is a mean over, known before the forward pass: the counted target tokens
+// (language-model stages) or the rows (pairs: reward, dpo). LossOutput::weight must equal it.
+double counted_targets(const Batch& b);
+double batch_rows(const Batch& b);
+
 struct StageSpec {
   std::string name;                      // "pretrain", "sft", "reward"
   Head head = Head::lm;                  // lm or scalar
   bool needs_tokenizer = false;          // records must be rendered (sft, reward)
   std::function<LossOutput(Decoder&, const Batch&)> loss;
+  std::function<double(const Batch&)> weight = counted_targets;  // what the loss averages over
   // init_from: tensors of the source checkpoint this stage does not use (e.g. output.weight for
   // a reward model made from an LM) and tensors it keeps freshly initialised (score.weight).
   std::set<std::string> init_from_ignore;

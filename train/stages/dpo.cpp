@@ -44,6 +44,7 @@ StageSpec dpo_stage(const Config& cfg) {
   s.name = "dpo";
   s.head = Head::lm;
   s.needs_tokenizer = true;
+  s.weight = batch_rows;  // the mean is over pairs
   s.loss = [dc, reference](Decoder& model, const Batch& b) mutable {
     if (!b.rejected_tokens.defined())
       throw Error("stage dpo: the batch has no rejected side; data.format must be preference");

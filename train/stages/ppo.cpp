@@ -28,6 +28,7 @@
 #include "train/run/checkpoint.h"
 #include "train/run/checkpoint_dir.h"
 #include "train/run/progress.h"
+#include "train/dist/comm.h"
 #include "train/run/session.h"
 #include "train/run/signals.h"
 #include "train/run/stopwatch.h"
@@ -148,6 +149,9 @@ PpoRun::PpoRun(const Config& cfg)
       rm_cfg_(reward_model_config(cfg)),
       prompts_(cfg.data, Split::train, &tok_, cfg.train.batch_size, static_cast<uint64_t>(cfg.run.seed)),
       gen_(make_generator(static_cast<uint64_t>(cfg.run.seed) + 7919)) {
+  if (session_.comm()->distributed())
+    throw ConfigError(fmt::format("stage ppo: data parallel is not supported for this stage yet ({} ranks were "
+                                  "launched); run it as one process", session_.comm()->world_size()));
   if (rt_.bf16) spdlog::info("ppo runs in fp32 (run.precision bf16 is not used by this stage)");
   spdlog::info("ppo: reward from {}, advantages from {}", choice_name(pc_.reward_source),
                choice_name(pc_.advantage));

@@ -16,6 +16,7 @@ StageSpec reward_stage(const RewardConfig& rc) {
   // From an SFT (or pretrained) LM: its output layer is unused, the score head starts fresh.
   s.init_from_ignore = {"output.weight"};
   s.init_from_fresh = {"score.weight"};
+  s.weight = batch_rows;  // the mean is over pairs
   s.loss = [rc](Decoder& model, const Batch& b) {
     if (!b.rejected_tokens.defined())
       throw Error("stage reward: the batch has no rejected side; data.format must be preference");
