@@ -2,7 +2,9 @@
 // train/cli/cmd_eval_reward.cpp and train/cli/cmd_eval_accuracy.cpp): loads a
 // checkpoint and its tokenizer, runs the streaming evaluations, prints a table, writes JSON.
 // Not the evaluation arithmetic: train/eval/passkey.h and train/eval/ppl.h.
+#include <algorithm>
 #include <cstdio>
+#include <tuple>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -20,6 +22,7 @@
 #include "train/config/config.h"
 #include "train/run/device.h"
 #include "train/cli/token_counts.h"
+#include "train/dist/comm.h"
 #include "train/eval/passkey.h"
 #include "train/eval/ppl.h"
 #include "train/run/progress.h"
@@ -52,8 +55,11 @@ struct LoadedModel : OpenedModel {
   torch::Device device{torch::kCPU};  // where the model's weights are (--device)
 };
 
+// 0 = this machine's cores, shared by its data-parallel ranks when launched as several.
+constexpr int64_t kEvalDistTimeoutS = 300;  // data parallel: seconds to wait for the other ranks
+
 int resolved_threads(const CommonArgs& a) {
-  return resolve_threads(a.threads, "--threads");
+  return resolve_threads(a.threads, "--threads", process_comm(kEvalDistTimeoutS)->env().local_world_size);
 }
 
 // Loads on the host, then moves the model to --device (a random model gets the same weights on
@@ -120,6 +126,11 @@ void add_passkey(CLI::App& eval) {
       opt.digits = a->digits;
       opt.seed = a->c.seed;
       opt.bf16 = a->c.precision == "bf16";
+      // Under a launcher (torchrun, srun) the cases are split over the ranks; rank 0 gathers,
+      // prints the table and writes --out.
+      const std::shared_ptr<Comm> comm = process_comm(kEvalDistTimeoutS);
+      opt.shard = comm->rank();
+      opt.shards = comm->world_size();
       LoadedModel m = load_eval_model(a->c, "eval passkey");
       Tokenizer tok = load_eval_tokenizer(a->c, m);
       // The threads go to cases, one intra-op thread each, and none are handed to a case's ops:
@@ -127,14 +138,15 @@ void add_passkey(CLI::App& eval) {
       // 128K case ran at 8.2K tokens/s on two intra-op threads against 19K on one.
       // On a GPU the cases run one after another: the device is shared, and one case's kernels
       // already fill it better than host threads queueing small ones side by side.
-      const int64_t n_cases = static_cast<int64_t>(opt.lengths.size() * opt.depths.size()) * opt.trials;
+      const int64_t all_cases = static_cast<int64_t>(opt.lengths.size() * opt.depths.size()) * opt.trials;
+      const int64_t n_cases = all_cases / opt.shards + (opt.shard < all_cases % opt.shards ? 1 : 0);
       if (m.device.is_cuda()) {
         opt.workers = 1;
         if (a->c.threads > 1)
           std::printf("passkey: --threads %d ignored for cases on %s: one case at a time\n", a->c.threads,
                       device_name(m.device).c_str());
       } else {
-        opt.workers = static_cast<int>(std::min<int64_t>(resolved_threads(a->c), n_cases));
+        opt.workers = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(resolved_threads(a->c), n_cases)));
         compat::set_threads(1);
       }
       std::printf("passkey: %s, %zu lengths x %zu depths x %lld trials, %s, segment %lld, %s, %d at once%s\n",
@@ -158,6 +170,24 @@ void add_passkey(CLI::App& eval) {
         progress.note(fmt::format("{}/{} cases", ++cases_done, n_cases));
       });
       progress.finish();
+      if (comm->distributed()) {
+        nlohmann::json mine = nlohmann::json::array();
+        for (const auto& r : results) mine.push_back(passkey_case_json(r));
+        const std::vector<std::string> all = comm->all_gather("passkey_cases", mine.dump());
+        if (!comm->is_main()) return 0;
+        results.clear();
+        for (const std::string& part : all)
+          for (const auto& c : nlohmann::json::parse(part)) results.push_back(passkey_case_from_json(c));
+        // Back in case order: length, depth, trial as given.
+        auto index = [&](const PasskeyCaseResult& r) {
+          const auto li = std::find(opt.lengths.begin(), opt.lengths.end(), r.length) - opt.lengths.begin();
+          const auto di = std::find(opt.depths.begin(), opt.depths.end(), r.depth) - opt.depths.begin();
+          return std::make_tuple(li, di, r.trial);
+        };
+        std::stable_sort(results.begin(), results.end(),
+                         [&](const PasskeyCaseResult& x, const PasskeyCaseResult& y) { return index(x) < index(y); });
+        std::printf("passkey: %lld cases from %d ranks\n", static_cast<long long>(results.size()), comm->world_size());
+      }
       std::printf("%s", passkey_table(results, opt).c_str());
       nlohmann::json j = passkey_results_json(results, opt);
       j["checkpoint"] = m.path;

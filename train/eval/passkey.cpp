@@ -118,6 +118,13 @@ std::vector<PasskeyCaseResult> run_passkey_eval(Decoder& model, const Tokenizer&
   for (size_t li = 0; li < opt.lengths.size(); ++li)
     for (size_t di = 0; di < opt.depths.size(); ++di)
       for (int64_t trial = 0; trial < opt.trials; ++trial) cases.push_back({li, di, trial});
+  TORCH_CHECK(opt.shards >= 1 && opt.shard >= 0 && opt.shard < opt.shards, "run_passkey_eval: bad shard");
+  if (opt.shards > 1) {
+    std::vector<Case> mine;
+    for (size_t i = static_cast<size_t>(opt.shard); i < cases.size(); i += static_cast<size_t>(opt.shards))
+      mine.push_back(cases[i]);
+    cases = std::move(mine);
+  }
 
   auto run_case = [&](const Case& c) {
     const uint64_t case_seed = splitmix64(opt.seed ^ splitmix64((static_cast<uint64_t>(c.li) << 40) ^
@@ -249,6 +256,31 @@ std::string passkey_table(const std::vector<PasskeyCaseResult>& results, const P
   return os.str();
 }
 
+nlohmann::json passkey_case_json(const PasskeyCaseResult& r) {
+  return {{"length", r.length},         {"depth", r.depth},
+          {"trial", r.trial},           {"key", r.key},
+          {"answer", r.answer},         {"correct", r.correct},
+          {"key_logprob", r.key_logprob}, {"key_position", r.key_position},
+          {"seconds", r.seconds},       {"tokens_per_s", r.tokens_per_s},
+          {"peak_rss_kb", r.peak_rss_kb}};
+}
+
+PasskeyCaseResult passkey_case_from_json(const nlohmann::json& j) {
+  PasskeyCaseResult r;
+  r.length = j.at("length").get<int64_t>();
+  r.depth = j.at("depth").get<double>();
+  r.trial = j.at("trial").get<int64_t>();
+  r.key = j.at("key").get<std::string>();
+  r.answer = j.at("answer").get<std::string>();
+  r.correct = j.at("correct").get<bool>();
+  r.key_logprob = j.at("key_logprob").get<double>();
+  r.key_position = j.at("key_position").get<int64_t>();
+  r.seconds = j.at("seconds").get<double>();
+  r.tokens_per_s = j.at("tokens_per_s").get<double>();
+  r.peak_rss_kb = j.at("peak_rss_kb").get<int64_t>();
+  return r;
+}
+
 nlohmann::json passkey_results_json(const std::vector<PasskeyCaseResult>& results, const PasskeyOptions& opt) {
   nlohmann::json j;
   j["lengths"] = opt.lengths;
@@ -264,17 +296,7 @@ nlohmann::json passkey_results_json(const std::vector<PasskeyCaseResult>& result
   for (const auto& r : results) {
     ok += r.correct ? 1 : 0;
     rss = std::max(rss, r.peak_rss_kb);
-    j["cases"].push_back({{"length", r.length},
-                          {"depth", r.depth},
-                          {"trial", r.trial},
-                          {"key", r.key},
-                          {"answer", r.answer},
-                          {"correct", r.correct},
-                          {"key_logprob", r.key_logprob},
-                          {"key_position", r.key_position},
-                          {"seconds", r.seconds},
-                          {"tokens_per_s", r.tokens_per_s},
-                          {"peak_rss_kb", r.peak_rss_kb}});
+    j["cases"].push_back(passkey_case_json(r));
   }
   j["accuracy"] = results.empty() ? 0.0 : static_cast<double>(ok) / static_cast<double>(results.size());
   j["peak_rss_kb"] = rss;

@@ -34,6 +34,8 @@ struct PasskeyOptions {
                                             // the same tokens for any number (log-probabilities
                                             // up to the last bits of a BLAS)
                                             // (`eval passkey` uses 1 for a model on a GPU)
+  int shard = 0, shards = 1;                // data parallel: this process runs the cases whose index
+                                            // (length, then depth, then trial order) is shard mod shards
 };
 
 struct PasskeyCaseResult {
@@ -50,6 +52,11 @@ struct PasskeyCaseResult {
   double tokens_per_s = 0;  // prompt tokens / prompt seconds
   int64_t peak_rss_kb = 0;  // process peak resident memory after this case
 };
+
+// One case as a JSON object (the "cases" entries of passkey_results_json) and back (for gathering
+// the shards of a data-parallel evaluation); from_json throws nlohmann::json errors on a bad object.
+nlohmann::json passkey_case_json(const PasskeyCaseResult& r);
+PasskeyCaseResult passkey_case_from_json(const nlohmann::json& j);
 
 // Peak resident memory of this process in KiB: VmHWM from /proc/self/status, else ru_maxrss.
 int64_t peak_rss_kb();

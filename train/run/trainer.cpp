@@ -160,7 +160,9 @@ class Trainer {
   // Where the window's time went: waiting for batches, forward+backward (the model step proper),
   // clipping + AdamW + zeroing gradients. The rest of window_s is logging, evaluation and checkpoints.
   // Exact on CPU; on CUDA kernels run ahead of the host, so part of the backward lands in optim_s.
-  double window_tokens_ = 0, window_data_s_ = 0, window_model_s_ = 0, window_optim_s_ = 0;
+  // comm_s (data parallel): the part of optim_s spent summing gradients over the ranks, waiting for
+  // the slowest rank included.
+  double window_tokens_ = 0, window_data_s_ = 0, window_model_s_ = 0, window_optim_s_ = 0, window_comm_s_ = 0;
 };
 
 Decoder Trainer::build_model() {
@@ -259,7 +261,9 @@ bool Trainer::train_step() {
   if (grad_sync_) {
     avg.read();
     torch::Tensor extra = torch::cat({avg.pack(), torch::tensor({step_tokens}, torch::kFloat64)});
+    const auto comm_t0 = Clock::now();
     grad_sync_->reduce(extra);
+    window_comm_s_ += seconds_since(comm_t0);
     avg.unpack(extra);
     step_tokens = extra[extra.numel() - 1].item<double>();
     grad_norm = grad_norm_tensor(opt_.groups()).item<double>();
@@ -314,6 +318,7 @@ void Trainer::log_step(double lr, double grad_norm, const Averager& avg) {
                      {"eta_s", eta}, {"window_s", dt}, {"data_s", window_data_s_},
                      {"model_s", window_model_s_}, {"optim_s", window_optim_s_}};
   if (peak > 0) rec["mfu"] = mfu;
+  if (grad_sync_) rec["comm_s"] = window_comm_s_;
   std::string extra;
   for (const auto& [k, v] : avg.sums) {
     rec[k] = v / avg.weight;
@@ -327,7 +332,7 @@ void Trainer::log_step(double lr, double grad_norm, const Averager& avg) {
                format_duration(eta));
   window_start_ = Clock::now();
   window_tokens_ = 0;
-  window_data_s_ = window_model_s_ = window_optim_s_ = 0;
+  window_data_s_ = window_model_s_ = window_optim_s_ = window_comm_s_ = 0;
 }
 
 void Trainer::show_progress(double loss) const {
