@@ -304,6 +304,40 @@ TEST(EvalPpl, TokenizeFileMatchesWholeEncode) {
   const std::string empty = test::scratch_dir("eval_tokenize_empty") + "/empty.txt";
   std::ofstream(empty) << "";
   EXPECT_THROW(tokenize_text_file(tok, empty), Error);
+
+}
+
+// Under a launcher (here the variables srun + MASTER_ADDR set, two ranks started by a shell), the
+// cases are split over the ranks and rank 0 writes them all, in case order: the same keys, answers
+// and log-probabilities as one process.
+TEST(EvalPasskey, TwoRanksSplitTheCasesAndRankZeroWritesThemAll) {
+  TinyEval t = tiny_eval();
+  const std::string dir = test::scratch_dir("eval_passkey_ranks");
+  const std::string args = std::string(INFINI_BINARY) + " eval passkey --checkpoint " + t.dir +
+                           "/step --lengths 400,1k --depths 0,1 --trials 2 --digits 4 --seed 5 --threads 1 --out ";
+  auto one = test::run_cmd("timeout 300 " + args + dir + "/one.json");
+  ASSERT_EQ(one.code, 0) << one.output;
+  const std::string port = std::to_string(29000 + static_cast<int>(::getpid() % 2000));
+  const std::string env = "env WORLD_SIZE=2 LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port;
+  auto two = test::run_cmd(env + " RANK=1 LOCAL_RANK=1 timeout 300 " + args + dir + "/rank1.json >" + dir +
+                           "/rank1.out 2>&1 & " + env + " RANK=0 LOCAL_RANK=0 timeout 300 " + args + dir +
+                           "/two.json; c=$?; wait $!; exit $(( c | $? ))");
+  ASSERT_EQ(two.code, 0) << two.output << test::read_text(dir + "/rank1.out");
+  EXPECT_NE(two.output.find("8 cases from 2 ranks"), std::string::npos) << two.output;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/rank1.json")) << "only rank 0 writes --out";
+  // Rank 1 ran half the cases: its per-case lines.
+  const std::string r1 = test::read_text(dir + "/rank1.out");
+  EXPECT_NE(r1.find(" trial "), std::string::npos) << r1;
+  nlohmann::json a = nlohmann::json::parse(test::read_text(dir + "/one.json"));
+  nlohmann::json b = nlohmann::json::parse(test::read_text(dir + "/two.json"));
+  ASSERT_EQ(a["cases"].size(), 8u);
+  ASSERT_EQ(b["cases"].size(), 8u);
+  for (size_t i = 0; i < 8; ++i) {
+    for (const char* k : {"length", "depth", "trial", "key", "answer", "correct", "key_position"})
+      EXPECT_EQ(a["cases"][i][k], b["cases"][i][k]) << i << " " << k;
+    EXPECT_NEAR(a["cases"][i]["key_logprob"].get<double>(), b["cases"][i]["key_logprob"].get<double>(), 1e-4) << i;
+  }
+  EXPECT_EQ(a["accuracy"], b["accuracy"]);
 }
 
 }  // namespace test_eval_passkey
