@@ -16,6 +16,7 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <torch/version.h>
 
 #include "core/safetensors.h"
 #include "support/tiny_rlhf.h"
@@ -260,15 +261,24 @@ TEST(DataParallel, DifferentConfigsAreRefused) {
   EXPECT_FALSE(std::filesystem::exists(dir + "/run/checkpoints")) << "nothing may be trained";
 }
 
-// torchrun (Debian's python3-torch 1.13 here: `python3 -m torch.distributed.run`; its Python 3.11
-// needs --redirects/--tee given explicitly) launches the same job as --nproc.
+// torchrun launches the same job as --nproc. Its store must speak this LibTorch's protocol (a 2.x
+// TCPStore client cannot join 1.13's agent store), so the launcher comes from the same torch: for
+// the 1.13 build Debian's python3-torch (`python3 -m torch.distributed.run`; its Python 3.11 needs
+// --redirects/--tee given explicitly), for a 2.x build the test oracles' venv (INFINI_ORACLE_PYTHON).
 TEST(DataParallel, TorchrunLaunch) {
-  if (run_cmd("/usr/bin/python3 -c 'import torch.distributed.run'").code != 0)
-    GTEST_SKIP() << "no /usr/bin/python3 with torch (Debian's python3-torch): torchrun is not available";
+#if TORCH_VERSION_MAJOR >= 2
+  const char* venv = std::getenv("INFINI_ORACLE_PYTHON");
+  const std::string python = venv ? venv : "";
+#else
+  const std::string python = "/usr/bin/python3";
+#endif
+  if (python.empty() || run_cmd(python + " -c 'import torch.distributed.run'").code != 0)
+    GTEST_SKIP() << "no Python with this build's torch major version (" << TORCH_VERSION_MAJOR
+                 << ".x) to run torchrun from (INFINI_ORACLE_PYTHON for a 2.x build)";
   const std::string dir = scratch_dir("dp_torchrun");
   auto one = run_timed(pretrain_args(dir + "/one"));
   ASSERT_EQ(one.code, 0) << one.output;
-  auto tr = run_cmd("timeout 300 /usr/bin/python3 -m torch.distributed.run --nproc_per_node=2 --redirects 1 --tee 1 "
+  auto tr = run_cmd("timeout 300 " + python + " -m torch.distributed.run --nproc_per_node=2 --redirects 1 --tee 1 "
                     "--master_port " + std::to_string(free_port()) + " --no_python " + std::string(INFINI_BINARY) +
                     " " + pretrain_args(dir + "/tr"));
   ASSERT_EQ(tr.code, 0) << tr.output;
