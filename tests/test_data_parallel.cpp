@@ -45,6 +45,20 @@ void expect_same_training(const std::string& a, const std::string& b, const std:
   }
 }
 
+std::string nproc(int n, const std::string& train_args);
+RunResult run_timed(const std::string& args, int seconds = 300);
+
+// `args(run_dir)` run as 1 process into dir/one and as 2 ranks (--nproc 2) into dir/two; then
+// expect_same_training on the train records' `keys`.
+void expect_two_ranks_equal_one(const std::string& dir, const std::function<std::string(const std::string&)>& args,
+                                const std::vector<std::string>& keys, size_t records) {
+  auto one = run_timed(args(dir + "/one"));
+  ASSERT_EQ(one.code, 0) << one.output;
+  auto two = run_timed(nproc(2, args(dir + "/two")));
+  ASSERT_EQ(two.code, 0) << two.output;
+  expect_same_training(dir + "/one", dir + "/two", "train", keys, records);
+}
+
 std::string pretrain_args(const std::string& dir, int64_t steps = 8) {
   const TinyData d = tiny_data();
   return "train " + source_path("configs/tiny/pretrain.yaml") + " tokenizer.model=" + d.tokenizer + " data.train=[" +
@@ -55,7 +69,7 @@ std::string pretrain_args(const std::string& dir, int64_t steps = 8) {
 // `train ARGS` as `train --nproc N ARGS`.
 std::string nproc(int n, const std::string& train_args) { return "train --nproc " + std::to_string(n) + train_args.substr(5); }
 
-RunResult run_timed(const std::string& args, int seconds = 300) {
+RunResult run_timed(const std::string& args, int seconds) {
   return run_cmd("timeout " + std::to_string(seconds) + " " + std::string(INFINI_BINARY) + " " + args);
 }
 
@@ -135,11 +149,7 @@ TEST(DataParallel, SftWithAccumulationTwoRanksEqualOne) {
            d.sft + "] init_from= run.threads=1 run.tensorboard=false train.max_steps=6 train.batch_size=4 "
            "train.grad_accum=2 train.log_every=1 train.eval_every=0 run.dist_timeout_s=60 run.dir=" + run;
   };
-  auto one = run_timed(args(dir + "/one"));
-  ASSERT_EQ(one.code, 0) << one.output;
-  auto two = run_timed(nproc(2, args(dir + "/two")));
-  ASSERT_EQ(two.code, 0) << two.output;
-  expect_same_training(dir + "/one", dir + "/two", "train", {"loss", "grad_norm", "tokens_seen"}, 6);
+  expect_two_ranks_equal_one(dir, args, {"loss", "grad_norm", "tokens_seen"}, 6);
 }
 
 // From the SFT model many gradient components are near zero, and AdamW's first steps move each
@@ -155,11 +165,7 @@ TEST(DataParallel, RewardTwoRanksEqualOne) {
            " optim.eps=1e-4 run.tensorboard=false train.max_steps=6 train.log_every=1 run.dist_timeout_s=60 run.dir=" +
            run;
   };
-  auto one = run_timed(args(dir + "/one"));
-  ASSERT_EQ(one.code, 0) << one.output;
-  auto two = run_timed(nproc(2, args(dir + "/two")));
-  ASSERT_EQ(two.code, 0) << two.output;
-  expect_same_training(dir + "/one", dir + "/two", "train", {"loss", "accuracy", "grad_norm"}, 6);
+  expect_two_ranks_equal_one(dir, args, {"loss", "accuracy", "grad_norm"}, 6);
 }
 
 // A checkpoint holds a global position: 2 ranks -> 1 and 1 -> 2 go on as the straight run would.

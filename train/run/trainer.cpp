@@ -222,10 +222,12 @@ bool Trainer::train_step() {
   // the summed gradient is the global mean's, on one rank or many, whatever the padding.
   auto t0 = Clock::now();
   std::vector<Batch> micro(static_cast<size_t>(cfg_.train.grad_accum));
+  std::vector<double> weights(micro.size());
   double weight_here = 0;
-  for (Batch& b : micro) {
-    b = train_loader_.next();
-    weight_here += spec_.weight(b);
+  for (size_t i = 0; i < micro.size(); ++i) {
+    micro[i] = train_loader_.next();
+    weights[i] = spec_.weight(micro[i]);
+    weight_here += weights[i];
   }
   double weight_all = weight_here;
   if (comm_->distributed()) {
@@ -234,10 +236,10 @@ bool Trainer::train_step() {
     weight_all = w.item<double>();
   }
   window_data_s_ += seconds_since(t0);
-  for (const Batch& raw : micro) {
+  for (size_t i = 0; i < micro.size(); ++i) {
     t0 = Clock::now();
-    const Batch b = to_device(raw, rt_.device);
-    const double w = spec_.weight(raw);
+    const Batch b = to_device(micro[i], rt_.device);
+    const double w = weights[i];
     window_data_s_ += seconds_since(t0);
     t0 = Clock::now();
     LossOutput out;
