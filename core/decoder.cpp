@@ -157,7 +157,7 @@ torch::Tensor DecoderImpl::forward(const torch::Tensor& tokens) { return head(tr
 
 StreamState DecoderImpl::new_state(int64_t batch) const {
   return make_stream_state(batch, cfg_.n_layers, cfg_.kv_heads(), cfg_.head_dim(), cfg_.segment_len,
-                           cfg_.memory.enabled, tok_embeddings->weight.device());
+                           cfg_.memory.enabled, tok_embeddings->weight.device(), cfg_.memory.write_gate);
 }
 
 torch::Tensor DecoderImpl::trunk_stream(StreamState& state, const torch::Tensor& tokens) {

@@ -40,6 +40,10 @@ SafeTensors load_file(const std::string& path, const ByteProgress& progress) {
 std::string layer_name(int64_t l, const char* rest) { return fmt::format("model.layers.{}.{}", l, rest); }
 std::string infini_gate(int64_t l) { return fmt::format("infini.layers.{}.attention.gate", l); }
 std::string infini_wo(int64_t l) { return fmt::format("infini.layers.{}.attention.wo.weight", l); }
+// The write gate of memory.write_gate: (Hkv, D) and (Hkv), kept as they are.
+std::string infini_write_gate(int64_t l, const char* which) {
+  return fmt::format("infini.layers.{}.attention.{}", l, which);
+}
 
 // HF name -> shape for the tensors of a model with config `c` (required), and the optional ones.
 void expected_tensors(const ModelConfig& c, std::map<std::string, std::vector<int64_t>>* required,
@@ -62,6 +66,8 @@ void expected_tensors(const ModelConfig& c, std::map<std::string, std::vector<in
     r[layer_name(l, "mlp.down_proj.weight")] = {D, F};
     (*optional)[infini_gate(l)] = {H};
     (*optional)[infini_wo(l)] = {D, H * Dh};
+    (*optional)[infini_write_gate(l, "write_gate")] = {Hkv, D};
+    (*optional)[infini_write_gate(l, "write_gate_bias")] = {Hkv};
   }
 }
 
@@ -250,6 +256,7 @@ ModelConfig hf_target_config(const HfFolder& f, const HfImportOptions& o) {
   }
   if (o.memory) c.memory.enabled = *o.memory;
   if (o.update) c.memory.update = *o.update;
+  if (o.write_gate) c.memory.write_gate = *o.write_gate;
   if (o.segment_len) c.segment_len = *o.segment_len;
   if (std::string err = c.validate(); !err.empty()) throw ConfigError(err);
   return c;
@@ -278,6 +285,12 @@ std::map<std::string, torch::Tensor> hf_to_infini_weights(const HfFolder& f, con
                                                             : torch::full({c.n_heads}, c.gate_init, torch::kFloat);
       w[ours("attention.gate")] = gate;
       wo = f.tensors.count(infini_wo(l)) ? get(infini_wo(l)) : wo / gate_columns(gate, c.head_dim());
+      if (c.memory.write_gate) {  // from an export, else a fresh, open gate
+        const std::string wg = infini_write_gate(l, "write_gate"), wb = infini_write_gate(l, "write_gate_bias");
+        w[ours("attention.write_gate")] = f.tensors.count(wg) ? get(wg) : torch::zeros({c.kv_heads(), c.d_model});
+        w[ours("attention.write_gate_bias")] =
+            f.tensors.count(wb) ? get(wb) : torch::full({c.kv_heads()}, c.memory.write_gate_bias, torch::kFloat);
+      }
     }
     w[ours("attention.wo.weight")] = wo;
   }
@@ -334,13 +347,19 @@ HfExport infini_to_hf(Decoder& model, const json& base_config, torch::ScalarType
     // convert divides by the same factor; where that does not give back wo bit for bit, keep it.
     const torch::Tensor back = out.tensors.at(layer_name(l, "self_attn.o_proj.weight")).to(torch::kFloat) / cols;
     if (!torch::equal(back, wo)) out.tensors[infini_wo(l)] = wo.contiguous();
+    if (c.memory.write_gate) {
+      out.tensors[infini_write_gate(l, "write_gate")] = ours("attention.write_gate").contiguous();
+      out.tensors[infini_write_gate(l, "write_gate_bias")] = ours("attention.write_gate_bias").contiguous();
+    }
   }
   out.config = hf_config_json(c, base_config, dtype_label(dtype));
   out.config["infini"] = {
       {"format_version", 1},
       {"model_config", model_config_to_json(c)},
       {"tensors", "infini.layers.L.attention.gate: the memory gates (fp32); infini.layers.L.attention.wo.weight: wo "
-                  "where o_proj / (1 - sigmoid(gate)) does not give it back exactly"},
+                  "where o_proj / (1 - sigmoid(gate)) does not give it back exactly; "
+                  "infini.layers.L.attention.write_gate, write_gate_bias: the memory's write gate (fp32), when "
+                  "model_config.memory.write_gate is true"},
       {"o_proj", "wo with each head's input columns times (1 - sigmoid(gate)): the output inside one segment"}};
   return out;
 }

@@ -44,6 +44,7 @@ torch::Tensor interleaved_rows_to_hf(const torch::Tensor& w, int64_t n_heads);
 struct HfImportOptions {
   std::optional<bool> memory;
   std::optional<MemoryUpdate> update;
+  std::optional<bool> write_gate;  // add (or drop) the memory's write gate
   std::optional<int64_t> segment_len;
 };
 

@@ -21,6 +21,17 @@ InfiniAttentionImpl::InfiniAttentionImpl(const ModelConfig& c) : cfg(c) {
   wv = register_module("wv", Linear(D, Hkv * Dh));
   wo = register_module("wo", Linear(H * Dh, D));
   if (cfg.memory.enabled) gate = register_parameter("gate", torch::full({H}, cfg.gate_init, torch::kFloat));
+  if (cfg.memory.enabled && cfg.memory.write_gate) {
+    // Zero weights: every token starts with the same open gate, and no random draw is taken.
+    write_gate = register_parameter("write_gate", torch::zeros({Hkv, D}, torch::kFloat));
+    write_gate_bias =
+        register_parameter("write_gate_bias", torch::full({Hkv}, cfg.memory.write_gate_bias, torch::kFloat));
+  }
+}
+
+torch::Tensor InfiniAttentionImpl::write_gate_of(const torch::Tensor& x) const {
+  if (!write_gate.defined()) return {};
+  return torch::sigmoid(torch::linear(upcast(x), write_gate, write_gate_bias));
 }
 
 torch::Tensor InfiniAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& mem0, torch::Tensor* mem_after,
@@ -47,21 +58,24 @@ AttentionParts InfiniAttentionImpl::forward_parts(const torch::Tensor& x, bool k
   torch::Tensor a = a_dot, a_mem;
   if (cfg.memory.enabled) {
     compat::AutocastOff off;
-    torch::Tensor sq = memory_sigma(upcast(q)).reshape({B, S, Hkv, G * N, Dh});  // un-rotated q
-    torch::Tensor sk = memory_sigma(upcast(k));                                   // (B, S, Hkv, N, Dh)
-    torch::Tensor Mz = memory_prefix_packed(sk, upcast(v), cfg.memory.update, cfg.memory.gradient,
-                                            cfg.memory_eps, mem0);  // [M | z] before each segment
-    a_mem = memory_read_packed(sq, Mz, cfg.memory_eps);  // (B, S, Hkv, G*N, Dh)
+    const MemoryUpdate rule = cfg.memory.update;
+    torch::Tensor sq = memory_features(upcast(q), rule).reshape({B, S, Hkv, G * N, Dh});  // un-rotated q
+    torch::Tensor sk = memory_features(upcast(k), rule);                                   // (B, S, Hkv, N, Dh)
+    torch::Tensor w = write_gate_of(xp);                                                  // (B, P, Hkv) or undefined
+    if (w.defined()) w = w.reshape({B, S, N, Hkv}).permute({0, 1, 3, 2});                 // (B, S, Hkv, N)
+    torch::Tensor Mz = memory_prefix_packed(sk, upcast(v), rule, cfg.memory.gradient, cfg.memory_eps, mem0,
+                                            w);  // [M | z] before each segment
+    a_mem = memory_read_packed(sq, Mz, cfg.memory_eps, rule);  // (B, S, Hkv, G*N, Dh)
     if (mem_after || writes) {
       TORCH_CHECK(P == T, "InfiniAttention: the memory after a sequence needs whole segments, got ", T,
                   " tokens for segments of ", N);
     }
-    if (writes) *writes = memory_writes_packed(sk, upcast(v), Mz, cfg.memory.update, cfg.memory_eps);
+    if (writes) *writes = memory_writes_packed(sk, upcast(v), Mz, rule, cfg.memory_eps, w);
     if (mem_after) {
       std::optional<torch::NoGradGuard> no_grad;
       if (cfg.memory.gradient == MemoryGradient::detach) no_grad.emplace();
-      *mem_after = memory_update_packed(sk.select(1, S - 1), upcast(v.select(1, S - 1)), Mz.select(1, S - 1),
-                                        cfg.memory.update, cfg.memory_eps);
+      *mem_after = memory_update_packed(sk.select(1, S - 1), upcast(v.select(1, S - 1)), Mz.select(1, S - 1), rule,
+                                        cfg.memory_eps, w.defined() ? w.select(1, S - 1) : w);
     }
     torch::Tensor g = torch::sigmoid(gate).view({Hkv, G, 1, 1});
     // g a_mem + (1 - g) a_dot, then back to the compute dtype before the layout change.
@@ -107,6 +121,10 @@ torch::Tensor InfiniAttentionImpl::stream_piece(const torch::Tensor& x, LayerStr
   torch::Tensor v = wv(x).reshape({B, L, Hkv, Dh}).permute({0, 2, 1, 3});        // (B, Hkv, L, Dh)
   st.k_cache.narrow(2, pos, L).copy_(k);
   st.v_cache.narrow(2, pos, L).copy_(v);
+  if (st.w_cache.defined()) {
+    compat::AutocastOff off;
+    st.w_cache.narrow(2, pos, L).copy_(write_gate_of(x).permute({0, 2, 1}));  // (B, Hkv, L)
+  }
   torch::Tensor kc = st.k_cache.narrow(2, 0, K);  // (B, Hkv, K, Dh)
   torch::Tensor vc = st.v_cache.narrow(2, 0, K);
 
@@ -117,14 +135,15 @@ torch::Tensor InfiniAttentionImpl::stream_piece(const torch::Tensor& x, LayerStr
   torch::Tensor a = a_dot;
   if (cfg.memory.enabled) {
     compat::AutocastOff off;
-    torch::Tensor sq = memory_sigma(upcast(q)).reshape({B, Hkv, G * L, Dh});
-    torch::Tensor a_mem = memory_read(sq, st.M, st.z, cfg.memory_eps);  // (B, Hkv, G*L, Dh)
+    const MemoryUpdate rule = cfg.memory.update;
+    torch::Tensor sq = memory_features(upcast(q), rule).reshape({B, Hkv, G * L, Dh});
+    torch::Tensor a_mem = memory_read(sq, st.M, st.z, cfg.memory_eps, rule);  // (B, Hkv, G*L, Dh)
     torch::Tensor g = torch::sigmoid(gate).view({Hkv, G, 1, 1});
     a = g * a_mem.view({B, Hkv, G, L, Dh}) + (1 - g) * upcast(a_dot).view({B, Hkv, G, L, Dh});
     if (K == N && !no_memory) {
       // The segment is complete: fold it into memory, exactly once.
-      MemoryState s = memory_update(memory_sigma(st.k_cache), st.v_cache, {st.M, st.z},
-                                    cfg.memory.update, cfg.memory_eps);
+      MemoryState s = memory_update(memory_features(st.k_cache, rule), st.v_cache, {st.M, st.z}, rule,
+                                    cfg.memory_eps, st.w_cache);
       st.M = s.M;
       st.z = s.z;
     }

@@ -42,9 +42,14 @@ struct InfiniAttentionImpl : torch::nn::Module {
   Linear wv{nullptr};  // (Hkv*Dh, D)
   Linear wo{nullptr};  // (D, H*Dh)
   torch::Tensor gate;             // (H) fp32 beta; registered only when memory is enabled
+  // The write gate w = sigmoid(x W^T + b) per token and kv head (memory.write_gate only): (Hkv, D)
+  // starting at 0 and (Hkv) starting at memory.write_gate_bias, fp32.
+  torch::Tensor write_gate, write_gate_bias;
 
  private:
   torch::Tensor stream_piece(const torch::Tensor& x, LayerStreamState& st, int64_t pos, bool no_memory);
+  // The write gate of tokens x (..., D) -> (..., Hkv) in fp32; undefined without memory.write_gate.
+  torch::Tensor write_gate_of(const torch::Tensor& x) const;
 };
 TORCH_MODULE(InfiniAttention);
 

@@ -78,7 +78,8 @@ void add_lora_adapters(Decoder& model, const LoraConfig& cfg) {
 bool is_adapter_tensor(const std::string& name) { return ends_with(name, ".lora_a") || ends_with(name, ".lora_b"); }
 
 bool is_lora_tensor(const std::string& name) {
-  return is_adapter_tensor(name) || ends_with(name, ".gate") || name == "score.weight";
+  return is_adapter_tensor(name) || ends_with(name, ".gate") || ends_with(name, ".write_gate") ||
+         ends_with(name, ".write_gate_bias") || name == "score.weight";
 }
 
 std::map<std::string, torch::Tensor> merge_lora(std::map<std::string, torch::Tensor> tensors, const LoraConfig& cfg) {

@@ -20,7 +20,8 @@ namespace infini {
 void add_lora_adapters(Decoder& model, const LoraConfig& cfg);
 
 // The tensors a LoRA model file holds, and the only ones a LoRA run trains: the adapters
-// (".lora_a", ".lora_b"), the memory gates (".gate") and a scalar head ("score.weight").
+// (".lora_a", ".lora_b"), the memory gates (".gate", ".write_gate", ".write_gate_bias") and a
+// scalar head ("score.weight").
 // Everything else is the base model's, unchanged.
 bool is_lora_tensor(const std::string& name);
 // The adapters alone (".lora_a", ".lora_b"): what a base model never has.

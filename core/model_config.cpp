@@ -2,6 +2,8 @@
 // Parsing from YAML is not here (train/config/config.cpp); this is pure arithmetic checks.
 #include "core/model_config.h"
 
+#include <cmath>
+
 #include <fmt/format.h>
 
 namespace infini {
@@ -24,15 +26,25 @@ std::string ModelConfig::validate() const {
   if (segment_len < 1) return fmt::format("model.segment_len must be >= 1, found {}", segment_len);
   if (!(init_std > 0)) return fmt::format("model.init_std must be > 0, found {}", init_std);
   if (!(memory_eps > 0)) return fmt::format("model.memory_eps must be > 0, found {}", memory_eps);
+  if (!std::isfinite(memory.write_gate_bias))
+    return fmt::format("model.memory.write_gate_bias must be a finite number, found {}", memory.write_gate_bias);
   return "";
 }
 
-const char* to_string(MemoryUpdate u) { return u == MemoryUpdate::linear ? "linear" : "delta"; }
+const char* to_string(MemoryUpdate u) {
+  switch (u) {
+    case MemoryUpdate::linear: return "linear";
+    case MemoryUpdate::delta: return "delta";
+    case MemoryUpdate::unit_delta: return "unit_delta";
+  }
+  return "?";
+}
 const char* to_string(MemoryGradient g) { return g == MemoryGradient::bptt ? "bptt" : "detach"; }
 
 bool parse_memory_update(const std::string& s, MemoryUpdate* out) {
   if (s == "linear") { *out = MemoryUpdate::linear; return true; }
   if (s == "delta") { *out = MemoryUpdate::delta; return true; }
+  if (s == "unit_delta") { *out = MemoryUpdate::unit_delta; return true; }
   return false;
 }
 

@@ -6,13 +6,15 @@
 
 namespace infini {
 
-enum class MemoryUpdate { linear, delta };
+enum class MemoryUpdate { linear, delta, unit_delta };
 enum class MemoryGradient { bptt, detach };
 
 struct MemoryConfig {
   bool enabled = true;                          // false: segment-local attention only (a LLaMA)
-  MemoryUpdate update = MemoryUpdate::delta;    // linear | delta (docs/design.md, memory update)
+  MemoryUpdate update = MemoryUpdate::delta;    // linear | delta | unit_delta (docs/design.md, memory update)
   MemoryGradient gradient = MemoryGradient::bptt;  // bptt: gradients flow across segments
+  bool write_gate = false;        // a learned per-token, per-kv-head gate on every write (docs/design.md)
+  double write_gate_bias = 4.0;   // the write gate's initial logit: sigmoid(4) = 0.98, open
 };
 
 struct ModelConfig {
@@ -42,7 +44,7 @@ struct ModelConfig {
 
 const char* to_string(MemoryUpdate u);
 const char* to_string(MemoryGradient g);
-// Parse "linear"/"delta" and "bptt"/"detach"; false when the text names neither.
+// Parse "linear"/"delta"/"unit_delta" and "bptt"/"detach"; false when the text names none of them.
 bool parse_memory_update(const std::string& s, MemoryUpdate* out);
 bool parse_memory_gradient(const std::string& s, MemoryGradient* out);
 
@@ -50,8 +52,10 @@ bool parse_memory_gradient(const std::string& s, MemoryGradient* out);
 // v(name, field, comment) for a value; v.section(name, sub) for a nested struct.
 template <class V> void visit_fields(MemoryConfig& c, V& v) {
   v("enabled", c.enabled, "false: segment-local attention only (a LLaMA)");
-  v("update", c.update, "linear | delta");
+  v("update", c.update, "linear | delta | unit_delta");
   v("gradient", c.gradient, "bptt (through time) | detach (memory detached between segments)");
+  v("write_gate", c.write_gate, "learned per-token gate on the memory writes");
+  v("write_gate_bias", c.write_gate_bias, "initial logit of the write gate (4: open)");
 }
 
 template <class V> void visit_fields(ModelConfig& c, V& v) {

@@ -53,7 +53,17 @@ struct FromJson {
     if (it == in.end()) throw Error(fmt::format("{} is missing key {}{}", where, prefix, name));
     return *it;
   }
+  // Keys added after files were first written: a file from before them has none and means the
+  // default (the model those files describe, which the defaults reproduce).
+  bool added_later(const char* name) const {
+    const std::string key = prefix + name;
+    return key == "memory.write_gate" || key == "memory.write_gate_bias";
+  }
   template <class T> void operator()(const char* name, T& field, const char*) {
+    if (in.find(name) == in.end() && added_later(name)) {
+      seen.push_back(name);
+      return;
+    }
     const json& v = get(name);
     if constexpr (std::is_same_v<T, bool>) {
       if (!v.is_boolean()) fail(name, "true or false", v);
@@ -72,7 +82,7 @@ struct FromJson {
         fail(name, "a list of strings", v);
       field = v.get<std::vector<std::string>>();
     } else if constexpr (std::is_same_v<T, MemoryUpdate>) {
-      if (!v.is_string() || !parse_memory_update(v.get<std::string>(), &field)) fail(name, "\"linear\" or \"delta\"", v);
+      if (!v.is_string() || !parse_memory_update(v.get<std::string>(), &field)) fail(name, "\"linear\", \"delta\" or \"unit_delta\"", v);
     } else if constexpr (std::is_same_v<T, MemoryGradient>) {
       if (!v.is_string() || !parse_memory_gradient(v.get<std::string>(), &field))
         fail(name, "\"bptt\" or \"detach\"", v);

@@ -14,6 +14,7 @@ int64_t StreamState::bytes() const {
     add(l.z);
     add(l.k_cache);
     add(l.v_cache);
+    add(l.w_cache);
   }
   return n;
 }
@@ -36,12 +37,13 @@ StreamState StreamState::clone() const {
     copy(l.z);
     copy(l.k_cache);
     copy(l.v_cache);
+    copy(l.w_cache);
   }
   return s;
 }
 
 StreamState make_stream_state(int64_t batch, int64_t n_layers, int64_t kv_heads, int64_t head_dim,
-                              int64_t segment_len, bool memory, torch::Device device) {
+                              int64_t segment_len, bool memory, torch::Device device, bool write_gate) {
   auto f32 = torch::TensorOptions().dtype(torch::kFloat).device(device);
   StreamState s;
   s.batch = batch;
@@ -54,6 +56,7 @@ StreamState make_stream_state(int64_t batch, int64_t n_layers, int64_t kv_heads,
     }
     l.k_cache = torch::zeros({batch, kv_heads, segment_len, head_dim}, f32);
     l.v_cache = torch::zeros({batch, kv_heads, segment_len, head_dim}, f32);
+    if (memory && write_gate) l.w_cache = torch::zeros({batch, kv_heads, segment_len}, f32);
     s.layers.push_back(std::move(l));
   }
   return s;

@@ -14,6 +14,7 @@ struct LayerStreamState {
   torch::Tensor z;        // (B, Hkv, Dh) fp32; undefined when memory is disabled
   torch::Tensor k_cache;  // (B, Hkv, N, Dh) fp32, UN-rotated keys of the current segment (first pos valid)
   torch::Tensor v_cache;  // (B, Hkv, N, Dh) fp32
+  torch::Tensor w_cache;  // (B, Hkv, N) fp32 write gates of the current segment; only with memory.write_gate
 };
 
 struct StreamState {
@@ -36,7 +37,9 @@ struct StreamState {
 };
 
 // A zero state for `n_layers` layers: caches sized for one full segment, so bytes() is constant.
+// `write_gate`: the layers have a write gate (memory.write_gate), whose values the cache keeps too.
 StreamState make_stream_state(int64_t batch, int64_t n_layers, int64_t kv_heads, int64_t head_dim,
-                              int64_t segment_len, bool memory, torch::Device device = torch::kCPU);
+                              int64_t segment_len, bool memory, torch::Device device = torch::kCPU,
+                              bool write_gate = false);
 
 }  // namespace infini

@@ -68,7 +68,14 @@ TEST(Config, ReadsNestedValuesAndOverrides) {
   EXPECT_EQ(c.model.memory.update, MemoryUpdate::linear);
   EXPECT_EQ(c.model.memory.gradient, MemoryGradient::detach);
   EXPECT_FALSE(c.model.memory.enabled);
+  EXPECT_FALSE(c.model.memory.write_gate);
   EXPECT_DOUBLE_EQ(c.optim.lr, 2e-4);
+  Config g = parse_config(yaml, "cfg.yaml",
+                          {"model.memory.update=unit_delta", "model.memory.write_gate=true",
+                           "model.memory.write_gate_bias=-1.5"});
+  EXPECT_EQ(g.model.memory.update, MemoryUpdate::unit_delta);
+  EXPECT_TRUE(g.model.memory.write_gate);
+  EXPECT_DOUBLE_EQ(g.model.memory.write_gate_bias, -1.5);
   EXPECT_DOUBLE_EQ(c.optim.betas[0], 0.8);
   ASSERT_EQ(c.data.train.size(), 1u);
   EXPECT_EQ(c.data.train[0], "x.jsonl");
@@ -122,7 +129,7 @@ TEST(Config, WrongTypeNamesLineKeyAndValue) {
   EXPECT_EQ(config_error_of("stage: pretrain\nmodel: {memory: {enabled: maybe}}\n"),
             "cfg.yaml:2: key model.memory.enabled: expected true or false, found 'maybe'");
   EXPECT_EQ(config_error_of("stage: pretrain\nmodel: {memory: {update: fancy}}\n"),
-            "cfg.yaml:2: key model.memory.update: expected linear or delta, found 'fancy'");
+            "cfg.yaml:2: key model.memory.update: expected linear, delta or unit_delta, found 'fancy'");
   EXPECT_EQ(config_error_of("stage: pretrain\nmodel: 3\n"),
             "cfg.yaml:2: key model: expected a mapping of keys, found '3'");
   EXPECT_EQ(config_error_of("stage: pretrain\n", {"optim.lr=fast"}),

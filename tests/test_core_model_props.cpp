@@ -27,9 +27,12 @@ double max_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
 }
 
-class BothRules : public ::testing::TestWithParam<MemoryUpdate> {};
+using infini::test::MemoryVariant;
 
-TEST_P(BothRules, CausalAcrossSegmentBoundaries) {
+// Every property below holds for each update rule, with and without the write gate.
+class MemoryRules : public ::testing::TestWithParam<MemoryVariant> {};
+
+TEST_P(MemoryRules, CausalAcrossSegmentBoundaries) {
   Decoder m = small_model(GetParam(), 1);
   torch::NoGradGuard ng;
   torch::Tensor tok = torch::randint(0, 40, {2, 21}, torch::kLong);
@@ -49,7 +52,7 @@ TEST_P(BothRules, CausalAcrossSegmentBoundaries) {
   }
 }
 
-TEST_P(BothRules, StreamingEqualsParallel) {
+TEST_P(MemoryRules, StreamingEqualsParallel) {
   Decoder m = small_model(GetParam(), 2);
   torch::NoGradGuard ng;
   torch::Tensor tok = torch::randint(0, 40, {3, 37}, torch::kLong);  // 37 = 4 * 8 + 5
@@ -78,7 +81,7 @@ TEST_P(BothRules, StreamingEqualsParallel) {
   }
 }
 
-TEST_P(BothRules, ParallelContinuesAStreamedPrefix) {
+TEST_P(MemoryRules, ParallelContinuesAStreamedPrefix) {
   // Whole segments streamed, the rest in parallel from their memory == the parallel pass over all.
   Decoder m = small_model(GetParam(), 6);
   torch::NoGradGuard ng;
@@ -138,7 +141,7 @@ TEST_P(BothRules, ParallelContinuesAStreamedPrefix) {
   EXPECT_THROW(m->advance(advanced, tok.narrow(1, 0, 5)), c10::Error);  // not whole segments
 }
 
-TEST_P(BothRules, FiniteDifferenceGradientFloat64) {
+TEST_P(MemoryRules, FiniteDifferenceGradientFloat64) {
   ModelConfig c = small_config(GetParam());
   c.d_model = 8;
   c.n_heads = 2;
@@ -178,9 +181,13 @@ TEST_P(BothRules, FiniteDifferenceGradientFloat64) {
   check(att->wk->weight.detach(), att->wk->weight.grad(), "wk");
   check(att->wv->weight.detach(), att->wv->weight.grad(), "wv");
   check(att->gate.detach(), att->gate.grad(), "gate");
+  if (GetParam().write_gate) {
+    check(att->write_gate.detach(), att->write_gate.grad(), "write_gate");
+    check(att->write_gate_bias.detach(), att->write_gate_bias.grad(), "write_gate_bias");
+  }
 }
 
-TEST_P(BothRules, DetachStopsGradientThroughMemory) {
+TEST_P(MemoryRules, DetachStopsGradientThroughMemory) {
   for (auto mode : {infini::MemoryGradient::bptt, infini::MemoryGradient::detach}) {
     ModelConfig c = small_config(GetParam());
     c.memory.gradient = mode;
@@ -199,21 +206,54 @@ TEST_P(BothRules, DetachStopsGradientThroughMemory) {
   }
 }
 
-TEST_P(BothRules, PrefixStatesEqualSequentialUpdates) {
+TEST_P(MemoryRules, PrefixStatesEqualSequentialUpdates) {
+  const MemoryUpdate rule = GetParam().update;
   torch::manual_seed(5);
-  torch::Tensor sk = infini::memory_sigma(torch::randn({2, 4, 3, 5, 6}));  // (B, S, Hkv, N, Dk)
+  torch::Tensor sk = infini::memory_features(torch::randn({2, 4, 3, 5, 6}), rule);  // (B, S, Hkv, N, Dk)
   torch::Tensor v = torch::randn({2, 4, 3, 5, 7});
-  infini::MemoryState all =
-      infini::memory_prefix_states(sk, v, GetParam(), infini::MemoryGradient::bptt, 1e-6);
+  torch::Tensor w = GetParam().write_gate ? torch::rand({2, 4, 3, 5}) : torch::Tensor();
+  infini::MemoryState all = infini::memory_prefix_states(sk, v, rule, infini::MemoryGradient::bptt, 1e-6, w);
   infini::MemoryState s{torch::zeros({2, 3, 6, 7}), torch::zeros({2, 3, 6})};
   for (int64_t i = 0; i < 4; ++i) {
     EXPECT_LE(max_diff(all.M.select(1, i), s.M), 1e-5) << i;
     EXPECT_LE(max_diff(all.z.select(1, i), s.z), 1e-5) << i;
-    s = infini::memory_update(sk.select(1, i), v.select(1, i), s, GetParam(), 1e-6);
+    s = infini::memory_update(sk.select(1, i), v.select(1, i), s, rule, 1e-6, w.defined() ? w.select(1, i) : w);
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Rules, BothRules, ::testing::Values(MemoryUpdate::linear, MemoryUpdate::delta));
+INSTANTIATE_TEST_SUITE_P(Rules, MemoryRules,
+                         ::testing::Values(MemoryVariant{MemoryUpdate::linear, false},
+                                           MemoryVariant{MemoryUpdate::delta, false},
+                                           MemoryVariant{MemoryUpdate::unit_delta, false},
+                                           MemoryVariant{MemoryUpdate::linear, true},
+                                           MemoryVariant{MemoryUpdate::delta, true},
+                                           MemoryVariant{MemoryUpdate::unit_delta, true}),
+                         [](const ::testing::TestParamInfo<MemoryVariant>& i) {
+                           return infini::test::variant_name(i.param);
+                         });
+
+// unit_delta's segment update (one triangular solve) against its definition written out token by
+// token: u_n = w_n (v_n - k_n M_{n-1}), M_n = M_{n-1} + k_n^T u_n, in fp64 from a non-zero memory.
+TEST(CompressiveMemory, UnitDeltaSegmentEqualsTokenByToken) {
+  torch::manual_seed(11);
+  auto f64 = torch::TensorOptions().dtype(torch::kDouble);
+  const torch::Tensor k = infini::memory_features(torch::randn({3, 12, 5}, f64), MemoryUpdate::unit_delta);
+  const torch::Tensor v = torch::randn({3, 12, 4}, f64), w = torch::rand({3, 12}, f64);
+  EXPECT_LE(max_diff(k.norm(2, -1), torch::ones({3, 12}, f64)), 1e-12);
+  const infini::MemoryState s0{torch::randn({3, 5, 4}, f64), torch::zeros({3, 5}, f64)};
+  for (const bool gated : {false, true}) {
+    torch::Tensor M = s0.M.clone();
+    for (int64_t n = 0; n < 12; ++n) {
+      const torch::Tensor kn = k.narrow(1, n, 1), vn = v.narrow(1, n, 1);  // (3, 1, 5), (3, 1, 4)
+      torch::Tensor u = vn - kn.matmul(M);
+      if (gated) u = u * w.narrow(1, n, 1).unsqueeze(-1);
+      M = M + kn.transpose(1, 2).matmul(u);
+    }
+    const infini::MemoryState s = infini::memory_update(k, v, s0, MemoryUpdate::unit_delta, 1e-6, gated ? w : torch::Tensor());
+    EXPECT_LE(max_diff(s.M, M), 1e-12) << "gated " << gated;
+    EXPECT_EQ(s.z.abs().max().item<double>(), 0.0) << "unit_delta keeps z at 0";
+  }
+}
 
 // One head, Dk = Dv = 2, eps negligible. sigma(1) = 2, sigma(0) = 1.
 // Segment 1: keys (1,0),(0,0) -> sk (2,1),(1,1); values (1,2),(3,0).
@@ -236,18 +276,41 @@ TEST(CompressiveMemory, HandComputedTwoSegments) {
   torch::Tensor sk2 = sq2, v2 = T({0, 4}, {1, 2});
   for (auto rule : {MemoryUpdate::linear, MemoryUpdate::delta}) {
     infini::MemoryState s0{torch::zeros({2, 2}), torch::zeros({2})};
-    EXPECT_TRUE(torch::equal(infini::memory_read(sq2, s0.M, s0.z, eps), torch::zeros({1, 2})));
+    EXPECT_TRUE(torch::equal(infini::memory_read(sq2, s0.M, s0.z, eps, rule), torch::zeros({1, 2})));
     infini::MemoryState s1 = infini::memory_update(sk1, v1, s0, rule, eps);
     EXPECT_LE(max_diff(s1.M, T({5, 4, 4, 2}, {2, 2})), 1e-6);
     EXPECT_LE(max_diff(s1.z, T({3, 2}, {2})), 1e-6);
-    EXPECT_LE(max_diff(infini::memory_read(sq2, s1.M, s1.z, eps), T({1.75, 1.25}, {1, 2})), 1e-6);
+    EXPECT_LE(max_diff(infini::memory_read(sq2, s1.M, s1.z, eps, rule), T({1.75, 1.25}, {1, 2})), 1e-6);
     infini::MemoryState s2 = infini::memory_update(sk2, v2, s1, rule, eps);
     bool lin = rule == MemoryUpdate::linear;
     EXPECT_LE(max_diff(s2.M, lin ? T({5, 12, 4, 6}, {2, 2}) : T({1.5, 9.5, 2.25, 4.75}, {2, 2})), 1e-6);
     EXPECT_LE(max_diff(s2.z, T({5, 3}, {2})), 1e-6);
-    torch::Tensor r = infini::memory_read(T({1, 1}, {1, 2}), s2.M, s2.z, eps);
+    torch::Tensor r = infini::memory_read(T({1, 1}, {1, 2}), s2.M, s2.z, eps, rule);
     EXPECT_LE(max_diff(r, lin ? T({1.125, 2.25}, {1, 2}) : T({0.46875, 1.78125}, {1, 2})), 1e-6);
   }
+}
+
+// unit_delta by hand, Dk = Dv = 2: raw keys (2,0) and (3,4) become (1,0) and (0.6,0.8); values
+// (1,2) and (3,4); write gates 1 and 0.5.
+//   token 1: M1 = (1,0)^T ((1,2) - (1,0) 0) = [[1,2],[0,0]]
+//   token 2: (0.6,0.8) M1 = (0.6,1.2); 0.5 ((3,4) - (0.6,1.2)) = (1.2,1.4);
+//            M2 = M1 + (0.6,0.8)^T (1.2,1.4) = [[1.72,2.84],[0.96,1.12]]
+//   read (no normaliser): query (0,5) -> (0,1) -> (0.96,1.12); query (1,0) -> (1.72,2.84). z stays 0.
+TEST(CompressiveMemory, HandComputedUnitDeltaWithWriteGate) {
+  auto T = [](std::vector<float> v, std::vector<int64_t> shape) { return torch::tensor(v).view(shape); };
+  const MemoryUpdate rule = MemoryUpdate::unit_delta;
+  torch::Tensor k = infini::memory_features(T({2, 0, 3, 4}, {2, 2}), rule);
+  EXPECT_LE(max_diff(k, T({1, 0, 0.6f, 0.8f}, {2, 2})), 1e-7);
+  infini::MemoryState s0{torch::zeros({2, 2}), torch::zeros({2})};
+  infini::MemoryState s = infini::memory_update(k, T({1, 2, 3, 4}, {2, 2}), s0, rule, 1e-6, T({1, 0.5f}, {2}));
+  EXPECT_LE(max_diff(s.M, T({1.72f, 2.84f, 0.96f, 1.12f}, {2, 2})), 1e-6);
+  EXPECT_EQ(s.z.abs().max().item<float>(), 0.0f);
+  torch::Tensor q = infini::memory_features(T({0, 5, 1, 0}, {2, 2}), rule);
+  EXPECT_LE(max_diff(infini::memory_read(q, s.M, s.z, 1e-6, rule), T({0.96f, 1.12f, 1.72f, 2.84f}, {2, 2})), 1e-6);
+  // The packed form reads and writes the same.
+  torch::Tensor Mz = infini::memory_update_packed(k, T({1, 2, 3, 4}, {2, 2}), infini::memory_pack(s0.M, s0.z), rule,
+                                                  1e-6, T({1, 0.5f}, {2}));
+  EXPECT_LE(max_diff(infini::memory_read_packed(q, Mz, 1e-6, rule), T({0.96f, 1.12f, 1.72f, 2.84f}, {2, 2})), 1e-6);
 }
 
 TEST(InfiniAttention, FirstSegmentReadsExactlyZeroAndGateStartsAtHalf) {
@@ -286,6 +349,25 @@ TEST(InfiniAttention, ClosedGateEqualsMemoryDisabledModel) {
   EXPECT_EQ(dst.size() + gates, mem->named_parameters().size());
   torch::Tensor tok = torch::randint(0, 40, {2, 29}, torch::kLong);
   EXPECT_LE(max_diff(mem->forward(tok), plain->forward(tok)), 1e-6);
+}
+
+TEST(InfiniAttention, AClosedWriteGateWritesNothing) {
+  // A write gate closed for every token (sigmoid(-1e4) == 0 in fp32) leaves M and z at zero, so
+  // every read is exactly 0 under each rule, in parallel and streaming.
+  for (MemoryUpdate rule : {MemoryUpdate::linear, MemoryUpdate::delta, MemoryUpdate::unit_delta}) {
+    Decoder m = small_model(infini::test::MemoryVariant{rule, true}, 9);
+    torch::NoGradGuard ng;
+    for (auto& b : m->blocks) b->attention->write_gate_bias.fill_(-1e4);
+    torch::Tensor x = torch::randn({2, 29, 24});
+    infini::AttentionParts p = m->blocks[0]->attention->forward_parts(x, true);
+    EXPECT_EQ(p.a_mem.abs().max().item<float>(), 0.0f) << infini::to_string(rule);
+    infini::StreamState st = m->new_state(2);
+    m->forward_stream(st, torch::randint(0, 40, {2, 29}, torch::kLong));
+    for (const auto& l : st.layers) {
+      EXPECT_EQ(l.M.abs().max().item<float>(), 0.0f) << infini::to_string(rule);
+      EXPECT_EQ(l.z.abs().max().item<float>(), 0.0f) << infini::to_string(rule);
+    }
+  }
 }
 
 TEST(StreamState, BytesConstantFrom1KTo100KTokens) {

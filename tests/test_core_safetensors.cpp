@@ -3,14 +3,13 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
-
-#include <limits>
 
 #include "core/error.h"
 #include "core/model_io.h"
@@ -261,13 +260,39 @@ TEST(ModelIo, ConfigJsonRoundTripAndErrors) {
   };
   nlohmann::json bad = j;
   bad["memory"]["update"] = "quadratic";
-  EXPECT_EQ(err(bad), "f.safetensors: model_config key memory.update: expected \"linear\" or \"delta\", found \"quadratic\"");
+  EXPECT_EQ(err(bad), "f.safetensors: model_config key memory.update: expected \"linear\", \"delta\" or \"unit_delta\", found \"quadratic\"");
   bad = j;
   bad.erase("d_model");
   EXPECT_EQ(err(bad), "f.safetensors: model_config is missing key d_model");
   bad = j;
+  bad["memory"].erase("gradient");
+  EXPECT_EQ(err(bad), "f.safetensors: model_config is missing key memory.gradient");
+  bad = j;
   bad["colour"] = 1;
   EXPECT_EQ(err(bad), "f.safetensors: model_config has unknown key colour");
+  bad = j;
+  bad["memory"]["write_gate"] = "yes";
+  EXPECT_EQ(err(bad), "f.safetensors: model_config key memory.write_gate: expected true or false, found \"yes\"");
+  bad = j;
+  bad["memory"]["write_gate_bias"] = std::numeric_limits<double>::infinity();
+  EXPECT_EQ(err(bad), "f.safetensors: model_config: model.memory.write_gate_bias must be a finite number, found inf");
+
+  // A model file from before the write gate existed has neither of its keys: the model without one.
+  nlohmann::json old = j;
+  old["memory"].erase("write_gate");
+  old["memory"].erase("write_gate_bias");
+  ModelConfig from_old = model_config_from_json(old, "f");
+  EXPECT_FALSE(from_old.memory.write_gate);
+  EXPECT_EQ(from_old.memory.write_gate_bias, ModelConfig{}.memory.write_gate_bias);
+  EXPECT_EQ(model_config_to_json(from_old), j);
+  // The new keys round-trip.
+  c.memory.update = infini::MemoryUpdate::unit_delta;
+  c.memory.write_gate = true;
+  c.memory.write_gate_bias = -2.5;
+  nlohmann::json jg = model_config_to_json(c);
+  EXPECT_EQ(jg["memory"]["update"], "unit_delta");
+  EXPECT_EQ(jg["memory"]["write_gate"], true);
+  EXPECT_EQ(model_config_to_json(model_config_from_json(jg, "f")), jg);
   bad = j;
   bad["n_layers"] = 1.5;
   EXPECT_EQ(err(bad), "f.safetensors: model_config key n_layers: expected an integer, found 1.5");

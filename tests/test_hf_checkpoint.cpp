@@ -423,16 +423,19 @@ TEST(HfExport, FromPretrainedAndRoundTrips) {
   const std::string work = scratch_dir("hf_export");
 
   // (1) mha_tied, memory off; (2) gqa_untied, memory on (gates 0); (3) mistral_gqa, memory on with
-  // random gates and wo: a model like a trained one. The oracle of (3) is our own model.
-  struct Case { std::string name, src; bool memory; bool random_gates; };
-  const std::vector<Case> cases = {{"off", "mha_tied", false, false}, {"on", "gqa_untied", true, false},
-                                   {"gated", "mistral_gqa", true, true}};
+  // random gates and wo: a model like a trained one; (4) gqa_untied with the unit_delta rule and a
+  // write gate, all gates random. The oracle of (3) and (4) is our own model.
+  struct Case { std::string name, src; bool memory; bool random_gates; std::string options; };
+  const std::vector<Case> cases = {{"off", "mha_tied", false, false, ""},
+                                   {"on", "gqa_untied", true, false, ""},
+                                   {"gated", "mistral_gqa", true, true, ""},
+                                   {"written", "gqa_untied", true, true, " --update unit_delta --write-gate"}};
   std::vector<std::string> pairs;
   std::map<std::string, Decoder> models;
   for (const auto& c : cases) {
     const std::string ck = work + "/" + c.name + "_ck";
     std::string args = "convert hf --model " + dir + "/" + c.src + " --out " + ck;
-    if (c.memory) args += " --memory on --segment-len 32";
+    if (c.memory) args += " --memory on --segment-len 32" + c.options;
     auto r = run_infini(args);
     ASSERT_EQ(r.code, 0) << r.output;
     std::string oracle = dir + "/" + c.src + ".oracle.safetensors";
@@ -446,11 +449,15 @@ TEST(HfExport, FromPretrainedAndRoundTrips) {
         for (auto& b : m->blocks) {
           b->attention->gate.copy_(torch::randn_like(b->attention->gate) * 2);
           b->attention->wo->weight.add_(torch::randn_like(b->attention->wo->weight) * 0.01);
+          if (b->attention->write_gate.defined()) {
+            b->attention->write_gate.normal_(0, 0.1);
+            b->attention->write_gate_bias.normal_(0, 1);
+          }
         }
       }
       save_model(mf, m, meta);
       const Oracle o = read_oracle(oracle);
-      oracle = work + "/gated.oracle.safetensors";
+      oracle = work + "/" + c.name + ".oracle.safetensors";
       const torch::Tensor greedy = torch::tensor(greedy_of(m, o.greedy, 4), torch::kLong);
       save_safetensors(oracle, {{"input_ids", o.input_ids}, {"logits", logits_of(m, o.input_ids)}, {"greedy", greedy}});
     }
@@ -509,6 +516,7 @@ TEST(HfExport, FromPretrainedAndRoundTrips) {
     Decoder back = import_hf(f, {});
     Decoder& orig = models.at(c.name);
     EXPECT_EQ(model_config_to_json(back->config()), model_config_to_json(orig->config()));
+    EXPECT_EQ(back->config().memory.write_gate, !c.options.empty());
     auto pb = back->named_parameters(true);
     ASSERT_EQ(pb.size(), orig->named_parameters(true).size());
     for (const auto& item : orig->named_parameters(true))

@@ -2,10 +2,11 @@
 // key/value pair is written, then filler, and the read with the key is compared with the value.
 // Two kinds of filler: random (a fresh key and value per token) and repeated (16 pairs cycled, as
 // the passkey filler repeats its sentences). Rules: the paper's linear and delta updates
-// (core/compressive_memory.h), the delta update with a write gate on the filler, and a
-// DeltaNet-style rule (L2-normalised keys, no normaliser z, one token at a time; written out here
-// as the reference of an option the model does not have yet). Every expected figure comes from
-// the algebra stated next to it. fp64 throughout; head dimension 64 (the demo model's).
+// (core/compressive_memory.h), the delta update with a write gate on the filler (memory.write_gate),
+// and the unit_delta rule (L2-normalised keys, no normaliser z), whose definition, one token at a
+// time, is also written out here as the reference its segment-at-once form is held to. Every
+// expected figure comes from the algebra stated next to it. fp64 throughout; head dimension 64
+// (the demo model's).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -62,26 +63,33 @@ struct Probe {
   double share;  // the key's own share of the normaliser: sigma(k) . sigma(k) / sigma(k) . z
 };
 
-// The paper's memory (sigma-keys, z): the pair, then `tokens` of filler in segments, the filler's
-// writes scaled by `filler_gate` (a write gate: both M's increment and z's). Probes at `at`.
-std::vector<Probe> paper_memory(MemoryUpdate rule, bool repeated, double filler_gate, const std::vector<int64_t>& at) {
+// A memory of the model's (core/compressive_memory.h, the rule's own feature map): the pair, then
+// filler in segments of `segment` tokens, the filler's writes through the write gate at
+// `filler_gate` (1: no gate). Probes at `at`: the read's cosine and, for the rules with a
+// normaliser, the key's share of it.
+std::vector<Probe> model_memory(MemoryUpdate rule, bool repeated, double filler_gate, const std::vector<int64_t>& at,
+                                int64_t segment = kSegment) {
   Filler filler = make_filler(repeated, 7);
   at::Generator g = at::detail::createCPUGenerator(3);
   const torch::Tensor key = torch::randn({1, kD}, g, f64()), value = torch::randn({1, kD}, g, f64());
-  const torch::Tensor sk = memory_sigma(key);
+  const torch::Tensor sk = memory_features(key, rule);
   MemoryState s{torch::zeros({kD, kD}, f64()), torch::zeros({kD}, f64())};
   s = memory_update(sk, value, s, rule, kEps);
+  const torch::Tensor gate = filler_gate == 1.0 ? torch::Tensor() : torch::full({segment}, filler_gate, f64());
   std::vector<Probe> out;
   int64_t done = 0;
   for (int64_t stop : at) {
-    for (; done < stop; done += kSegment) {
-      auto [k, v] = filler.next(kSegment);
-      s = memory_update(filler_gate * memory_sigma(k), v, s, rule, kEps);
+    for (; done < stop; done += segment) {
+      auto [k, v] = filler.next(segment);
+      s = memory_update(memory_features(k, rule), v, s, rule, kEps, gate);
     }
-    const torch::Tensor read = memory_read(sk, s.M, s.z, kEps)[0];
+    const torch::Tensor read = memory_read(sk, s.M, s.z, kEps, rule)[0];
     out.push_back({cosine(read, value[0]), (torch::dot(sk[0], sk[0]) / torch::dot(sk[0], s.z)).item<double>()});
   }
   return out;
+}
+std::vector<Probe> paper_memory(MemoryUpdate rule, bool repeated, double filler_gate, const std::vector<int64_t>& at) {
+  return model_memory(rule, repeated, filler_gate, at);
 }
 
 // The DeltaNet-style rule, one token at a time: k^ = k / |k|, M <- M + k^T (v - k^ M); read k^ M.
@@ -159,7 +167,8 @@ TEST(MemoryMechanism, ThePapersRulesDiluteAsOneOverTheLength) {
 }
 
 TEST(MemoryMechanism, AWriteGateHoldsOnlyWhenItAllButClosesOnFiller) {
-  // Gate g on every filler write: share = |s|^2 / (|s|^2 + g T E[s . s_filler]). Holding half the
+  // Gate g on every filler write (the model's write gate, memory.write_gate): z grows by g s per
+  // filler token, so share = |s|^2 / (|s|^2 + g T E[s . s_filler]). Holding half the
   // normaliser at 1M needs g T E <= |s|^2, g <= ~1.3e-6: a sigmoid gate ~14 logits below zero.
   // At g = sigmoid(-16) = 1.1e-7 the key keeps > 90% of the normaliser and the read its value;
   // at g = sigmoid(-4) = 0.018 it is diluted as the paper's rule is at ~20K tokens.
@@ -195,6 +204,36 @@ TEST(MemoryMechanism, UnitKeyDeltaHoldsOnRepeatedFillerAndForgetsRandomFiller) {
   const auto random = unit_delta_memory(false, {0, 2048});
   EXPECT_NEAR(random[0], 1.0, 1e-12);  // right after the write the read is the value
   EXPECT_LT(std::abs(random[1]), kChance);
+}
+
+TEST(MemoryMechanism, TheUnitDeltaOptionFollowsItsTokenByTokenDefinition) {
+  // The model's unit_delta (a whole segment of 2048 tokens per update, one triangular solve) reads
+  // what the token-by-token definition reads: on repeated filler the fixed point, already reached
+  // at 8K and stationary from there (each segment is 128 whole cycles of the filler, and the fixed
+  // point is fixed under one cycle), so the read stays the same to 1M.
+  torch::Tensor limit;
+  const std::vector<int64_t> at = {8192, 32768};
+  const auto reference = unit_delta_memory(true, at, &limit);
+  const auto model = model_memory(MemoryUpdate::unit_delta, true, 1.0, at);
+  for (size_t i = 0; i < at.size(); ++i) {
+    EXPECT_NEAR(model[i].cos, reference[i], 1e-9) << "T " << at[i];
+    EXPECT_GT(model[i].cos, 0.6) << "T " << at[i];
+  }
+  // Random filler: forgotten by 2048 tokens, as the definition forgets it.
+  EXPECT_LT(std::abs(model_memory(MemoryUpdate::unit_delta, false, 1.0, {2048}).back().cos), kChance);
+}
+
+TEST(MemoryMechanism, UnitDeltaWithAClosedWriteGateHoldsOnRandomFillerTo1M) {
+  // A gated write w k^T (v - k M) keeps a fraction 1 - w (k^ . k*)^2 of the key's component,
+  // 1 - w / 64 on average: after T tokens about exp(-w T / 64) of it is left. At w = sigmoid(-16)
+  // = 1.1e-7 that is 0.998 at 1M, and the filler's own writes add about w sqrt(T / 64) of a value
+  // (1e-5 of it): the read is the value (cosine > 0.99) from 8K to 1M. At w = sigmoid(-4) = 0.018
+  // it is exp(-300) at 1M: gone. Segments of 64 tokens keep the solves small.
+  const double closed = 1.0 / (1.0 + std::exp(16.0)), ajar = 1.0 / (1.0 + std::exp(4.0));
+  const auto held = model_memory(MemoryUpdate::unit_delta, false, closed, kLengths, 64);
+  for (size_t i = 0; i < kLengths.size(); ++i) EXPECT_GT(held[i].cos, 0.99) << "T " << kLengths[i];
+  const auto lost = model_memory(MemoryUpdate::unit_delta, false, ajar, {32768}, 64);
+  EXPECT_LT(std::abs(lost.back().cos), kChance);
 }
 
 }  // namespace test_memory_mechanism

@@ -3,6 +3,7 @@
 // Header-only, like the other helpers here.
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include <torch/torch.h>
 
@@ -10,7 +11,18 @@
 
 namespace infini::test {
 
-inline ModelConfig small_config(MemoryUpdate rule, MemoryGradient gradient = MemoryGradient::bptt) {
+// The memory's variants the property tests run over: an update rule, with or without a write gate.
+struct MemoryVariant {
+  MemoryUpdate update = MemoryUpdate::delta;
+  bool write_gate = false;
+};
+
+// "delta", "unit_delta_write_gate", ...: a test name's suffix.
+inline std::string variant_name(const MemoryVariant& v) {
+  return std::string(to_string(v.update)) + (v.write_gate ? "_write_gate" : "");
+}
+
+inline ModelConfig small_config(MemoryVariant variant, MemoryGradient gradient = MemoryGradient::bptt) {
   ModelConfig c;
   c.vocab_size = 40;
   c.d_model = 24;
@@ -20,18 +32,32 @@ inline ModelConfig small_config(MemoryUpdate rule, MemoryGradient gradient = Mem
   c.ffn_hidden = 40;
   c.segment_len = 8;
   c.init_std = 0.2;  // large enough that memory and attention patterns are far from uniform
-  c.memory.update = rule;
+  c.memory.update = variant.update;
+  c.memory.write_gate = variant.write_gate;
   c.memory.gradient = gradient;
   return c;
 }
+inline ModelConfig small_config(MemoryUpdate rule, MemoryGradient gradient = MemoryGradient::bptt) {
+  return small_config(MemoryVariant{rule, false}, gradient);
+}
 
-// A decoder of small_config with random gates (so both attention paths matter).
-inline Decoder small_model(MemoryUpdate rule, uint64_t seed, MemoryGradient gradient = MemoryGradient::bptt) {
+// A decoder of small_config with random gates (so both attention paths matter) and, with a write
+// gate, random write gates (each token's between about 0.1 and 0.9, so the gate matters too).
+inline Decoder small_model(MemoryVariant variant, uint64_t seed, MemoryGradient gradient = MemoryGradient::bptt) {
   torch::manual_seed(seed);
-  Decoder m(small_config(rule, gradient));
+  Decoder m(small_config(variant, gradient));
   torch::NoGradGuard ng;
-  for (auto& b : m->blocks) b->attention->gate.normal_(0, 1);
+  for (auto& b : m->blocks) {
+    b->attention->gate.normal_(0, 1);
+    if (b->attention->write_gate.defined()) {
+      b->attention->write_gate.normal_(0, 0.5);
+      b->attention->write_gate_bias.normal_(0, 0.5);
+    }
+  }
   return m;
+}
+inline Decoder small_model(MemoryUpdate rule, uint64_t seed, MemoryGradient gradient = MemoryGradient::bptt) {
+  return small_model(MemoryVariant{rule, false}, seed, gradient);
 }
 
 }  // namespace infini::test

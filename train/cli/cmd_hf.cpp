@@ -29,7 +29,7 @@ namespace fs = std::filesystem;
 struct ConvertArgs {
   std::string model, out, memory, update;
   int64_t segment_len = 0;
-  bool force = false, no_tokenizer = false;
+  bool force = false, no_tokenizer = false, write_gate = false;
 };
 
 struct ExportArgs {
@@ -56,6 +56,7 @@ int run_convert_hf(const ConvertArgs& a) {
     o.update = u;
   }
   if (a.segment_len > 0) o.segment_len = a.segment_len;
+  if (a.write_gate) o.write_gate = true;
 
   // One line per phase: reading (MB of the weight files), converting, writing (MB of the model file).
   HfFolder f;
@@ -187,7 +188,8 @@ void add_hf_commands(CLI::App& app) {
                                         "output inside the first segment); default off, or the folder's infini section")
       ->check(CLI::IsMember({"on", "off"}));
   c->add_option("--update", ca->update, "memory update rule (with memory on); default delta")
-      ->check(CLI::IsMember({"linear", "delta"}));
+      ->check(CLI::IsMember({"linear", "delta", "unit_delta"}));
+  c->add_flag("--write-gate", ca->write_gate, "give the memory a learned write gate (starts open; docs/long-context.md)");
   c->add_option("--segment-len", ca->segment_len, "tokens per segment; default min(max_position_embeddings, 2048)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
   c->add_flag("--no-tokenizer", ca->no_tokenizer, "convert a folder whose tokenizer is tokenizer.json only, without it");

@@ -91,7 +91,7 @@ void read_value(const YAML::Node& n, T& out, const std::string& path, const Orig
       throw ConfigError(fmt::format("{}: {}: expected {}, found {}", o.where(path, &n), path, choice_list<T>(),
                                     scalar_text(n)));
   } else if constexpr (std::is_same_v<T, MemoryUpdate>) {
-    if (!n.IsScalar() || !parse_memory_update(n.Scalar(), &out)) fail_type(o, path, n, "linear or delta");
+    if (!n.IsScalar() || !parse_memory_update(n.Scalar(), &out)) fail_type(o, path, n, "linear, delta or unit_delta");
   } else if constexpr (std::is_same_v<T, MemoryGradient>) {
     if (!n.IsScalar() || !parse_memory_gradient(n.Scalar(), &out)) fail_type(o, path, n, "bptt or detach");
   } else {
