@@ -88,11 +88,11 @@ timed "sft 4K tokens" $INFINI train configs/passkey/sft_4k_d1.yaml run.threads=$
 timed "sft 16K tokens" $INFINI train configs/passkey/sft_16k_d1.yaml run.threads=$THREADS
 timed "sft 16K tokens, boundaries" $INFINI train configs/passkey/sft_16k_d1b.yaml run.threads=$THREADS
 timed "sft 32K tokens" $INFINI train configs/passkey/sft_32k_d1.yaml run.threads=$THREADS
-timed "eval passkey" $INFINI eval passkey --checkpoint runs/passkey-sft-32k-d1 --chat --precision bf16 --digits 1 \
+timed "eval passkey" $INFINI eval passkey --checkpoint runs/passkey-sft-32k-d1 --chat --precision auto --digits 1 \
   --lengths "$LENGTHS" --depths 0,0.5,1 --trials "$TRIALS" --threads "$THREADS" --out runs/passkey-sft-32k-d1/passkey.json
 timed "sft 32K tokens, memory detached" $INFINI train configs/passkey/sft_32k_d1.yaml run.threads=$THREADS \
   model.memory.gradient=detach run.dir=runs/passkey-sft-32k-d1-detach
 timed "sft 64K tokens, detached, 4 a step" $INFINI train configs/passkey/sft_64k_detach_acc4.yaml run.threads=$THREADS
 timed "sft 256K tokens, detached, 4 a step" $INFINI train configs/passkey/sft_256k_detach.yaml run.threads=$THREADS
-timed "eval passkey" $INFINI eval passkey --checkpoint runs/passkey-sft-256k-detach --chat --precision bf16 --digits 1 \
+timed "eval passkey" $INFINI eval passkey --checkpoint runs/passkey-sft-256k-detach --chat --precision auto --digits 1 \
   --lengths "$LENGTHS" --depths 0,0.5,1 --trials "$TRIALS" --threads "$THREADS" --out runs/passkey-sft-256k-detach/passkey.json

@@ -43,6 +43,6 @@ stage "sft 32K tokens, detached" sft-32k sft_32k_d1.yaml model.memory.gradient=d
 stage "sft 64K tokens, detached, 4 a step" sft-64k sft_64k_detach_acc4.yaml
 stage "sft 256K tokens, detached, 4 a step" sft-256k sft_256k_detach.yaml
 t0=$SECONDS
-$INFINI eval passkey --checkpoint "$prev" --chat --precision bf16 --digits 1 --lengths "$LENGTHS" --depths 0,0.5,1 \
+$INFINI eval passkey --checkpoint "$prev" --chat --precision auto --digits 1 --lengths "$LENGTHS" --depths 0,0.5,1 \
   --trials "$TRIALS" --threads "$THREADS" --out "$prev/passkey.json"
 echo "== $NAME eval passkey: $((SECONDS - t0)) s"

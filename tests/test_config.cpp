@@ -44,7 +44,7 @@ std::string tmp_dir(const std::string& name) {
 TEST(Config, DefaultsWhenOnlyStageIsGiven) {
   Config c = parse_config("stage: pretrain\n", "cfg.yaml");
   EXPECT_EQ(c.stage, Stage::pretrain);
-  EXPECT_EQ(c.run.precision, Precision::bf16);
+  EXPECT_EQ(c.run.precision, Precision::auto_);
   EXPECT_EQ(c.run.threads, 0);
   EXPECT_EQ(c.model.memory.update, MemoryUpdate::delta);
   EXPECT_EQ(c.model.memory.gradient, MemoryGradient::bptt);
@@ -310,7 +310,7 @@ TEST(Config, BaseErrorsNameTheFileAndLineTheyAreIn) {
 
 TEST(Config, EnumKeysRefuseOtherSpellingsWithFileLineAndKey) {
   EXPECT_EQ(config_error_of("stage: pretrain\nrun:\n  precision: fp16\n"),
-            "cfg.yaml:3: run.precision: expected fp32 or bf16, found 'fp16'");
+            "cfg.yaml:3: run.precision: expected fp32, bf16 or auto, found 'fp16'");
   EXPECT_EQ(config_error_of("stage: pretrain\nschedule: {decay: step}\n"),
             "cfg.yaml:2: schedule.decay: expected cosine, linear or constant, found 'step'");
   EXPECT_EQ(config_error_of("stage: pretrain\nrun: {log_level: loud}\n"),

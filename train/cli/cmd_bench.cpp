@@ -130,7 +130,7 @@ int bench_train(const BenchArgs& a) {
   torch::manual_seed(cfg.run.seed);
   Decoder model(cfg.model);
   model->to(device);
-  const bool bf16 = cfg.run.precision == Precision::bf16;
+  const bool bf16 = resolve_bf16(cfg.run.precision, device, cpu_has_native_bf16());
   const int64_t B = cfg.train.batch_size * cfg.train.grad_accum, T = cfg.data.seq_len;
   const double bare_tps = static_cast<double>(B * T) / median(time_model_steps(model, B, T, bf16, a.steps));
 
@@ -148,7 +148,7 @@ int bench_train(const BenchArgs& a) {
 
   const double flops = training_flops_per_token(cfg.model, T);
   std::printf("bench train: %s, precision %s, batch %lld x seq %lld, %lld timed steps, device %s\n",
-              choice_name(cfg.stage), choice_name(cfg.run.precision), static_cast<long long>(B), static_cast<long long>(T),
+              choice_name(cfg.stage), bf16 ? "bf16" : "fp32", static_cast<long long>(B), static_cast<long long>(T),
               static_cast<long long>(a.steps), device_name(device).c_str());
   std::printf("trainer:    %.0f tokens/s, %.1f GFLOP/s%s\n", trainer_tps, trainer_tps * flops / 1e9,
               cfg.train.peak_flops > 0 ? fmt::format(", MFU {:.1f}%", 100 * trainer_tps * flops / cfg.train.peak_flops).c_str() : "");
@@ -171,14 +171,15 @@ int bench_model(const BenchArgs& a) {
   if (!a.attention.empty() && a.attention != "matmul" && a.attention != "sdpa")
     throw ConfigError("--attention: expected matmul or sdpa, found '" + a.attention + "'");
   Config cfg = load_config(a.config, a.overrides);
-  const std::string precision = a.precision.empty() ? choice_name(cfg.run.precision) : a.precision;
-  if (precision != "fp32" && precision != "bf16")
-    throw ConfigError("--precision: expected fp32 or bf16, found '" + precision + "'");
+  Precision chosen = cfg.run.precision;
+  if (!a.precision.empty() && !parse_choice(a.precision, &chosen))
+    throw ConfigError("--precision: expected fp32, bf16 or auto, found '" + a.precision + "'");
+  const bool bf16 = resolve_bf16(chosen, device, cpu_has_native_bf16());
+  const std::string precision = bf16 ? "bf16" : "fp32";
   if (a.batch < 1 || a.seq < 2 || a.steps < 1)
     throw ConfigError("--batch and --steps must be >= 1 and --seq >= 2");
   const int threads = resolve_threads(cfg.run.threads, "run.threads");
   compat::set_threads(threads);
-  const bool bf16 = precision == "bf16";
   const ModelConfig& mc = cfg.model;
   if (!a.attention.empty())  // throws (one line) for sdpa on a LibTorch without it
     set_attention_kernel(a.attention == "sdpa" ? AttentionKernel::sdpa : AttentionKernel::matmul);
@@ -241,7 +242,7 @@ void add_bench_command(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   CLI::App* m = bench->add_subcommand("model", "time forward+backward and streaming of a config's model");
   m->add_option("--config", a->config, "YAML config (its model: and run: sections are used)")->required();
-  m->add_option("--precision", a->precision, "fp32 | bf16 (default: the config's run.precision)");
+  m->add_option("--precision", a->precision, "fp32 | bf16 | auto (default: the config's run.precision)");
   m->add_option("--batch", a->batch, "sequences per step (default 4)");
   m->add_option("--seq", a->seq, "tokens per sequence (default 1024)");
   m->add_option("--steps", a->steps, "timed training steps after one warm-up (default 3)");
@@ -257,7 +258,7 @@ void add_bench_command(CLI::App& app) {
   t->device = "";
   CLI::App* tr = bench->add_subcommand("train", "a short training run of a config vs the bare model step, and checkpoint time");
   tr->add_option("--config", t->config, "a stage config (pretrain, sft or reward) whose data exists")->required();
-  tr->add_option("--precision", t->precision, "fp32 | bf16 (default: the config's run.precision)");
+  tr->add_option("--precision", t->precision, "fp32 | bf16 | auto (default: the config's run.precision)");
   tr->add_option("--batch", t->batch, "sequences per step (default: the config's)")->each([t](const std::string&) { t->batch_set = true; });
   tr->add_option("--seq", t->seq, "tokens per sequence (default: the config's data.seq_len)")->each([t](const std::string&) { t->seq_set = true; });
   tr->add_option("--steps", t->steps, "timed steps after one warm-up step (default 5)");

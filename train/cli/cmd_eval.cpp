@@ -37,13 +37,21 @@ struct CommonArgs {
   uint64_t seed = 0;
 };
 
+// "auto" resolved for the device the model was loaded on: "bf16" or "fp32" (run.precision's rule).
+std::string resolved_precision(const std::string& precision, torch::Device device) {
+  Precision p = Precision::fp32;
+  parse_choice(precision, &p);
+  return resolve_bf16(p, device, cpu_has_native_bf16()) ? "bf16" : "fp32";
+}
+
 void add_common(CLI::App* cmd, CommonArgs& a) {
   cmd->add_option("--checkpoint", a.checkpoint, "checkpoint: a step directory, a run directory or a model.safetensors");
   cmd->add_option("--tokenizer", a.tokenizer, "sentencepiece model (default: the one the checkpoint records)");
   cmd->add_option("--out", a.out, "write the results as JSON to this file");
   cmd->add_option("--threads", a.threads, "threads (0 = all cores)")->check(integer_at_least(0));
-  cmd->add_option("--precision", a.precision, "fp32 | bf16 (autocast; memory stays fp32)")
-      ->check(CLI::IsMember({"fp32", "bf16"}));
+  cmd->add_option("--precision", a.precision,
+                  "fp32 | bf16 (autocast; memory stays fp32) | auto (bf16 where the device computes it natively)")
+      ->check(CLI::IsMember({"fp32", "bf16", "auto"}));
   cmd->add_option("--device", a.device, "cpu | cuda | cuda:N: where the model runs (default cpu)");
   cmd->add_option("--random-model", a.random_model,
                   "instead of --checkpoint: a randomly initialised model of this config's model: section "
@@ -125,13 +133,14 @@ void add_passkey(CLI::App& eval) {
       opt.trials = a->trials;
       opt.digits = a->digits;
       opt.seed = a->c.seed;
-      opt.bf16 = a->c.precision == "bf16";
       // Under a launcher (torchrun, srun) the cases are split over the ranks; rank 0 gathers,
       // prints the table and writes --out.
       const std::shared_ptr<Comm> comm = process_comm(kEvalDistTimeoutS);
       opt.shard = comm->rank();
       opt.shards = comm->world_size();
       LoadedModel m = load_eval_model(a->c, "eval passkey");
+      a->c.precision = resolved_precision(a->c.precision, m.device);
+      opt.bf16 = a->c.precision == "bf16";
       Tokenizer tok = load_eval_tokenizer(a->c, m);
       // The threads go to cases, one intra-op thread each, and none are handed to a case's ops:
       // a case's ops are small (segments of a few hundred tokens), and on the demo model one
@@ -230,6 +239,7 @@ void add_ppl(CLI::App& eval) {
   cmd->callback([a] {
     set_command([a] {
       LoadedModel m = load_eval_model(a->c, "eval ppl");
+      a->c.precision = resolved_precision(a->c.precision, m.device);
       Tokenizer tok = load_eval_tokenizer(a->c, m);
       std::vector<int64_t> ids = tokenize_text_file(tok, a->text, a->max_tokens);
       std::printf("ppl: %s on %s (%zu tokens), %s, segment %lld, %s\n", m.path.c_str(), a->text.c_str(), ids.size(),

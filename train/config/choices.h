@@ -14,7 +14,7 @@ namespace infini {
 
 enum class Stage { pretrain, sft, reward, ppo, dpo };  // stage
 enum class RunDevice { cpu, cuda };                 // run.device
-enum class Precision { fp32, bf16 };                // run.precision
+enum class Precision { fp32, bf16, auto_ };        // run.precision (auto_ is spelled "auto")
 enum class LogLevel { trace, debug, info, warn, error };  // run.log_level
 enum class Decay { cosine, linear, constant };      // schedule.decay
 enum class OnNonfinite { stop, skip };              // train.on_nonfinite
@@ -32,7 +32,7 @@ template <> struct Choices<Stage> {
   static constexpr std::array<const char*, 5> names{"pretrain", "sft", "reward", "ppo", "dpo"};
 };
 template <> struct Choices<RunDevice> { static constexpr std::array<const char*, 2> names{"cpu", "cuda"}; };
-template <> struct Choices<Precision> { static constexpr std::array<const char*, 2> names{"fp32", "bf16"}; };
+template <> struct Choices<Precision> { static constexpr std::array<const char*, 3> names{"fp32", "bf16", "auto"}; };
 template <> struct Choices<LogLevel> {
   static constexpr std::array<const char*, 5> names{"trace", "debug", "info", "warn", "error"};
 };

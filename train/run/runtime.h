@@ -11,9 +11,18 @@ namespace infini {
 
 struct Runtime {
   torch::Device device{torch::kCPU};
-  bool bf16 = false;  // autocast to bf16 around forward passes
+  bool bf16 = false;  // autocast to bf16 around forward passes (run.precision resolved)
   int threads = 1;
 };
+
+// True when /proc/cpuinfo's text names a CPU feature that computes bf16 natively: the x86 flags
+// avx512_bf16 or amx_bf16, or the Arm feature bf16. Without one, LibTorch emulates bf16 matmuls.
+bool cpuinfo_has_native_bf16(const std::string& cpuinfo);
+// This machine's CPU (reads /proc/cpuinfo once; false where it cannot be read).
+bool cpu_has_native_bf16();
+// Whether `precision` autocasts to bf16 on `device`: fp32 never, bf16 always, auto on CUDA and on
+// a CPU with native bf16. `cpu_native` is cpu_has_native_bf16() (a parameter for tests).
+bool resolve_bf16(Precision precision, torch::Device device, bool cpu_native);
 
 // Sets intra-op threads (0 = this node's cores shared by its `local_ranks` processes), the global
 // seed, and checks the device; throws ConfigError when cuda is asked for and this LibTorch has none.
