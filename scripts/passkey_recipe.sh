@@ -15,10 +15,11 @@
 #  12. ~256K-token records, four a step (sft_256k_detach.yaml)
 #  13. eval passkey of that model at LENGTHS
 # Needs the demo tokenizer and shards (scripts/run.sh makes them). Re-running resumes or skips.
-# Usage: scripts/passkey_recipe.sh   (env: THREADS=0 for all cores, TRIALS=1, LENGTHS=32k,128k,1m)
+# Usage: scripts/passkey_recipe.sh   (env: THREADS=0 for all cores, TRIALS=1, LENGTHS=32k,128k,1m; INFINI_TORCH=pip or INFINI for another build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-INFINI=build/infini
+. scripts/flavour.sh
+INFINI=${INFINI:-$BUILD_DIR/infini}  # INFINI_TORCH=pip: the torch 2.x build (build-torch2/)
 T=data/work/demo/tokenizer.model
 W=data/work/passkey
 THREADS=${THREADS:-0}

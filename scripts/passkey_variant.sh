@@ -10,12 +10,13 @@
 # part) first. Re-running resumes or skips finished stages. Prints the wall-clock time of each stage.
 # Usage: scripts/passkey_variant.sh NAME [OVERRIDE...]   e.g. scripts/passkey_variant.sh seg512 model.segment_len=512
 #   (no override: the same stage path with the recipe's settings)
-#   (env: THREADS=0 for all cores, TRIALS=1, LENGTHS=32k,128k,1m)
+#   (env: THREADS=0 for all cores, TRIALS=1, LENGTHS=32k,128k,1m; INFINI_TORCH=pip or INFINI for another build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ $# -ge 1 ]] || { echo "usage: $0 NAME [OVERRIDE...] (e.g. seg512 model.segment_len=512)" >&2; exit 2; }
 NAME=$1; shift
-INFINI=build/infini
+. scripts/flavour.sh
+INFINI=${INFINI:-$BUILD_DIR/infini}  # INFINI_TORCH=pip: the torch 2.x build (build-torch2/)
 W=data/work/passkey
 THREADS=${THREADS:-0}
 TRIALS=${TRIALS:-1}
