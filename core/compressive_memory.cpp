@@ -62,9 +62,11 @@ torch::Tensor memory_update_packed(const torch::Tensor& sk, const torch::Tensor&
       torch::Tensor write = v - memory_read_packed(sk, Mz, eps, rule);  // what the memory does not yet return
       return Mz + torch::matmul(gated(sk, w).transpose(-1, -2), with_column(write, 1.0));
     }
-    case MemoryUpdate::unit_delta:
+    case MemoryUpdate::unit_delta: {
       // The value column [v | 0] keeps z at 0.
-      return Mz + torch::matmul(sk.transpose(-1, -2), unit_delta_solve(sk, with_column(v, 0.0) - torch::matmul(sk, Mz), w));
+      torch::Tensor U = unit_delta_solve(sk, with_column(v, 0.0) - torch::matmul(sk, Mz), w);
+      return Mz + torch::matmul(sk.transpose(-1, -2), U);
+    }
   }
   TORCH_CHECK(false, "memory_update_packed: unknown rule");
 }
@@ -73,7 +75,7 @@ MemoryState memory_update(const torch::Tensor& sk, const torch::Tensor& v, const
                           MemoryUpdate rule, double eps, const torch::Tensor& w) {
   const int64_t Dv = v.size(-1);
   torch::Tensor Mz = memory_update_packed(sk, v, memory_pack(s.M, s.z), rule, eps, w);
-  return {Mz.narrow(-1, 0, Dv), Mz.select(-1, Dv)};
+  return {Mz.narrow(-1, 0, Dv).contiguous(), Mz.select(-1, Dv).contiguous()};  // tensors of their own, as given
 }
 
 torch::Tensor memory_pack(const torch::Tensor& M, const torch::Tensor& z) {

@@ -82,7 +82,8 @@ struct FromJson {
         fail(name, "a list of strings", v);
       field = v.get<std::vector<std::string>>();
     } else if constexpr (std::is_same_v<T, MemoryUpdate>) {
-      if (!v.is_string() || !parse_memory_update(v.get<std::string>(), &field)) fail(name, "\"linear\", \"delta\" or \"unit_delta\"", v);
+      if (!v.is_string() || !parse_memory_update(v.get<std::string>(), &field))
+        fail(name, "\"linear\", \"delta\" or \"unit_delta\"", v);
     } else if constexpr (std::is_same_v<T, MemoryGradient>) {
       if (!v.is_string() || !parse_memory_gradient(v.get<std::string>(), &field))
         fail(name, "\"bptt\" or \"detach\"", v);

@@ -249,7 +249,8 @@ TEST(CompressiveMemory, UnitDeltaSegmentEqualsTokenByToken) {
       if (gated) u = u * w.narrow(1, n, 1).unsqueeze(-1);
       M = M + kn.transpose(1, 2).matmul(u);
     }
-    const infini::MemoryState s = infini::memory_update(k, v, s0, MemoryUpdate::unit_delta, 1e-6, gated ? w : torch::Tensor());
+    const infini::MemoryState s =
+        infini::memory_update(k, v, s0, MemoryUpdate::unit_delta, 1e-6, gated ? w : torch::Tensor());
     EXPECT_LE(max_diff(s.M, M), 1e-12) << "gated " << gated;
     EXPECT_EQ(s.z.abs().max().item<double>(), 0.0) << "unit_delta keeps z at 0";
   }
