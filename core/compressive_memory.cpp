@@ -73,9 +73,12 @@ torch::Tensor memory_update_packed(const torch::Tensor& sk, const torch::Tensor&
 
 MemoryState memory_update(const torch::Tensor& sk, const torch::Tensor& v, const MemoryState& s,
                           MemoryUpdate rule, double eps, const torch::Tensor& w) {
-  const int64_t Dv = v.size(-1);
-  torch::Tensor Mz = memory_update_packed(sk, v, memory_pack(s.M, s.z), rule, eps, w);
-  return {Mz.narrow(-1, 0, Dv).contiguous(), Mz.select(-1, Dv).contiguous()};  // tensors of their own, as given
+  // The packed update's arithmetic on M and z as they are (the streaming path keeps them apart).
+  if (rule == MemoryUpdate::unit_delta)
+    return {s.M + torch::matmul(sk.transpose(-1, -2), unit_delta_solve(sk, v - torch::matmul(sk, s.M), w)), s.z};
+  const torch::Tensor write = rule == MemoryUpdate::delta ? v - memory_read(sk, s.M, s.z, eps, rule) : v;
+  const torch::Tensor gk = gated(sk, w);
+  return {s.M + torch::matmul(gk.transpose(-1, -2), write), s.z + gk.sum(-2)};
 }
 
 torch::Tensor memory_pack(const torch::Tensor& M, const torch::Tensor& z) {

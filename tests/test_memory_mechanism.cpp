@@ -88,9 +88,6 @@ std::vector<Probe> model_memory(MemoryUpdate rule, bool repeated, double filler_
   }
   return out;
 }
-std::vector<Probe> paper_memory(MemoryUpdate rule, bool repeated, double filler_gate, const std::vector<int64_t>& at) {
-  return model_memory(rule, repeated, filler_gate, at);
-}
 
 // The DeltaNet-style rule, one token at a time: k^ = k / |k|, M <- M + k^T (v - k^ M); read k^ M.
 // Repeated filler: one cycle of the 16 pairs is the affine map M <- A M + C, applied cycle by cycle.
@@ -152,8 +149,8 @@ TEST(MemoryMechanism, ThePapersRulesDiluteAsOneOverTheLength) {
   // Repeated filler: z = sigma(k*) + (T / 16) sum_p sigma(k_p) exactly.
   const double rep = memory_sigma(make_filler(true, 7).keys).matmul(sk).sum().item<double>();
   for (MemoryUpdate rule : {MemoryUpdate::linear, MemoryUpdate::delta}) {
-    const auto random = paper_memory(rule, false, 1.0, kLengths);
-    const auto repeated = paper_memory(rule, true, 1.0, kLengths);
+    const auto random = model_memory(rule, false, 1.0, kLengths);
+    const auto repeated = model_memory(rule, true, 1.0, kLengths);
     for (size_t i = 0; i < kLengths.size(); ++i) {
       const double T = static_cast<double>(kLengths[i]);
       const double want = sq / (sq + T * kMeanSigma * l1);
@@ -174,8 +171,8 @@ TEST(MemoryMechanism, AWriteGateHoldsOnlyWhenItAllButClosesOnFiller) {
   // at g = sigmoid(-4) = 0.018 it is diluted as the paper's rule is at ~20K tokens.
   const double closed = 1.0 / (1.0 + std::exp(16.0)), ajar = 1.0 / (1.0 + std::exp(4.0));
   for (const bool repeated : {false, true}) {
-    const auto held = paper_memory(MemoryUpdate::delta, repeated, closed, kLengths);
-    const auto lost = paper_memory(MemoryUpdate::delta, repeated, ajar, kLengths);
+    const auto held = model_memory(MemoryUpdate::delta, repeated, closed, kLengths);
+    const auto lost = model_memory(MemoryUpdate::delta, repeated, ajar, kLengths);
     for (size_t i = 0; i < kLengths.size(); ++i) {
       EXPECT_GT(held[i].share, 0.9) << "repeated " << repeated << " T " << kLengths[i];
       EXPECT_GT(held[i].cos, 0.95) << "repeated " << repeated << " T " << kLengths[i];

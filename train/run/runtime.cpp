@@ -39,8 +39,9 @@ bool cpuinfo_has_native_bf16(const std::string& cpuinfo) {
   while (std::getline(in, line)) {
     // x86: "flags : ... avx512_bf16 ... amx_bf16 ..."; Arm: "Features : ... bf16 ...".
     const bool x86 = line.rfind("flags", 0) == 0, arm = line.rfind("Features", 0) == 0;
-    if (!x86 && !arm) continue;
-    std::istringstream words(line.substr(line.find(':') == std::string::npos ? line.size() : line.find(':') + 1));
+    const size_t colon = line.find(':');
+    if ((!x86 && !arm) || colon == std::string::npos) continue;
+    std::istringstream words(line.substr(colon + 1));
     std::string w;
     while (words >> w)
       if ((x86 && (w == "avx512_bf16" || w == "amx_bf16")) || (arm && w == "bf16")) return true;
