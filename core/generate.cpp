@@ -67,6 +67,19 @@ torch::Tensor sample_next(const torch::Tensor& logits, const SamplingOptions& op
   return torch::multinomial(probs, 1, /*replacement=*/false, gen).squeeze(1).to(logits.device());  // (B,)
 }
 
+torch::Tensor sample_next_rows(const torch::Tensor& logits, const SamplingOptions& opts,
+                               const std::vector<at::Generator*>& gens) {
+  check_options(opts);
+  TORCH_CHECK(logits.dim() == 2 && logits.size(0) == static_cast<int64_t>(gens.size()),
+              "sample_next_rows expects logits (B, V) and B generators, got ", logits.sizes(), " and ", gens.size());
+  if (opts.temperature == 0) return logits.argmax(1).to(torch::kLong);  // (B,)
+  const torch::Tensor probs = sampling_probs(logits, opts).to(torch::kCPU);
+  auto next = torch::empty({logits.size(0)}, torch::kLong);
+  for (int64_t j = 0; j < logits.size(0); ++j)
+    next[j] = torch::multinomial(probs[j], 1, /*replacement=*/false, *gens[static_cast<size_t>(j)]).item<int64_t>();
+  return next.to(logits.device());  // (B,)
+}
+
 std::vector<int64_t> generate(Decoder& model, const std::vector<int64_t>& prompt, const GenerateOptions& opts,
                               const std::function<void(int64_t)>& on_token) {
   check_options(opts.sampling);

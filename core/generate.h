@@ -26,6 +26,11 @@ at::Generator make_generator(uint64_t seed);
 // in (0, 1]).
 torch::Tensor sample_next(const torch::Tensor& logits, const SamplingOptions& opts, at::Generator& gen);
 
+// As sample_next, but row j draws from gens[j] alone (B generators), so a row's samples do not depend
+// on which other rows share its batch: a data-parallel rollout samples what one process would.
+torch::Tensor sample_next_rows(const torch::Tensor& logits, const SamplingOptions& opts,
+                               const std::vector<at::Generator*>& gens);
+
 // Probabilities (B, V) sample_next draws from (after temperature, top-k, top-p); for tests and PPO.
 torch::Tensor sampling_probs(const torch::Tensor& logits, const SamplingOptions& opts);
 

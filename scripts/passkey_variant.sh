@@ -10,7 +10,8 @@
 # part) first. Re-running resumes or skips finished stages. Prints the wall-clock time of each stage.
 # Usage: scripts/passkey_variant.sh NAME [OVERRIDE...]   e.g. scripts/passkey_variant.sh seg512 model.segment_len=512
 #   (no override: the same stage path with the recipe's settings)
-#   (env: THREADS=0 for all cores, TRIALS=1, LENGTHS=32k,128k,1m; INFINI_TORCH=pip or INFINI for another build)
+#   (env: THREADS=0 for all cores, TRIALS=1, LENGTHS=32k,128k,1m; INFINI_TORCH=pip or INFINI for another build;
+#    LAST=sft-4k stops after that stage (a run suffix above) and evaluates its model)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ $# -ge 1 ]] || { echo "usage: $0 NAME [OVERRIDE...] (e.g. seg512 model.segment_len=512)" >&2; exit 2; }
@@ -21,14 +22,20 @@ W=data/work/passkey
 THREADS=${THREADS:-0}
 TRIALS=${TRIALS:-1}
 LENGTHS=${LENGTHS:-32k,128k,1m}
+LAST=${LAST:-sft-256k}
+case $LAST in pretrain|retrieval|sft-256|sft-1k|sft-4k|sft-32k|sft-64k|sft-256k) ;;
+  *) echo "error: LAST=$LAST is not a stage (pretrain retrieval sft-256 sft-1k sft-4k sft-32k sft-64k sft-256k)" >&2; exit 2 ;;
+esac
 for f in docs_192.jsonl text_shards/index.json sft_256.jsonl sft_1k_d1.jsonl sft_4k_d1_mix.jsonl sft_32k_d1_mix.jsonl \
          sft_64k_d1_mix.jsonl sft_256k_d1_mix.jsonl; do
   [[ -f $W/$f ]] || { echo "error: $W/$f is missing: run scripts/passkey_recipe.sh first (it makes the data)" >&2; exit 1; }
 done
 R=runs/passkey-$NAME
 prev=""
-stage() {  # label run-suffix config [override...]: one stage from the previous one
-  local label=$1 dir=$R-$2 config=$3 t0=$SECONDS; shift 3
+done_=""
+stage() {  # label run-suffix config [override...]: one stage from the previous one, until LAST
+  [[ -n $done_ ]] && return
+  local label=$1 dir=$R-$2 config=$3 t0=$SECONDS; [[ $2 == "$LAST" ]] && done_=1; shift 3
   local init=(); [[ -n $prev ]] && init=("init_from=$prev")
   $INFINI train "configs/passkey/$config" run.threads="$THREADS" run.dir="$dir" "${init[@]}" "$@" "${OVERRIDES[@]}"
   echo "== $NAME $label: $((SECONDS - t0)) s"

@@ -181,8 +181,8 @@ TEST(PpoRollout, BatchedGreedyEqualsEachPromptAlone) {
     b.tokens[i].slice(0, 0, static_cast<int64_t>(p.size())).copy_(torch::tensor(p, torch::kLong));
     b.lengths[i] = static_cast<int64_t>(p.size());
   }
-  at::Generator gen = make_generator(0);
-  Rollout r = sample_rollout(model, b, {0.0, 0, 1.0}, max_new, eos, pad, gen);
+  std::vector<at::Generator> none;  // greedy: nothing drawn
+  Rollout r = sample_rollout(model, b, {0.0, 0, 1.0}, max_new, eos, pad, none);
   for (int64_t i = 0; i < B; ++i) {
     GenerateOptions o;
     o.sampling.temperature = 0;
@@ -213,14 +213,46 @@ TEST(PpoRollout, RepeatedPromptsStayTogetherWithTheirAnswers) {
   EXPECT_EQ(repeat_prompts(b, 1).size(), 2);
   torch::manual_seed(5);
   Decoder model(small_config(MemoryUpdate::delta));
-  at::Generator gen = make_generator(3);
-  Rollout ro = sample_rollout(model, r, {1.0, 0, 1.0}, 5, 3, 0, gen);
+  std::vector<at::Generator> gens;
+  for (int64_t i = 0; i < 6; ++i) gens.push_back(make_generator(3 + static_cast<uint64_t>(i)));
+  Rollout ro = sample_rollout(model, r, {1.0, 0, 1.0}, 5, 3, 0, gens);
   EXPECT_EQ(ro.answers, r.answers);
   for (int64_t i = 0; i < 6; ++i) {
     const int64_t P = b.lengths[i / 3].item<int64_t>();
     EXPECT_EQ(ro.prompt_lengths[i].item<int64_t>(), P);
     EXPECT_TRUE(torch::equal(ro.tokens[i].slice(0, 0, P), b.tokens[i / 3].slice(0, 0, P))) << i;
   }
+  std::vector<at::Generator> too_few(2, make_generator(0));
+  EXPECT_THROW(sample_rollout(model, r, {1.0, 0, 1.0}, 5, 3, 0, too_few), Error);
+}
+
+// Each row samples from its own generator: the rows of prompt 1 (rows 3-5) get the same responses
+// whether they are sampled alone or after prompt 0's rows, which a batch-wide generator would not
+// give (the earlier rows would have drawn first). This is what lets N ranks sample what one does.
+TEST(PpoRollout, ARowsSamplesDoNotDependOnTheOtherRows) {
+  Batch b;
+  b.tokens = torch::tensor({1, 5, 9, 0, 1, 7, 3, 11}, torch::kLong).view({2, 4});
+  b.lengths = torch::tensor({3, 4}, torch::kLong);
+  b.answers = {"a", "b"};
+  Batch all = repeat_prompts(b, 3);
+  Batch second = all;
+  second.tokens = all.tokens.slice(0, 3);
+  second.lengths = all.lengths.slice(0, 3);
+  second.answers.assign(all.answers.begin() + 3, all.answers.end());
+  torch::manual_seed(5);
+  Decoder model(small_config(MemoryUpdate::delta));
+  auto gens_from = [](uint64_t first, int n) {
+    std::vector<at::Generator> g;
+    for (int i = 0; i < n; ++i) g.push_back(make_generator(first + static_cast<uint64_t>(i)));
+    return g;
+  };
+  auto g_all = gens_from(100, 6), g_second = gens_from(103, 3);
+  const SamplingOptions hot{1.5, 0, 1.0};  // a flat distribution: many different responses
+  Rollout ra = sample_rollout(model, all, hot, 12, 3, 0, g_all);
+  Rollout rs = sample_rollout(model, second, hot, 12, 3, 0, g_second);
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(ra.responses[3 + i], rs.responses[i]) << i;
+  // The rows' streams differ from each other (so the check above is not of identical rows).
+  EXPECT_NE(ra.responses[3], ra.responses[4]);
 }
 
 }  // namespace test_core_generate

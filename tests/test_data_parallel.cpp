@@ -28,7 +28,8 @@ namespace {
 // Relative closeness of two runs: every `kind` record's `keys`, and every tensor of the final model
 // (max |a - b| over max |a|). fp32 sums in another order differ by a few ulp per step.
 void expect_same_training(const std::string& a, const std::string& b, const std::string& kind,
-                          const std::vector<std::string>& keys, size_t records, double tol = 1e-5) {
+                          const std::vector<std::string>& keys, size_t records, double tol = 1e-5,
+                          const std::string& model = "") {
   auto ra = records_of(a, kind), rb = records_of(b, kind);
   ASSERT_EQ(ra.size(), records) << a;
   ASSERT_EQ(rb.size(), records) << b;
@@ -37,7 +38,10 @@ void expect_same_training(const std::string& a, const std::string& b, const std:
       const double x = ra[i][k].get<double>(), y = rb[i][k].get<double>();
       EXPECT_NEAR(x, y, tol * std::max(1.0, std::abs(x))) << kind << " record " << i << " " << k;
     }
-  auto x = load_safetensors(model_file(a)), y = load_safetensors(model_file(b));
+  auto file = [&](const std::string& run) {  // the run's model, or one of its models (PPO's actor, critic)
+    return model.empty() ? model_file(run) : resolve_checkpoint(run) + "/" + model + "/model.safetensors";
+  };
+  auto x = load_safetensors(file(a)), y = load_safetensors(file(b));
   ASSERT_FALSE(x.tensors.empty());
   double worst = 0;
   for (auto& [name, t] : x.tensors) {
@@ -175,6 +179,60 @@ TEST(DataParallel, RewardTwoRanksEqualOne) {
            run;
   };
   expect_two_ranks_equal_one(dir, args, {"loss", "accuracy", "grad_norm"}, 6);
+}
+
+// PPO, GRPO and RLOO: 4 prompts x 2 samples a rollout, mini-batches of 3 rows (so the ranks hold
+// unequal shares of each), 2 epochs, the adaptive KL controller, held-out evaluation split over the
+// ranks. Each global row samples from its own generator, advantages are whitened over the global
+// batch and each rank's loss is weighted by its share of the mini-batch: 2 ranks train what 1 does.
+std::string ppo_dp_args(const std::string& advantage, const std::string& run) {
+  const TinyRlhf& p = tiny_rlhf();
+  return "train " + source_path("configs/tiny/ppo.yaml") + " " + tiny_overrides(p) + " data.train=[" + p.prompts +
+         "] data.val=[" + p.prompts_val + "] init_from=" + p.sft_run + " ppo.reward_model=" + p.reward_run +
+         " ppo.advantage=" + advantage + " ppo.samples_per_prompt=2 train.batch_size=4 ppo.mini_batch_size=3 "
+         "ppo.kl_adaptive=true ppo.kl_horizon=100 ppo.eval_every=2 optim.eps=1e-5 run.tensorboard=false "
+         "train.max_steps=4 checkpoint.every=0 run.dist_timeout_s=60 run.dir=" + run;
+}
+
+std::vector<std::string> ppo_keys(const std::string& advantage) {
+  std::vector<std::string> k{"reward_mean", "reward_std", "kl", "kl_coef", "policy_loss", "entropy", "approx_kl",
+                             "response_length", "mixed_groups"};
+  if (advantage == "gae") k.insert(k.end(), {"value_loss", "explained_variance"});
+  if (advantage == "grpo") k.push_back("kl_loss");
+  return k;
+}
+
+class DataParallelPpo : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(DataParallelPpo, TwoRanksEqualOne) {
+  const std::string adv = GetParam(), dir = scratch_dir("dp_ppo_" + adv);
+  auto one = run_timed(ppo_dp_args(adv, dir + "/one"));
+  ASSERT_EQ(one.code, 0) << one.output;
+  auto two = run_timed(nproc(2, ppo_dp_args(adv, dir + "/two")));
+  ASSERT_EQ(two.code, 0) << two.output;
+  expect_same_training(dir + "/one", dir + "/two", "ppo", ppo_keys(adv), 4, 1e-5, "actor");
+  expect_same_training(dir + "/one", dir + "/two", "eval", {"true_accuracy", "response_length", "rm_score"}, 3, 1e-5,
+                       "actor");
+  if (adv == "gae") expect_same_training(dir + "/one", dir + "/two", "ppo", {"value_loss"}, 4, 1e-5, "critic");
+  // The rollouts did vary (else equal runs would prove little): rewards differ within the batch.
+  EXPECT_GT(records_of(dir + "/one", "ppo")[0]["reward_std"].get<double>(), 0.0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Advantages, DataParallelPpo, ::testing::Values("gae", "grpo", "rloo"),
+                         [](const ::testing::TestParamInfo<const char*>& i) { return std::string(i.param); });
+
+// A PPO checkpoint needs no sampling state: 2 ranks stopped after 2 rollouts and resumed on 1 go on
+// as the straight 2-rank run.
+TEST(DataParallel, PpoResumesOnAnotherWorldSize) {
+  const std::string dir = scratch_dir("dp_ppo_resume");
+  auto straight = run_timed(nproc(2, ppo_dp_args("gae", dir + "/straight")));
+  ASSERT_EQ(straight.code, 0) << straight.output;
+  auto a = run_timed(nproc(2, ppo_dp_args("gae", dir + "/split") + " train.stop_after=2"));
+  ASSERT_EQ(a.code, 0) << a.output;
+  auto b = run_timed(ppo_dp_args("gae", dir + "/split"));
+  ASSERT_EQ(b.code, 0) << b.output;
+  EXPECT_NE(b.output.find("written by 2 rank(s); this run has 1"), std::string::npos) << b.output;
+  expect_same_training(dir + "/straight", dir + "/split", "ppo", ppo_keys("gae"), 4, 1e-5, "actor");
 }
 
 // A checkpoint holds a global position: 2 ranks -> 1 and 1 -> 2 go on as the straight run would.

@@ -115,6 +115,33 @@ TEST(RlhfMath, WhitenOverMask) {
                               1e-6)) << w;
 }
 
+// Two ranks holding rows {1, 2, 100} and {3, 4} of the example above (the 100 masked out): each
+// rank's part of the global whitening is the whole batch's, when the sums of the other rank arrive
+// through the hook (first (sum, count), then the squared deviations from the global mean 2.5).
+TEST(RlhfMath, WhitenAcrossRanksIsTheWholeBatchs) {
+  auto xa = T2({1, 2, 100}, 1), ma = T2({1, 1, 0}, 1);
+  auto xb = T2({3, 4}, 1), mb = T2({1, 1}, 1);
+  auto as_rank = [](const torch::Tensor& other_x, const torch::Tensor& other_m) {
+    return [other_x, other_m, call = 0, mean = 0.0](torch::Tensor& sums) mutable {
+      if (call++ == 0) {
+        sums[0] += (other_x * other_m).sum().item<double>();
+        sums[1] += other_m.sum().item<double>();
+        mean = sums[0].item<double>() / sums[1].item<double>();  // 10 / 4 on both ranks
+      } else {
+        sums[0] += ((other_x - mean).pow(2) * other_m).sum().item<double>();
+      }
+    };
+  };
+  const double s = std::sqrt(5.0 / 3.0 + 1e-8);
+  auto wa = masked_whiten_across(xa, ma, as_rank(xb, mb));
+  auto wb = masked_whiten_across(xb, mb, as_rank(xa, ma));
+  EXPECT_TRUE(torch::allclose(wa, T2({float(-1.5 / s), float(-0.5 / s), 0}, 1), 1e-5, 1e-6)) << wa;
+  EXPECT_TRUE(torch::allclose(wb, T2({float(0.5 / s), float(1.5 / s)}, 1), 1e-5, 1e-6)) << wb;
+  // One process: the identity hook gives masked_whiten.
+  auto x = torch::randn({3, 7}), m = (torch::rand({3, 7}) > 0.3).to(torch::kFloat);
+  EXPECT_TRUE(torch::allclose(masked_whiten_across(x, m, [](torch::Tensor&) {}), masked_whiten(x, m), 1e-5, 1e-6));
+}
+
 TEST(RlhfMath, PolicyLossClipsBothSidesBothSigns) {
   // ratios [1.5, 0.5, 1.5, 0.5, 1.1], advantages [1, 1, -1, -1, 2], eps 0.2:
   //   1.5, A=+1: max(-1.5, -1.2) = -1.2 (clipped)     0.5, A=+1: max(-0.5, -0.8) = -0.5

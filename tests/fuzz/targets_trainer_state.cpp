@@ -1,8 +1,7 @@
 // Fuzz target: trainer_state.json of a step folder (train/run/checkpoint.h, session.h) along the
 // path a resume takes: verify_checkpoint (is the step folder complete?), load_trainer_state, the
 // stage and step check (resume_step) and the JSON parts every stage registers: for pretrain, sft
-// and reward tokens_seen, loader and rng_cpu; for ppo loader, kl_controller, rng_cpu and
-// sampling_rng. The loader is a real one, over a prepared shard folder of 301 tokens (20 samples of
+// and reward tokens_seen, loader and rng_cpu; for ppo loader, kl_controller and rng_cpu. The loader is a real one, over a prepared shard folder of 301 tokens (20 samples of
 // seq_len 16). Property: a state that resumes, in a folder named for its step, also verifies.
 // Not the model and optimizer files of a checkpoint (targets_safetensors.cpp).
 #include <filesystem>
@@ -67,7 +66,6 @@ Outcome fuzz_trainer_state(const uint8_t* data, size_t size) {
     const int64_t step = resume_step(state, source, name);
     double tokens_seen = 0;
     KLController kl;
-    at::Generator sampling = at::make_generator<at::CPUGeneratorImpl>();
     std::vector<CheckpointPart> parts;
     if (name != "ppo")
       parts.push_back(json_part(
@@ -79,12 +77,6 @@ Outcome fuzz_trainer_state(const uint8_t* data, size_t size) {
           "kl_controller", [] { return nlohmann::json(); },
           [&](const nlohmann::json& j, const std::string& src) { kl.load_state(j, src); }));
     parts.push_back(rng_part(torch::kCPU));
-    if (name == "ppo")
-      parts.push_back(json_part(
-          "sampling_rng", [] { return nlohmann::json(); },
-          [&](const nlohmann::json& j, const std::string& src) {
-            set_generator_state_hex(sampling, j.get<std::string>(), src, "sampling_rng");
-          }));
     for (const CheckpointPart& p : parts) p.load(dir, state, source);
     o.accepted = true;
     if (step == 5 && !verified.empty())

@@ -43,14 +43,14 @@ AccuracyResult greedy_accuracy(Decoder& policy, const std::vector<AccuracySet>& 
                                const AccuracyOptions& opt, const torch::Device& device) {
   SamplingOptions greedy;
   greedy.temperature = 0.0;
-  at::Generator unused = make_generator(0);  // greedy decoding draws nothing
+  std::vector<at::Generator> none;  // greedy decoding draws nothing
   AccuracyResult res;
   for (const AccuracySet& set : sets) {
     FileAccuracy f{set.name, set.path, 0, 0.0};
     for (const Batch& b : set.batches) {
       Batch d = b;
       d.tokens = b.tokens.to(device);
-      Rollout r = sample_rollout(policy, d, greedy, opt.max_new_tokens, tok.eos_id(), tok.pad_id(), unused,
+      Rollout r = sample_rollout(policy, d, greedy, opt.max_new_tokens, tok.eos_id(), tok.pad_id(), none,
                                  tok.vocab_size());
       for (size_t i = 0; i < r.answers.size(); ++i) {
         if (r.answers[i].empty()) continue;

@@ -133,6 +133,20 @@ torch::Tensor masked_whiten(const torch::Tensor& x, const torch::Tensor& mask, b
   return w * m;
 }
 
+torch::Tensor masked_whiten_across(const torch::Tensor& x, const torch::Tensor& mask,
+                                   const std::function<void(torch::Tensor&)>& sum_over_ranks) {
+  auto m = mask.to(torch::kFloat);
+  auto xf = x.to(torch::kFloat);
+  auto sums = torch::stack({(xf * m).sum(), m.sum()}).to(torch::kCPU, torch::kFloat64);
+  sum_over_ranks(sums);
+  const double n = sums[1].item<double>();
+  const double mean = sums[0].item<double>() / std::max(1.0, n);
+  auto dev = torch::stack({((xf - mean).pow(2) * m).sum()}).to(torch::kCPU, torch::kFloat64);
+  sum_over_ranks(dev);
+  const double var = dev[0].item<double>() / std::max(1.0, n - 1.0);  // unbiased
+  return (xf - mean) * (1.0 / std::sqrt(var + 1e-8)) * m;
+}
+
 PolicyLoss policy_loss(const torch::Tensor& logp_new, const torch::Tensor& logp_old, const torch::Tensor& advantages,
                        const torch::Tensor& mask, double clip_eps, bool per_sequence) {
   compat::AutocastOff fp32;

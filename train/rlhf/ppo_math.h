@@ -2,6 +2,7 @@
 // rewards with a KL penalty, GAE, whitening, clipped losses, the KL controller. No models, no I/O.
 #pragma once
 #include <cstdint>
+#include <functional>
 
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
@@ -58,6 +59,12 @@ double mixed_group_fraction(const torch::Tensor& score, int64_t group);
 // (x - mean) / sqrt(var + 1e-8) over the masked entries (unbiased variance, like TRL);
 // masked-out entries become 0. shift_mean=false keeps the mean (for rewards).
 torch::Tensor masked_whiten(const torch::Tensor& x, const torch::Tensor& mask, bool shift_mean = true);
+
+// masked_whiten (shift_mean) over the masked entries of every rank's x: `sum_over_ranks` adds a
+// small fp64 CPU tensor of sums over the ranks in place (the identity on one process). Two passes,
+// as masked_whiten: the mean from (sum, count), then the variance from the squared deviations.
+torch::Tensor masked_whiten_across(const torch::Tensor& x, const torch::Tensor& mask,
+                                   const std::function<void(torch::Tensor&)>& sum_over_ranks);
 
 // Mean of x over the mask (scalar tensor).
 torch::Tensor masked_mean(const torch::Tensor& x, const torch::Tensor& mask);

@@ -12,11 +12,13 @@
 namespace infini {
 
 Rollout sample_rollout(Decoder& actor, const Batch& prompts, const SamplingOptions& sampling, int64_t max_new_tokens,
-                       int64_t eos_id, int64_t pad_id, at::Generator& gen, int64_t vocab_limit) {
+                       int64_t eos_id, int64_t pad_id, std::vector<at::Generator>& row_gens, int64_t vocab_limit) {
   torch::NoGradGuard ng;
+  const int64_t B = prompts.size();
+  if (sampling.temperature != 0 && static_cast<int64_t>(row_gens.size()) != B)
+    throw Error(fmt::format("sample_rollout: {} prompts need as many generators, found {}", B, row_gens.size()));
   const bool was_training = actor->is_training();
   actor->eval();
-  const int64_t B = prompts.size();
   const auto device = prompts.tokens.device();
   auto plen = prompts.lengths.to(torch::kCPU);
   std::vector<std::vector<int64_t>> seqs(static_cast<size_t>(B));
@@ -48,6 +50,11 @@ Rollout sample_rollout(Decoder& actor, const Batch& prompts, const SamplingOptio
     // activations and logits of one chunk at a time, not of the whole prompt.
     auto logits = actor->head(actor->read_prompt(st, prompt)).select(1, 0);  // (g, V)
     auto pc = prompt.to(torch::kCPU).contiguous();
+    std::vector<at::Generator*> gens;  // the group's rows' generators (none for greedy)
+    if (sampling.temperature != 0)
+      for (int64_t b : rows) gens.push_back(&row_gens[static_cast<size_t>(b)]);
+    else
+      gens.assign(static_cast<size_t>(g), nullptr);
     std::vector<bool> done(static_cast<size_t>(g), false);
     int64_t live = g;
     for (int64_t j = 0; j < g; ++j) {
@@ -58,7 +65,7 @@ Rollout sample_rollout(Decoder& actor, const Batch& prompts, const SamplingOptio
         actor, st, logits, max_new_tokens,
         [&](const torch::Tensor& l) {
           const auto usable = vocab_limit > 0 ? l.slice(-1, 0, vocab_limit) : l;  // (g, V')
-          return sample_next(usable, sampling, gen).to(torch::kCPU);                // (g)
+          return sample_next_rows(usable, sampling, gens).to(torch::kCPU);          // (g)
         },
         [&](const torch::Tensor& next) {
           for (int64_t j = 0; j < g; ++j) {

@@ -28,10 +28,12 @@ struct Rollout {
 // Prompts of equal length decode together (StreamState has one position for its whole batch, so
 // each length is its own group); each group's prompts are fed once, then one token per step for the
 // whole group (no prefix recompute).
-// Stops after EOS or max_new_tokens. temperature 0 = greedy (gen untouched). vocab_limit > 0 samples
-// only ids below it (the tokenizer's vocabulary when the model's embedding table is larger).
+// Row b draws its tokens from row_gens[b] alone, so its response does not depend on the other rows
+// of the batch (one generator per row; none for greedy, temperature 0, which draws nothing).
+// Stops after EOS or max_new_tokens. vocab_limit > 0 samples only ids below it (the tokenizer's
+// vocabulary when the model's embedding table is larger).
 Rollout sample_rollout(Decoder& actor, const Batch& prompts, const SamplingOptions& sampling, int64_t max_new_tokens,
-                       int64_t eos_id, int64_t pad_id, at::Generator& gen, int64_t vocab_limit = 0);
+                       int64_t eos_id, int64_t pad_id, std::vector<at::Generator>& row_gens, int64_t vocab_limit = 0);
 
 // Each prompt of `b` repeated `times` times in a row (prompt i's copies are rows i*times ... i*times +
 // times - 1), answers too: a rollout that samples several responses per prompt.

@@ -16,7 +16,7 @@ namespace infini {
 constexpr int kCheckpointFormatVersion = 1;
 
 // A generator's state as hex text, and back (for trainer_state.json); `what` names the field in
-// error messages (e.g. PPO's sampling_rng).
+// error messages (e.g. rng_cpu).
 std::string generator_state_hex(const at::Generator& gen);
 void set_generator_state_hex(at::Generator& gen, const std::string& hex, const std::string& source,
                              const std::string& what);
