@@ -340,5 +340,54 @@ TEST(EvalPasskey, TwoRanksSplitTheCasesAndRankZeroWritesThemAll) {
   EXPECT_EQ(a["accuracy"], b["accuracy"]);
 }
 
+// Several documents: each is reported, and "all" is the token-weighted whole (its nll the targets'
+// mean over both). Under a launcher the four passes (2 documents x with / without memory) are
+// split over two ranks and rank 0 writes the same numbers as one process.
+TEST(EvalPpl, SeveralDocumentsSplitOverRanks) {
+  TinyEval t = tiny_eval();
+  const std::string dir = test::scratch_dir("eval_ppl_ranks");
+  const std::string second = dir + "/second.txt";
+  {
+    std::ofstream f(second);
+    std::ifstream in(t.corpus);
+    std::string line;
+    for (int i = 0; i < 40 && std::getline(in, line); ++i) f << line << "\n";
+  }
+  const std::string args = std::string(INFINI_BINARY) + " eval ppl --checkpoint " + t.dir + "/step --text " +
+                           t.corpus + " --text " + second + " --max-tokens 600 --compare --threads 1 --out ";
+  auto one = test::run_cmd("timeout 300 " + args + dir + "/one.json");
+  ASSERT_EQ(one.code, 0) << one.output;
+  EXPECT_NE(one.output.find("all 2 documents"), std::string::npos) << one.output;
+  nlohmann::json a = nlohmann::json::parse(test::read_text(dir + "/one.json"));
+  ASSERT_EQ(a["documents"].size(), 2u);
+  for (const char* mode : {"with_memory", "no_memory"}) {
+    const auto& d0 = a["documents"][0][mode];
+    const auto& d1 = a["documents"][1][mode];
+    const double t0 = d0["targets"].get<double>(), t1 = d1["targets"].get<double>();
+    EXPECT_EQ(a["all"][mode]["targets"].get<double>(), t0 + t1);
+    EXPECT_NEAR(a["all"][mode]["nll"].get<double>(),
+                (d0["nll"].get<double>() * t0 + d1["nll"].get<double>() * t1) / (t0 + t1), 1e-12);
+  }
+  EXPECT_EQ(a["documents"][0]["with_memory"]["tokens"], 600);
+  EXPECT_EQ(a["documents"][1]["text"], second);
+
+  const std::string port = std::to_string(31000 + static_cast<int>(::getpid() % 2000));
+  const std::string env = "env WORLD_SIZE=2 LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port;
+  auto two = test::run_cmd(env + " RANK=1 LOCAL_RANK=1 timeout 300 " + args + dir + "/rank1.json >" + dir +
+                           "/rank1.out 2>&1 & " + env + " RANK=0 LOCAL_RANK=0 timeout 300 " + args + dir +
+                           "/two.json; c=$?; wait $!; exit $(( c | $? ))");
+  ASSERT_EQ(two.code, 0) << two.output << test::read_text(dir + "/rank1.out");
+  EXPECT_NE(two.output.find("4 passes over 2 ranks"), std::string::npos) << two.output;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/rank1.json")) << "only rank 0 writes --out";
+  nlohmann::json b = nlohmann::json::parse(test::read_text(dir + "/two.json"));
+  for (size_t i = 0; i < 2; ++i)
+    for (const char* mode : {"with_memory", "no_memory"}) {
+      EXPECT_EQ(a["documents"][i][mode]["targets"], b["documents"][i][mode]["targets"]) << i << mode;
+      EXPECT_NEAR(a["documents"][i][mode]["nll"].get<double>(), b["documents"][i][mode]["nll"].get<double>(), 1e-9)
+          << i << mode;
+    }
+  EXPECT_NEAR(a["all"]["with_memory"]["nll"].get<double>(), b["all"]["with_memory"]["nll"].get<double>(), 1e-9);
+}
+
 }  // namespace test_eval_passkey
 }  // namespace infini

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <tuple>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <optional>
 #include <thread>
@@ -222,53 +223,103 @@ void print_ppl(const PplResult& r) {
 void add_ppl(CLI::App& eval) {
   struct Args {
     CommonArgs c;
-    std::string text;
+    std::vector<std::string> texts;
     bool no_memory = false, compare = false;
     int64_t max_tokens = 0;
   };
   auto a = std::make_shared<Args>();
-  CLI::App* cmd = eval.add_subcommand("ppl", "perplexity of one long document, streamed segment by segment");
+  CLI::App* cmd = eval.add_subcommand("ppl", "perplexity of long documents, each streamed segment by segment");
   add_common(cmd, a->c);
-  cmd->add_option("--text", a->text, "UTF-8 text file (one document; BOS is prepended)")->required();
+  cmd->add_option("--text", a->texts,
+                  "UTF-8 text file, one document (BOS is prepended); repeat for several documents, which are "
+                  "reported each and together")
+      ->required();
   cmd->add_flag("--no-memory", a->no_memory,
                 "never write segments into memory (memory reads are 0: each segment sees only itself)");
   cmd->add_flag("--compare", a->compare, "run with memory and with --no-memory on the same tokens")
       ->excludes("--no-memory");
-  cmd->add_option("--max-tokens", a->max_tokens, "evaluate at most this many tokens (0 = the whole file)")
+  cmd->add_option("--max-tokens", a->max_tokens, "evaluate at most this many tokens of each document (0 = all)")
       ->check(integer_at_least(0));
   cmd->callback([a] {
     set_command([a] {
+      // Under a launcher the passes (document x with / without memory) are split over the ranks,
+      // pass i on rank i mod N, and rank 0 gathers, prints and writes them all. A document is one
+      // stream and is never split: what its memory sees is the whole document.
+      const std::shared_ptr<Comm> comm = process_comm(kEvalDistTimeoutS);
       LoadedModel m = load_eval_model(a->c, "eval ppl");
       a->c.precision = resolved_precision(a->c.precision, m.device);
       Tokenizer tok = load_eval_tokenizer(a->c, m);
-      std::vector<int64_t> ids = tokenize_text_file(tok, a->text, a->max_tokens);
-      std::printf("ppl: %s on %s (%zu tokens), %s, segment %lld, %s\n", m.path.c_str(), a->text.c_str(), ids.size(),
+      std::vector<bool> modes{a->no_memory};
+      if (a->compare) modes = {false, true};
+      const size_t n_docs = a->texts.size(), n_passes = n_docs * modes.size();
+      std::printf("ppl: %s on %zu document(s), %s, segment %lld, %s%s\n", m.path.c_str(), n_docs,
                   a->c.precision.c_str(), static_cast<long long>(m.model->config().segment_len),
-                  device_name(m.device).c_str());
+                  device_name(m.device).c_str(),
+                  comm->distributed() ? fmt::format(", {} passes over {} ranks", n_passes, comm->world_size()).c_str()
+                                      : "");
       PplOptions opt;
       opt.bf16 = a->c.precision == "bf16";
-      nlohmann::json j;
-      j["checkpoint"] = m.path;
-      j["text"] = a->text;
-      j["precision"] = a->c.precision;
-      auto run = [&](bool no_memory) {
+      std::vector<PplResult> results(n_passes);  // pass p: document p / modes, mode p % modes
+      std::vector<int64_t> doc_tokens(n_docs, 0);
+      nlohmann::json mine = nlohmann::json::array();
+      std::vector<int64_t> ids;
+      size_t ids_doc = n_docs;  // the document `ids` holds
+      for (size_t p = 0; p < n_passes; ++p) {
+        if (static_cast<int>(p % static_cast<size_t>(comm->world_size())) != comm->rank()) continue;
+        const size_t d = p / modes.size();
+        const bool no_memory = modes[p % modes.size()];
+        if (ids_doc != d) {
+          ids = tokenize_text_file(tok, a->texts[d], a->max_tokens);
+          ids_doc = d;
+          std::printf("  %s: %zu tokens\n", a->texts[d].c_str(), ids.size());
+        }
         opt.no_memory = no_memory;
         Progress progress(no_memory ? "eval ppl (no memory)" : "eval ppl", static_cast<double>(ids.size()), "tokens");
         opt.on_tokens = [&progress](int64_t done) { progress.update(static_cast<double>(done)); };
-        PplResult r = stream_perplexity(m.model, ids, opt);
+        results[p] = stream_perplexity(m.model, ids, opt);
         progress.finish();
-        print_ppl(r);
-        return ppl_result_json(r);
-      };
-      if (a->compare) {
-        j["with_memory"] = run(false);
-        j["no_memory"] = run(true);
-      } else {
-        j = run(a->no_memory);
-        j["checkpoint"] = m.path;
-        j["text"] = a->text;
-        j["precision"] = a->c.precision;
+        mine.push_back({{"pass", p}, {"result", ppl_sums_json(results[p])}});
       }
+      if (comm->distributed()) {
+        const std::vector<std::string> all = comm->all_gather("ppl_passes", mine.dump());
+        if (!comm->is_main()) return 0;
+        for (const std::string& part : all)
+          for (const auto& e : nlohmann::json::parse(part))
+            results[e.at("pass").get<size_t>()] = ppl_result_from_sums(e.at("result"));
+      }
+      // One document: the JSON as it always was. Several: each, then all of them together.
+      auto pass_json = [&](size_t first, const std::function<nlohmann::json(size_t)>& get) {
+        nlohmann::json j;
+        if (a->compare) {
+          j["with_memory"] = get(first);
+          j["no_memory"] = get(first + 1);
+        } else {
+          j = get(first);
+        }
+        return j;
+      };
+      nlohmann::json j;
+      for (size_t d = 0; d < n_docs; ++d) {
+        if (n_docs > 1) std::printf("%s\n", a->texts[d].c_str());
+        for (size_t k = 0; k < modes.size(); ++k) print_ppl(results[d * modes.size() + k]);
+        nlohmann::json doc = pass_json(d * modes.size(), [&](size_t p) { return ppl_result_json(results[p]); });
+        doc["text"] = a->texts[d];
+        if (n_docs == 1) j = doc;
+        else j["documents"].push_back(doc);
+      }
+      if (n_docs > 1) {
+        std::vector<PplResult> merged;
+        for (size_t k = 0; k < modes.size(); ++k) {
+          std::vector<PplResult> parts;
+          for (size_t d = 0; d < n_docs; ++d) parts.push_back(results[d * modes.size() + k]);
+          merged.push_back(merge_ppl_results(parts));
+        }
+        std::printf("all %zu documents\n", n_docs);
+        for (const PplResult& r : merged) print_ppl(r);
+        j["all"] = pass_json(0, [&](size_t k) { return ppl_result_json(merged[k]); });
+      }
+      j["checkpoint"] = m.path;
+      j["precision"] = a->c.precision;
       write_json(a->c.out, j);
       return 0;
     });

@@ -175,4 +175,50 @@ nlohmann::json ppl_result_json(const PplResult& r) {
   return j;
 }
 
+PplResult merge_ppl_results(const std::vector<PplResult>& parts) {
+  if (parts.empty()) throw Error("merge_ppl_results: no results to merge");
+  PplResult m = parts.front();
+  for (size_t i = 1; i < parts.size(); ++i) {
+    const PplResult& p = parts[i];
+    if (p.no_memory != m.no_memory || p.buckets.size() != m.buckets.size())
+      throw Error("merge_ppl_results: the results differ in --no-memory or in their buckets");
+    for (size_t b = 0; b < m.buckets.size(); ++b) {
+      if (p.buckets[b].begin != m.buckets[b].begin || p.buckets[b].end != m.buckets[b].end)
+        throw Error("merge_ppl_results: the results differ in their buckets");
+      m.buckets[b].nll_sum += p.buckets[b].nll_sum;
+      m.buckets[b].count += p.buckets[b].count;
+    }
+    m.overall.nll_sum += p.overall.nll_sum;
+    m.overall.count += p.overall.count;
+    m.tokens += p.tokens;
+    m.seconds += p.seconds;
+  }
+  return m;
+}
+
+nlohmann::json ppl_sums_json(const PplResult& r) {
+  nlohmann::json buckets = nlohmann::json::array();
+  for (const PplBucket& b : r.buckets) buckets.push_back({b.begin, b.end, b.nll_sum, b.count});
+  return {{"no_memory", r.no_memory}, {"tokens", r.tokens},  {"seconds", r.seconds},
+          {"nll_sum", r.overall.nll_sum}, {"targets", r.overall.count}, {"buckets", buckets}};
+}
+
+PplResult ppl_result_from_sums(const nlohmann::json& j) {
+  PplResult r;
+  r.no_memory = j.at("no_memory").get<bool>();
+  r.tokens = j.at("tokens").get<int64_t>();
+  r.seconds = j.at("seconds").get<double>();
+  r.overall.nll_sum = j.at("nll_sum").get<double>();
+  r.overall.count = j.at("targets").get<int64_t>();
+  for (const auto& b : j.at("buckets")) {
+    PplBucket x;
+    x.begin = b.at(0).get<int64_t>();
+    x.end = b.at(1).get<int64_t>();
+    x.nll_sum = b.at(2).get<double>();
+    x.count = b.at(3).get<int64_t>();
+    r.buckets.push_back(x);
+  }
+  return r;
+}
+
 }  // namespace infini

@@ -66,4 +66,14 @@ std::vector<int64_t> tokenize_text_file(const Tokenizer& tok, const std::string&
 
 nlohmann::json ppl_result_json(const PplResult& r);
 
+// Several documents' results (of one no_memory setting) as one: each bucket's and the overall
+// sums of -log p and targets added, tokens and seconds summed. Throws infini::Error when the parts
+// mix settings or bucket edges.
+PplResult merge_ppl_results(const std::vector<PplResult>& parts);
+
+// The sums a result is made of, as JSON, and back: exact (doubles round-trip), for gathering the
+// results of other ranks.
+nlohmann::json ppl_sums_json(const PplResult& r);
+PplResult ppl_result_from_sums(const nlohmann::json& j);
+
 }  // namespace infini
