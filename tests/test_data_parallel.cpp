@@ -151,6 +151,21 @@ TEST(DataParallel, PretrainTwoRanksEqualOne) {
   EXPECT_EQ(read_text(dir + "/two/train.log").find("rank 1 of 2"), std::string::npos);
 }
 
+// Small buckets (20 KB: dozens for the tiny model) and 2 micro-batches: in the last backward every
+// bucket's all-reduce starts from the gradient hooks, before the backward ends, each holding the
+// first micro-batch's gradient plus the second's, and the run still equals one rank's.
+TEST(DataParallel, GradientBucketsStartDuringTheBackward) {
+  const std::string dir = scratch_dir("dp_overlap");
+  auto args = [](const std::string& run) { return pretrain_args(run, 6) + " train.batch_size=4 train.grad_accum=2 " +
+                                                  "run.dist_bucket_mb=0.02"; };
+  expect_two_ranks_equal_one(dir, args, {"loss", "grad_norm"}, 6);
+  auto rec = records_of(dir + "/two", "train");
+  ASSERT_FALSE(rec.empty());
+  const int64_t buckets = rec.back()["buckets"].get<int64_t>();
+  EXPECT_GT(buckets, 10);
+  EXPECT_EQ(rec.back()["buckets_started_in_backward"].get<int64_t>(), buckets);
+}
+
 // SFT records differ in length and in counted tokens, so each rank's share of the loss is its
 // share of the counted tokens of the whole step (2 micro-batches x 2 ranks): a per-rank mean
 // averaged over ranks would differ from one rank's step by far more than the tolerance.

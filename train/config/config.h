@@ -25,6 +25,8 @@ struct RunConfig {
   bool tensorboard = true;           // TensorBoard event files beside metrics.jsonl (docs/monitoring.md)
   int64_t dist_timeout_s = 300;      // data parallel: seconds a rank waits for the others (joining, each
                                      // collective) before it stops with exit code 5 (docs/scaling.md)
+  double dist_bucket_mb = 4.0;       // data parallel: MB of gradients per all-reduce bucket; buckets start
+                                     // during the backward as they fill (docs/scaling.md)
 };
 
 struct OptimConfig {
@@ -150,6 +152,7 @@ template <class V> void visit_fields(RunConfig& c, V& v) {
   v("deterministic", c.deterministic, "deterministic kernels where available");
   v("tensorboard", c.tensorboard, "TensorBoard event files in the run directory");
   v("dist_timeout_s", c.dist_timeout_s, "data parallel: seconds to wait for the other ranks");
+  v("dist_bucket_mb", c.dist_bucket_mb, "data parallel: MB of gradients per all-reduce bucket");
 }
 template <class V> void visit_fields(OptimConfig& c, V& v) {
   v("lr", c.lr, "peak learning rate");

@@ -25,6 +25,8 @@ bool one_of(const std::string& v, std::initializer_list<const char*> set) {
 void check_run(const RunConfig& r) {
   check(r.threads >= 0, fmt::format("run.threads: expected >= 0, found {}", r.threads));
   check(r.dist_timeout_s >= 1, fmt::format("run.dist_timeout_s: expected >= 1 (seconds), found {}", r.dist_timeout_s));
+  check(r.dist_bucket_mb > 0 && r.dist_bucket_mb <= 1024,
+        fmt::format("run.dist_bucket_mb: expected a size in (0, 1024] MB, found {}", r.dist_bucket_mb));
   check(!r.dir.empty(), "run.dir: expected a directory, found an empty string");
 }
 

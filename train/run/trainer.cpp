@@ -113,7 +113,7 @@ class Trainer {
       std::vector<torch::Tensor> params;
       for (const auto& g : opt_.groups())
         for (const auto& p : g.params) params.push_back(p);
-      grad_sync_.emplace(comm_, params);
+      grad_sync_.emplace(comm_, params, static_cast<int64_t>(cfg.run.dist_bucket_mb * 1e6));
       spdlog::info("data parallel: {} ranks, {} rows each of a global batch of {}; {:.1f} MB of gradients in {} "
                    "buckets", comm_->world_size(), cfg.train.batch_size / comm_->world_size(), cfg.train.batch_size,
                    static_cast<double>(grad_sync_->bytes()) / 1e6, grad_sync_->buckets());
@@ -248,6 +248,9 @@ bool Trainer::train_step() {
       out = spec_.loss(model_, b);
     }
     TORCH_CHECK(out.weight == w, "stage ", spec_.name, ": the loss counted ", out.weight, " but the batch weight is ", w);
+    // The step's last backward sums the gradients as they arrive (not with a second backward:
+    // backward_more's gradients would arrive after their buckets had started).
+    if (grad_sync_ && i + 1 == micro.size() && !out.backward_more) grad_sync_->arm();
     // weight_all / w is grad_accum exactly when the micro-batches weigh the same (integers).
     if (w > 0) (out.loss / (weight_all / w)).backward();
     if (out.backward_more && w > 0) {
@@ -320,7 +323,11 @@ void Trainer::log_step(double lr, double grad_norm, const Averager& avg) {
                      {"eta_s", eta}, {"window_s", dt}, {"data_s", window_data_s_},
                      {"model_s", window_model_s_}, {"optim_s", window_optim_s_}};
   if (peak > 0) rec["mfu"] = mfu;
-  if (grad_sync_) rec["comm_s"] = window_comm_s_;
+  if (grad_sync_) {
+    rec["comm_s"] = window_comm_s_;
+    rec["buckets_started_in_backward"] = static_cast<int64_t>(grad_sync_->started_during_backward());
+    rec["buckets"] = static_cast<int64_t>(grad_sync_->buckets());
+  }
   std::string extra;
   for (const auto& [k, v] : avg.sums) {
     rec[k] = v / avg.weight;

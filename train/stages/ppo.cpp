@@ -203,8 +203,9 @@ PpoRun::PpoRun(const Config& cfg)
         if (p.requires_grad()) params.push_back(p);
       return params;
     };
-    actor_sync_.emplace(comm_, trainable(actor_));
-    if (!critic_free_) critic_sync_.emplace(comm_, trainable(critic_));
+    const auto bucket_bytes = static_cast<int64_t>(cfg.run.dist_bucket_mb * 1e6);
+    actor_sync_.emplace(comm_, trainable(actor_), bucket_bytes);
+    if (!critic_free_) critic_sync_.emplace(comm_, trainable(critic_), bucket_bytes);
     spdlog::info("data parallel: {} ranks, {} prompts each of a global batch of {} ({} samples each)",
                  comm_->world_size(), cfg.train.batch_size / comm_->world_size(), cfg.train.batch_size,
                  pc_.samples_per_prompt);
@@ -440,6 +441,7 @@ UpdateStats PpoRun::update(const Experience& ex, int64_t this_step) {
       }
       if (update_actor) {
         actor_opt_->zero_grad();
+        if (actor_sync_) actor_sync_->arm();
         if (actor_loss.defined()) (comm_->distributed() ? actor_loss * share : actor_loss).backward();
         if (actor_sync_) actor_sync_->reduce(torch::zeros({0}, torch::kFloat64));
         clip_grad_norm(actor_opt_->groups(), cfg_.optim.grad_clip);
@@ -447,6 +449,7 @@ UpdateStats PpoRun::update(const Experience& ex, int64_t this_step) {
       }
       if (!critic_free_) {
         critic_opt_->zero_grad();
+        if (critic_sync_) critic_sync_->arm();
         if (critic_loss.defined()) (comm_->distributed() ? critic_loss * token_share : critic_loss).backward();
         if (critic_sync_) critic_sync_->reduce(torch::zeros({0}, torch::kFloat64));
         clip_grad_norm(critic_opt_->groups(), cfg_.optim.grad_clip);
