@@ -25,7 +25,11 @@ GradSync::GradSync(std::shared_ptr<Comm> comm, std::vector<torch::Tensor> params
   if (!comm_->distributed()) return;
   for (size_t k = 0; k < params_.size(); ++k)
     if (params_[k].requires_grad())
-      params_[k].register_hook([this, k](const torch::Tensor& g) { on_grad(k, g); });
+      hooks_.emplace_back(k, params_[k].register_hook([this, k](const torch::Tensor& g) { on_grad(k, g); }));
+}
+
+GradSync::~GradSync() {
+  for (const auto& [k, handle] : hooks_) params_[k].remove_hook(handle);
 }
 
 void GradSync::arm() {

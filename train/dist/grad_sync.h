@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include <torch/types.h>
@@ -29,6 +30,7 @@ namespace infini {
 class GradSync {
  public:
   GradSync(std::shared_ptr<Comm> comm, std::vector<torch::Tensor> params, int64_t bucket_bytes = 4 << 20);
+  ~GradSync();  // removes its gradient hooks
   GradSync(const GradSync&) = delete;  // the gradient hooks hold `this`
   GradSync& operator=(const GradSync&) = delete;
   // The next backward is the step's last: its gradients are reduced as they arrive. Only for a
@@ -58,6 +60,7 @@ class GradSync {
   std::vector<torch::Tensor> params_;
   std::vector<Bucket> buckets_;
   std::vector<size_t> bucket_of_;  // per parameter
+  std::vector<std::pair<size_t, unsigned>> hooks_;  // (parameter, hook handle)
   int64_t bytes_ = 0;
   // One reduction's state (armed: filled by the hooks during the backward).
   std::mutex mu_;
