@@ -196,13 +196,26 @@ TEST(PpoRollout, BatchedGreedyEqualsEachPromptAlone) {
   }
 }
 
-TEST(PpoRollout, RepeatedPromptsStayTogetherWithTheirAnswers) {
-  // Two prompts, three samples each: rows 0-2 are prompt 0 with answer "a", rows 3-5 prompt 1 with "b";
-  // sampled rollouts keep each copy's prompt tokens and answer.
+// Two prompts of lengths 3 and 4 with answers "a" and "b".
+Batch two_prompts() {
   Batch b;
   b.tokens = torch::tensor({1, 5, 9, 0, 1, 7, 3, 11}, torch::kLong).view({2, 4});
   b.lengths = torch::tensor({3, 4}, torch::kLong);
   b.answers = {"a", "b"};
+  return b;
+}
+
+// n generators seeded first, first + 1, ...
+std::vector<at::Generator> generators(uint64_t first, int n) {
+  std::vector<at::Generator> g;
+  for (int i = 0; i < n; ++i) g.push_back(make_generator(first + static_cast<uint64_t>(i)));
+  return g;
+}
+
+TEST(PpoRollout, RepeatedPromptsStayTogetherWithTheirAnswers) {
+  // Two prompts, three samples each: rows 0-2 are prompt 0 with answer "a", rows 3-5 prompt 1 with "b";
+  // sampled rollouts keep each copy's prompt tokens and answer.
+  const Batch b = two_prompts();
   Batch r = repeat_prompts(b, 3);
   ASSERT_EQ(r.size(), 6);
   EXPECT_EQ(r.answers, (std::vector<std::string>{"a", "a", "a", "b", "b", "b"}));
@@ -213,8 +226,7 @@ TEST(PpoRollout, RepeatedPromptsStayTogetherWithTheirAnswers) {
   EXPECT_EQ(repeat_prompts(b, 1).size(), 2);
   torch::manual_seed(5);
   Decoder model(small_config(MemoryUpdate::delta));
-  std::vector<at::Generator> gens;
-  for (int64_t i = 0; i < 6; ++i) gens.push_back(make_generator(3 + static_cast<uint64_t>(i)));
+  auto gens = generators(3, 6);
   Rollout ro = sample_rollout(model, r, {1.0, 0, 1.0}, 5, 3, 0, gens);
   EXPECT_EQ(ro.answers, r.answers);
   for (int64_t i = 0; i < 6; ++i) {
@@ -230,23 +242,14 @@ TEST(PpoRollout, RepeatedPromptsStayTogetherWithTheirAnswers) {
 // whether they are sampled alone or after prompt 0's rows, which a batch-wide generator would not
 // give (the earlier rows would have drawn first). This is what lets N ranks sample what one does.
 TEST(PpoRollout, ARowsSamplesDoNotDependOnTheOtherRows) {
-  Batch b;
-  b.tokens = torch::tensor({1, 5, 9, 0, 1, 7, 3, 11}, torch::kLong).view({2, 4});
-  b.lengths = torch::tensor({3, 4}, torch::kLong);
-  b.answers = {"a", "b"};
-  Batch all = repeat_prompts(b, 3);
+  Batch all = repeat_prompts(two_prompts(), 3);
   Batch second = all;
   second.tokens = all.tokens.slice(0, 3);
   second.lengths = all.lengths.slice(0, 3);
   second.answers.assign(all.answers.begin() + 3, all.answers.end());
   torch::manual_seed(5);
   Decoder model(small_config(MemoryUpdate::delta));
-  auto gens_from = [](uint64_t first, int n) {
-    std::vector<at::Generator> g;
-    for (int i = 0; i < n; ++i) g.push_back(make_generator(first + static_cast<uint64_t>(i)));
-    return g;
-  };
-  auto g_all = gens_from(100, 6), g_second = gens_from(103, 3);
+  auto g_all = generators(100, 6), g_second = generators(103, 3);
   const SamplingOptions hot{1.5, 0, 1.0};  // a flat distribution: many different responses
   Rollout ra = sample_rollout(model, all, hot, 12, 3, 0, g_all);
   Rollout rs = sample_rollout(model, second, hot, 12, 3, 0, g_second);
