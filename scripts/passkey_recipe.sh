@@ -59,6 +59,17 @@ if [[ ! -f $W/sft_4k_d1_mix.jsonl ]]; then
   cat $W/sft_4k_d1_{16,48,80,112}.jsonl > $W/sft_4k_d1_mix.jsonl
 fi
 synth $W/sft_val_4k_d1.jsonl 16 95 4096 1
+if [[ ! -f $W/sft_4k_d1_mix2.jsonl ]]; then
+  # Prompt lengths 4073-4079 + the chat template end 0-6 tokens before a segment boundary
+  # (configs/passkey/sft_4k_d1b.yaml, scripts/passkey_variant.sh's sft-4kb stage).
+  for L in 4073 4074 4075 4076 4077 4078 4079; do synth $W/sft_4k_d1_b$L.jsonl 50 $L $L 1; done
+  cat $W/sft_4k_d1_mix.jsonl $W/sft_4k_d1_b40{73,74,75,76,77,78,79}.jsonl > $W/sft_4k_d1_mix2.jsonl
+fi
+if [[ ! -f $W/sft_val_4k_d1b.jsonl ]]; then
+  synth $W/sft_val_4k_d1b_4078.jsonl 8 5078 4078 1
+  synth $W/sft_val_4k_d1b_4079.jsonl 8 5079 4079 1
+  cat $W/sft_val_4k_d1b_407{8,9}.jsonl > $W/sft_val_4k_d1b.jsonl
+fi
 if [[ ! -f $W/sft_16k_d1_mix.jsonl ]]; then
   for e in 16 48 80 112; do synth $W/sft_16k_d1_$e.jsonl 80 $((40 + e)) $((16384 - e)) 1; done
   cat $W/sft_16k_d1_{16,48,80,112}.jsonl > $W/sft_16k_d1_mix.jsonl

@@ -3,6 +3,8 @@
 # stage, to compare a model knob that cannot be switched at fine-tuning time (segment length, update
 # rule). Stages, each initialised from the one before, into runs/passkey-NAME-*:
 #   pretrain, retrieval, sft-256, sft-1k, sft-4k   (the recipe's steps 1-5, same configs)
+#   sft-4kb   sft_4k_d1b.yaml: step 5 plus prompts ending at a segment boundary, as eval's 2^k lengths do
+#             (only with LAST=sft-4kb; the path to sft-256k goes from sft-4k)
 #   sft-32k   sft_32k_d1.yaml with the memory detached (the recipe's step 10, but from step 5)
 #   sft-64k   sft_64k_detach_acc4.yaml               (step 11)
 #   sft-256k  sft_256k_detach.yaml                   (step 12)
@@ -23,10 +25,10 @@ THREADS=${THREADS:-0}
 TRIALS=${TRIALS:-1}
 LENGTHS=${LENGTHS:-32k,128k,1m}
 LAST=${LAST:-sft-256k}
-case $LAST in pretrain|retrieval|sft-256|sft-1k|sft-4k|sft-32k|sft-64k|sft-256k) ;;
-  *) echo "error: LAST=$LAST is not a stage (pretrain retrieval sft-256 sft-1k sft-4k sft-32k sft-64k sft-256k)" >&2; exit 2 ;;
+case $LAST in pretrain|retrieval|sft-256|sft-1k|sft-4k|sft-4kb|sft-32k|sft-64k|sft-256k) ;;
+  *) echo "error: LAST=$LAST is not a stage (pretrain retrieval sft-256 sft-1k sft-4k sft-4kb sft-32k sft-64k sft-256k)" >&2; exit 2 ;;
 esac
-for f in docs_192.jsonl text_shards/index.json sft_256.jsonl sft_1k_d1.jsonl sft_4k_d1_mix.jsonl sft_32k_d1_mix.jsonl \
+for f in docs_192.jsonl text_shards/index.json sft_256.jsonl sft_1k_d1.jsonl sft_4k_d1_mix.jsonl sft_4k_d1_mix2.jsonl sft_32k_d1_mix.jsonl \
          sft_64k_d1_mix.jsonl sft_256k_d1_mix.jsonl; do
   [[ -f $W/$f ]] || { echo "error: $W/$f is missing: run scripts/passkey_recipe.sh first (it makes the data)" >&2; exit 1; }
 done
@@ -47,6 +49,7 @@ stage "passkey documents" retrieval retrieval.yaml
 stage "sft 256 tokens" sft-256 sft_256.yaml
 stage "sft 1K tokens" sft-1k sft_1k_d1.yaml
 stage "sft 4K tokens" sft-4k sft_4k_d1.yaml
+[[ $LAST == sft-4kb ]] && stage "sft 4K tokens, segment boundaries" sft-4kb sft_4k_d1b.yaml
 stage "sft 32K tokens, detached" sft-32k sft_32k_d1.yaml model.memory.gradient=detach
 stage "sft 64K tokens, detached, 4 a step" sft-64k sft_64k_detach_acc4.yaml
 stage "sft 256K tokens, detached, 4 a step" sft-256k sft_256k_detach.yaml

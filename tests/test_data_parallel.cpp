@@ -6,9 +6,7 @@
 // Every command runs under `timeout`, so no test can hang.
 #include <gtest/gtest.h>
 
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -84,20 +82,6 @@ std::string nproc(int n, const std::string& train_args) { return "train --nproc 
 
 RunResult run_timed(const std::string& args, int seconds) {
   return run_cmd("timeout " + std::to_string(seconds) + " " + std::string(INFINI_BINARY) + " " + args);
-}
-
-int free_port() {
-  const int s = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t n = sizeof(a);
-  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &n);
-  const int port = ntohs(a.sin_port);
-  ::close(s);
-  return port;
 }
 
 // One rank started by hand with the variables a launcher sets (as srun + MASTER_ADDR would); the

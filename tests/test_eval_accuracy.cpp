@@ -1,7 +1,7 @@
 // `infini eval accuracy` through the CLI on a tiny SFT model: it gives stage ppo's own held-out
 // figure (the eval record before the first rollout) for the same policy and prompts, an exact 0.5
 // on a file built so that half its answers are the model's greedy response (from `infini generate`),
-// and one clear error line for bad input.
+// the same sums from two ranks under a launcher, and one clear error line for bad input.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -147,6 +147,20 @@ TEST(EvalAccuracy, HalfOfTheAnswersAreTheModelsOwnResponse) {
   const nlohmann::json two = nlohmann::json::parse(read_text(out));
   EXPECT_EQ(two["prompts"].get<int64_t>(), 2);
   EXPECT_DOUBLE_EQ(two["accuracy"].get<double>(), 0.5);
+
+  // Under a launcher, batches of 5 (5, 5, 2 prompts) go to rank 0 (the first and the last, 7
+  // prompts) and rank 1 (5); rank 0 reports and writes the sums, rank 1 writes nothing.
+  const std::string args = std::string(INFINI_BINARY) + " eval accuracy --checkpoint " + f.sft_run + " --data " +
+                           file + " --max-new-tokens 8 --seq-len 64 --batch-size 5 --threads 1 --out ";
+  r = two_ranks(args, dir);
+  ASSERT_EQ(r.code, 0) << r.output << read_text(dir + "/rank1.out");
+  EXPECT_NE(r.output.find(", 2 ranks)"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir + "/rank1.json")) << "only rank 0 writes --out";
+  const nlohmann::json ranks = nlohmann::json::parse(read_text(dir + "/two.json"));
+  EXPECT_EQ(ranks["prompts"].get<int64_t>(), 12);
+  EXPECT_DOUBLE_EQ(ranks["correct"].get<double>(), 6.0) << r.output;
+  EXPECT_DOUBLE_EQ(ranks["files"][0]["accuracy"].get<double>(), 0.5);
+  EXPECT_DOUBLE_EQ(ranks["response_length"].get<double>(), j["response_length"].get<double>());
 }
 
 TEST(EvalAccuracy, BadInputIsOneClearLine) {

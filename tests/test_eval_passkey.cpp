@@ -307,17 +307,6 @@ TEST(EvalPpl, TokenizeFileMatchesWholeEncode) {
 
 }
 
-// `args` + OUT as two ranks started by a shell with the variables srun + MASTER_ADDR set: rank 0's
-// output is returned and its --out is dir/two.json; rank 1 writes dir/rank1.out (and would write
-// dir/rank1.json). The port is port_base + this test process's pid mod 2000.
-test::RunResult two_ranks(const std::string& args, const std::string& dir, int port_base) {
-  const std::string port = std::to_string(port_base + static_cast<int>(::getpid() % 2000));
-  const std::string env = "env WORLD_SIZE=2 LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port;
-  return test::run_cmd(env + " RANK=1 LOCAL_RANK=1 timeout 300 " + args + dir + "/rank1.json >" + dir +
-                       "/rank1.out 2>&1 & " + env + " RANK=0 LOCAL_RANK=0 timeout 300 " + args + dir +
-                       "/two.json; c=$?; wait $!; exit $(( c | $? ))");
-}
-
 // Under a launcher (here the variables srun + MASTER_ADDR set, two ranks started by a shell), the
 // cases are split over the ranks and rank 0 writes them all, in case order: the same keys, answers
 // and log-probabilities as one process.
@@ -328,7 +317,7 @@ TEST(EvalPasskey, TwoRanksSplitTheCasesAndRankZeroWritesThemAll) {
                            "/step --lengths 400,1k --depths 0,1 --trials 2 --digits 4 --seed 5 --threads 1 --out ";
   auto one = test::run_cmd("timeout 300 " + args + dir + "/one.json");
   ASSERT_EQ(one.code, 0) << one.output;
-  auto two = two_ranks(args, dir, 29000);
+  auto two = test::two_ranks(args, dir);
   ASSERT_EQ(two.code, 0) << two.output << test::read_text(dir + "/rank1.out");
   EXPECT_NE(two.output.find("8 cases from 2 ranks"), std::string::npos) << two.output;
   EXPECT_FALSE(std::filesystem::exists(dir + "/rank1.json")) << "only rank 0 writes --out";
@@ -378,7 +367,7 @@ TEST(EvalPpl, SeveralDocumentsSplitOverRanks) {
   EXPECT_EQ(a["documents"][0]["with_memory"]["tokens"], 600);
   EXPECT_EQ(a["documents"][1]["text"], second);
 
-  auto two = two_ranks(args, dir, 31000);
+  auto two = test::two_ranks(args, dir);
   ASSERT_EQ(two.code, 0) << two.output << test::read_text(dir + "/rank1.out");
   EXPECT_NE(two.output.find("4 passes over 2 ranks"), std::string::npos) << two.output;
   EXPECT_FALSE(std::filesystem::exists(dir + "/rank1.json")) << "only rank 0 writes --out";

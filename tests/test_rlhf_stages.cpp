@@ -64,6 +64,25 @@ TEST(RlhfStages, RewardModelLearnsPairs) {
   EXPECT_EQ(j["pairs"].get<int64_t>(), 64);
   EXPECT_GE(j["accuracy"].get<double>(), 0.0);
   EXPECT_LE(j["accuracy"].get<double>(), 1.0);
+  // Two ranks under a launcher, batches of 6 (10 of 6 pairs and one of 4: rank 0 scores 34 pairs,
+  // rank 1 30): rank 0 writes the same sums, rank 1 nothing.
+  {
+    const std::string dir = scratch_dir("rlhf_eval_reward_ranks");
+    const std::string args = std::string(INFINI_BINARY) + " eval reward --checkpoint " + p.reward_run + " --data " +
+                             p.pref_val + " --batch 6 --threads 1 --out ";
+    auto one = run_cmd("timeout 300 " + args + dir + "/one.json");
+    ASSERT_EQ(one.code, 0) << one.output;
+    auto two = two_ranks(args, dir);
+    ASSERT_EQ(two.code, 0) << two.output << read_text(dir + "/rank1.out");
+    EXPECT_FALSE(std::filesystem::exists(dir + "/rank1.json")) << "only rank 0 writes --out";
+    auto a = nlohmann::json::parse(read_text(dir + "/one.json"));
+    auto b = nlohmann::json::parse(read_text(dir + "/two.json"));
+    EXPECT_EQ(b["pairs"].get<int64_t>(), 64);
+    for (const char* k : {"accuracy", "mean_margin", "loss"})
+      EXPECT_NEAR(a[k].get<double>(), b[k].get<double>(), 1e-9) << k;
+    // Batches of 6 against 8: the same pairs, the same figures.
+    EXPECT_NEAR(a["mean_margin"].get<double>(), j["mean_margin"].get<double>(), 1e-5);
+  }
   // An LM checkpoint is refused with one clear line.
   auto bad = run_infini("eval reward --checkpoint " + p.sft_run + " --data " + p.pref_val);
   EXPECT_EQ(bad.code, 1) << bad.output;

@@ -65,8 +65,6 @@ struct LoadedModel : OpenedModel {
 };
 
 // 0 = this machine's cores, shared by its data-parallel ranks when launched as several.
-constexpr int64_t kEvalDistTimeoutS = 300;  // data parallel: seconds to wait for the other ranks
-
 int resolved_threads(const CommonArgs& a) {
   return resolve_threads(a.threads, "--threads", process_comm(kEvalDistTimeoutS)->env().local_world_size);
 }

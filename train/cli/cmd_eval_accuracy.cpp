@@ -1,7 +1,8 @@
 // `infini eval accuracy --checkpoint CK --data F.jsonl [--data G.jsonl ...] [--out FILE.json]`: the true
 // accuracy of a policy on verifiable prompts ({prompt, answer} records): greedy responses matched
 // with the answers by a rule, per file and overall; the same loop as stage ppo's held-out
-// evaluation (train/eval/accuracy.h). Not sampling, not a reward model's score (`eval reward`).
+// evaluation (train/eval/accuracy.h); under a launcher the batches are split over the ranks and
+// rank 0 reports the sums. Not sampling, not a reward model's score (`eval reward`).
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -14,6 +15,7 @@
 #include "train/cli/commands.h"
 #include "train/cli/open_checkpoint.h"
 #include "train/config/choices.h"
+#include "train/dist/comm.h"
 #include "train/eval/accuracy.h"
 #include "train/run/device.h"
 #include "train/run/progress.h"
@@ -47,7 +49,10 @@ int eval_accuracy(const EvalAccuracyArgs& a) {
   if (!parse_choice(a.rule, &rule)) throw ConfigError(fmt::format("--rule: expected exact or numeric, found '{}'", a.rule));
   const torch::Device device = parse_device("--device", a.device);
   require_answers(a.data);
-  compat::set_threads(resolve_threads(a.threads, "--threads"));
+  // Under a launcher each rank answers batches rank, rank + N, ... of each file; rank 0 prints and
+  // writes the sums.
+  const std::shared_ptr<Comm> comm = process_comm(kEvalDistTimeoutS);
+  compat::set_threads(resolve_threads(a.threads, "--threads", comm->env().local_world_size));
   const OpenedModel m = open_model(a.checkpoint, Head::lm, "eval accuracy", device);
   Decoder policy = m.model;
   const Tokenizer tok = *open_tokenizer(a.tokenizer, m, /*required=*/true);
@@ -57,8 +62,9 @@ int eval_accuracy(const EvalAccuracyArgs& a) {
   dc.seq_len = a.seq_len;
   dc.truncate = a.truncate;  // left keeps the end of a long prompt, where the question is
   const std::vector<AccuracySet> sets = load_accuracy_sets(dc, a.data, tok, a.max_prompts, a.batch);
+  const std::vector<AccuracySet> mine = accuracy_shard(sets, comm->rank(), comm->world_size());
   int64_t total = 0;
-  for (const AccuracySet& s : sets)
+  for (const AccuracySet& s : mine)
     for (const Batch& b : s.batches) total += b.size();
 
   AccuracyOptions opt;
@@ -67,12 +73,15 @@ int eval_accuracy(const EvalAccuracyArgs& a) {
   Progress progress("eval accuracy", static_cast<double>(total), "prompts");
   opt.on_prompts = [&progress](int64_t n) { progress.add(static_cast<double>(n)); };
   const auto t0 = std::chrono::steady_clock::now();
-  const AccuracyResult res = greedy_accuracy(policy, sets, tok, opt, device);
-  const double seconds = seconds_since(t0);
+  AccuracyResult res = greedy_accuracy(policy, mine, tok, opt, device);
   progress.finish();
+  sum_accuracy_across(res, *comm);
+  const double seconds = seconds_since(t0);
+  if (!comm->is_main()) return 0;
 
-  std::printf("accuracy of %s (greedy, rule %s, at most %lld new tokens, %s):\n", m.path.c_str(), a.rule.c_str(),
-              static_cast<long long>(a.max_new_tokens), device_name(device).c_str());
+  std::printf("accuracy of %s (greedy, rule %s, at most %lld new tokens, %s%s):\n", m.path.c_str(), a.rule.c_str(),
+              static_cast<long long>(a.max_new_tokens), device_name(device).c_str(),
+              comm->distributed() ? fmt::format(", {} ranks", comm->world_size()).c_str() : "");
   nlohmann::json files = nlohmann::json::array();
   for (const FileAccuracy& f : res.files) {
     std::printf("  %-32s %6lld prompts  %8.1f right  accuracy %.4f\n", f.name.c_str(), static_cast<long long>(f.prompts),

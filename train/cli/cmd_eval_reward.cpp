@@ -30,7 +30,9 @@ struct EvalRewardArgs {
 
 int eval_reward(const EvalRewardArgs& a) {
   const torch::Device device = parse_device("--device", a.device);
-  compat::set_threads(resolve_threads(a.threads, "--threads"));
+  // Under a launcher each rank scores batches rank, rank + N, ...; rank 0 prints and writes the sums.
+  const std::shared_ptr<Comm> comm = process_comm(kEvalDistTimeoutS);
+  compat::set_threads(resolve_threads(a.threads, "--threads", comm->env().local_world_size));
   const OpenedModel m = open_model(a.checkpoint, Head::scalar, "eval reward", device);
   Decoder model = m.model;
   const Tokenizer tok = *open_tokenizer(a.tokenizer, m, /*required=*/true);
@@ -48,7 +50,9 @@ int eval_reward(const EvalRewardArgs& a) {
   int64_t pairs = 0;
   double correct = 0, margin_sum = 0, loss_sum = 0;
   const int64_t max_batches = a.max_pairs > 0 ? (a.max_pairs + a.batch - 1) / a.batch : -1;
-  for (const Batch& b : loader.all_batches(max_batches)) {
+  const std::vector<Batch> batches = loader.all_batches(max_batches);
+  for (size_t i = static_cast<size_t>(comm->rank()); i < batches.size(); i += static_cast<size_t>(comm->world_size())) {
+    const Batch& b = batches[i];
     // The loader's batches are on the host; scores and lengths meet on the model's device.
     auto rc = last_token_scores(model->forward(b.tokens.to(device)), b.lengths.to(device));  // (B)
     auto rr = last_token_scores(model->forward(b.rejected_tokens.to(device)), b.rejected_lengths.to(device));  // (B)
@@ -59,7 +63,16 @@ int eval_reward(const EvalRewardArgs& a) {
     loss_sum += p.loss.item<double>() * n;
     pairs += b.size();
   }
+  if (comm->distributed()) {
+    auto t = torch::tensor({static_cast<double>(pairs), correct, margin_sum, loss_sum}, torch::kFloat64);
+    comm->all_reduce_sum(t, "the reward evaluation's all-reduce");
+    pairs = static_cast<int64_t>(std::llround(t[0].item<double>()));
+    correct = t[1].item<double>();
+    margin_sum = t[2].item<double>();
+    loss_sum = t[3].item<double>();
+  }
   if (pairs == 0) throw Error(fmt::format("{}: no preference pairs to evaluate", a.data));
+  if (!comm->is_main()) return 0;
   const double acc = correct / static_cast<double>(pairs), margin = margin_sum / static_cast<double>(pairs);
   std::printf("reward model %s on %s: %lld pairs, accuracy %.4f, mean margin %.4f, loss %.4f\n", m.path.c_str(),
               a.data.c_str(), static_cast<long long>(pairs), acc, margin, loss_sum / static_cast<double>(pairs));

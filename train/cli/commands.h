@@ -31,6 +31,9 @@ void add_report_command(CLI::App& app);
 void add_merge_lora_command(CLI::App& app);  // train/cli/cmd_merge_lora.cpp
 // `convert hf` (under `convert`, so after add_convert_command) and `export hf` (train/cli/cmd_hf.cpp).
 void add_hf_commands(CLI::App& app);
+// The evaluations under a launcher (torchrun, srun): seconds a rank waits for the others.
+constexpr int64_t kEvalDistTimeoutS = 300;
+
 // `eval reward` (train/cli/cmd_eval_reward.cpp), registered under `eval` by add_eval_command.
 void add_eval_reward_subcommand(CLI::App& eval);
 // `eval accuracy` (train/cli/cmd_eval_accuracy.cpp), registered under `eval` by add_eval_command.

@@ -2,6 +2,7 @@
 #include "train/eval/accuracy.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 
 #include "core/generate.h"
@@ -70,6 +71,41 @@ AccuracyResult greedy_accuracy(Decoder& policy, const std::vector<AccuracySet>& 
     res.files.push_back(std::move(f));
   }
   return res;
+}
+
+std::vector<AccuracySet> accuracy_shard(const std::vector<AccuracySet>& sets, int rank, int world) {
+  std::vector<AccuracySet> mine;
+  for (const AccuracySet& set : sets) {
+    AccuracySet s{set.name, set.path, {}};
+    for (size_t b = static_cast<size_t>(rank); b < set.batches.size(); b += static_cast<size_t>(world))
+      s.batches.push_back(set.batches[b]);
+    mine.push_back(std::move(s));
+  }
+  return mine;
+}
+
+void sum_accuracy_across(AccuracyResult& res, Comm& comm) {
+  if (!comm.distributed()) return;
+  const size_t F = res.files.size();
+  auto t = torch::zeros({static_cast<int64_t>(2 * F + 2)}, torch::kFloat64);
+  auto* v = t.data_ptr<double>();
+  for (size_t i = 0; i < F; ++i) {
+    v[2 * i] = static_cast<double>(res.files[i].prompts);
+    v[2 * i + 1] = res.files[i].correct;
+  }
+  v[2 * F] = res.response_tokens;
+  v[2 * F + 1] = res.rm_score_sum;
+  comm.all_reduce_sum(t, "the accuracy evaluation's all-reduce");
+  res.prompts = 0;
+  res.correct = 0;
+  for (size_t i = 0; i < F; ++i) {
+    res.files[i].prompts = static_cast<int64_t>(std::llround(v[2 * i]));
+    res.files[i].correct = v[2 * i + 1];
+    res.prompts += res.files[i].prompts;
+    res.correct += res.files[i].correct;
+  }
+  res.response_tokens = v[2 * F];
+  res.rm_score_sum = v[2 * F + 1];
 }
 
 }  // namespace infini

@@ -2,6 +2,7 @@
 // through the rollout path) and the decoded response matched with the record's answer by a rule
 // (train/rlhf/rule_rewards.h), per file and overall; optionally a reward model's mean score of the
 // same responses. The one loop behind stage ppo's held-out evaluation and `infini eval accuracy`.
+// Under a launcher, each rank answers its shard and the counts are summed.
 // Not sampling for training (train/rlhf/rollout.h), not the rules themselves, not the CLI.
 #pragma once
 #include <cstdint>
@@ -16,6 +17,7 @@
 #include "data/data_config.h"
 #include "data/tokenizer.h"
 #include "train/config/choices.h"
+#include "train/dist/comm.h"
 
 namespace infini {
 
@@ -61,5 +63,13 @@ struct AccuracyResult {
 // (stopping at EOS), scored by the rule against the answer; a prompt without an answer scores 0.
 AccuracyResult greedy_accuracy(Decoder& policy, const std::vector<AccuracySet>& sets, const Tokenizer& tok,
                                const AccuracyOptions& opt, const torch::Device& device);
+
+// Data parallel: the share of `sets` that rank `rank` of `world` answers, batches rank, rank + world,
+// ... of each set (every set stays, possibly with no batches, so per-file results line up).
+std::vector<AccuracySet> accuracy_shard(const std::vector<AccuracySet>& sets, int rank, int world);
+
+// Sums the ranks' results of their shards in place (per file: prompts and right answers; response
+// tokens and reward-model scores), one all-reduce; every rank ends with the whole.
+void sum_accuracy_across(AccuracyResult& res, Comm& comm);
 
 }  // namespace infini

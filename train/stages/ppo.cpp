@@ -575,38 +575,9 @@ void PpoRun::evaluate_held_out() {
   opt.rule = pc_.rule;
   opt.max_new_tokens = pc_.max_new_tokens;
   if (reward_model_) opt.reward_model = &*reward_model_;
-  std::vector<AccuracySet> mine = held_out_;
-  if (comm_->distributed()) {
-    for (AccuracySet& set : mine) {
-      std::vector<Batch> kept;
-      for (size_t b = static_cast<size_t>(comm_->rank()); b < set.batches.size();
-           b += static_cast<size_t>(comm_->world_size()))
-        kept.push_back(set.batches[b]);
-      set.batches = std::move(kept);
-    }
-  }
-  AccuracyResult res = greedy_accuracy(actor_, mine, tok_, opt, rt_.device);
-  if (comm_->distributed()) {  // per file: prompts, correct; then response tokens and reward-model scores
-    auto t = torch::zeros({static_cast<int64_t>(2 * res.files.size() + 2)}, torch::kFloat64);
-    auto* v = t.data_ptr<double>();
-    for (size_t i = 0; i < res.files.size(); ++i) {
-      v[2 * i] = static_cast<double>(res.files[i].prompts);
-      v[2 * i + 1] = res.files[i].correct;
-    }
-    v[2 * res.files.size()] = res.response_tokens;
-    v[2 * res.files.size() + 1] = res.rm_score_sum;
-    comm_->all_reduce_sum(t, "the held-out evaluation's all-reduce");
-    res.prompts = 0;
-    res.correct = 0;
-    for (size_t i = 0; i < res.files.size(); ++i) {
-      res.files[i].prompts = static_cast<int64_t>(std::llround(v[2 * i]));
-      res.files[i].correct = v[2 * i + 1];
-      res.prompts += res.files[i].prompts;
-      res.correct += res.files[i].correct;
-    }
-    res.response_tokens = v[2 * res.files.size()];
-    res.rm_score_sum = v[2 * res.files.size() + 1];
-  }
+  AccuracyResult res = greedy_accuracy(actor_, accuracy_shard(held_out_, comm_->rank(), comm_->world_size()), tok_,
+                                       opt, rt_.device);
+  sum_accuracy_across(res, *comm_);
   if (res.prompts == 0) return;
   nlohmann::json per_file = nlohmann::json::object();
   std::string per_file_text;
