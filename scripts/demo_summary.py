@@ -34,11 +34,14 @@ def load(path):
 
 def config_value(run, section, key, default=None):
     """`section: {key: value}` of a run's resolved config.yaml (as infini writes it: two-space
-    indents, a comment after each value), as a string."""
+    indents, a comment after each value), as a string; section "" for a top-level key."""
     try:
         text = open(RUNS + run + "/config.yaml").read()
     except OSError:
         return default
+    if not section:  # a top-level key
+        v = re.search(r"^%s: ([^#\n]*?)\s*(#.*)?$" % key, text, re.M)
+        return v.group(1) if v else default
     m = re.search(r"^%s:\n((?:[ ].*\n)*)" % section, text, re.M)
     v = m and re.search(r"^  %s: ([^#\n]*?)\s*(#.*)?$" % key, m.group(1), re.M)
     return v.group(1) if v else default
@@ -91,13 +94,20 @@ def sft_and_ppo():
     every = config_value("ppo", "ppo", "eval_every", "?")
     how = "%s reward, %s" % (config_value("ppo", "ppo", "reward_source", "?"), config_value("ppo", "ppo", "advantage", "?"))
     se = lambda p: math.sqrt(max(p * (1 - p), 1e-9) / n)
-    print(f"\nSFT: true accuracy on {n} held-out prompts per task (greedy, exact match; the policy before PPO's first rollout)")
+    task = lambda k: k.replace('prompts_', '').replace('_val', '')
+    start = config_value("ppo", "", "init_from", None) or "the SFT model"
+    sft = load(RUNS + "sft/eval_accuracy.json")
+    print(f"\nSFT: true accuracy on {n} held-out prompts per task (greedy, exact match)")
     print("  chance: 1/6 = 0.167 for the three given words in a random order")
-    for k, v in per0.items():
-        print(f"  {k.replace('prompts_', '').replace('_val', ''):10s} {v:.3f} (+- {se(v):.3f})")
+    print(f"  {'':10s} {'PPO start':>16s} {'SFT, all steps':>15s}")
+    # Per task where the held-out prompts come in several files; else one row of all of them.
+    for k, v in (per0 or {"all": first["true_accuracy"]}).items():
+        done = sft and (sft["accuracy"] if k == "all" else next((f["accuracy"] for f in sft["files"] if f["name"] == k), None))
+        print(f"  {task(k):10s} {v:.3f} (+- {se(v):.3f}) {fmt(done):>15s}")
+    print(f"  (PPO starts from {start}, a policy still learning the tasks)")
     print(f"PPO ({last['step']} rollouts, {how}): true accuracy on the same held-out prompts")
     for k in per0:
-        print(f"  {k.replace('prompts_', '').replace('_val', ''):10s} {per0[k]:.3f} -> {per1.get(k, float('nan')):.3f}")
+        print(f"  {task(k):10s} {per0[k]:.3f} -> {per1.get(k, float('nan')):.3f}")
     curve = ", ".join("%.3f" % r["true_accuracy"] for r in ev[1:])
     print(f"  {'both':10s} {first['true_accuracy']:.3f} -> {last['true_accuracy']:.3f} (every {every} rollouts: {curve})")
     if pp:
@@ -118,8 +128,10 @@ def reward():
 
 def longer():
     print("\nneeds longer than this job (the recipes, their figures in the docs):")
-    print("  passkey retrieval through the memory: scripts/passkey_recipe.sh (docs/long-context.md)")
-    print("  PPO gains beyond noise (120 rollouts: +0.09 on two-digit addition), a deeper reward model,")
+    print("  passkey retrieval through the memory, to 1M tokens (about 3 h on one core): the data of")
+    print("  scripts/passkey_recipe.sh, then LAST=sft-4kb scripts/passkey_variant.sh unitgate")
+    print("  model.memory.update=unit_delta model.memory.write_gate=true (docs/long-context.md)")
+    print("  PPO on a third task (two-digit addition, 120 rollouts: +0.09), a deeper reward model,")
     print("  PPO against it: scripts/rlhf_demo.sh (docs/rlhf.md)")
 
 

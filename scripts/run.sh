@@ -83,6 +83,9 @@ timed "eval ppl (2 x 32K tokens)" $INFINI eval ppl --checkpoint runs/demo-pretra
 
 stage "SFT (configs/demo/sft.yaml)"
 timed "SFT" $INFINI train configs/demo/sft.yaml
+# True accuracy of the finished SFT model on the held-out prompts (PPO starts from its step 250).
+$INFINI eval accuracy --checkpoint runs/demo-sft --data "$W/prompts_reverse_val.jsonl" --data "$W/prompts_sort_val.jsonl" \
+  --max-prompts 200 --seq-len 96 --batch-size 64 --out runs/demo-sft/eval_accuracy.json | tail -n 1
 
 stage "reward model (configs/demo/reward.yaml)"
 timed "reward model" $INFINI train configs/demo/reward.yaml

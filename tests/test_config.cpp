@@ -390,6 +390,8 @@ TEST(Config, TinyConfigsRunAsShippedOnTheirScriptData) {
                      "--compare --threads 1 --out runs/tiny-pretrain/eval_ppl.json"), 0);
   ASSERT_EQ(sh(bin + " eval reward --checkpoint runs/tiny-reward --data data/work/tiny/pref_val.jsonl --threads 1 "
                      "--out runs/tiny-reward/eval_reward_tasks.json"), 0);
+  ASSERT_EQ(sh(bin + " eval accuracy --checkpoint runs/tiny-sft --data data/work/tiny/prompts_val.jsonl --max-prompts 16 "
+                     "--seq-len 64 --threads 1 --out runs/tiny-sft/eval_accuracy.json"), 0);
   { std::ofstream(dir + "/times.tsv") << "pretrain\t75\nPPO\t9\n"; }
   ASSERT_EQ(std::system(("cd " + dir + " && python3 " + src + "/scripts/demo_summary.py --runs runs/tiny- times.tsv > " +
                          dir + "/summary.txt 2>&1").c_str()), 0) << read_text_file(dir + "/summary.txt");
@@ -414,6 +416,14 @@ TEST(Config, TinyConfigsRunAsShippedOnTheirScriptData) {
   ASSERT_GE(acc.size(), 2u);
   std::snprintf(buf, sizeof buf, "  both       %.3f -> %.3f", acc.front(), acc.back());
   has(buf);
+  // The finished SFT model's accuracy beside PPO's start (here the same model: tiny PPO starts
+  // from the last SFT step), and where PPO started.
+  const double sft_acc = YAML::LoadFile(dir + "/runs/tiny-sft/eval_accuracy.json")["accuracy"].as<double>();
+  std::snprintf(buf, sizeof buf, "  all        %.3f (+- ", acc.front());
+  has(buf);
+  std::snprintf(buf, sizeof buf, "%15.3f\n", sft_acc);
+  has(buf);
+  has("(PPO starts from runs/tiny-sft, a policy still learning the tasks)");
   has("pretrain                                       1 min 15 s");
   has("total                                          1 min 24 s");
 }
