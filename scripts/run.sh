@@ -95,6 +95,10 @@ for t in tasks reverse sort; do
 done
 
 stage "PPO (configs/demo/ppo.yaml)"
+if [[ ! -d runs/demo-sft/checkpoints/step_00000250 ]]; then  # an SFT run from before PPO started there
+  echo "error: runs/demo-sft/checkpoints/step_00000250 (PPO's start) is missing: remove runs/demo-sft and runs/demo-ppo, then run again" >&2
+  exit 1
+fi
 timed "PPO" $INFINI train configs/demo/ppo.yaml
 
 stage "reports"
