@@ -104,7 +104,7 @@ def sft_and_ppo():
     for k, v in (per0 or {"all": first["true_accuracy"]}).items():
         done = sft and (sft["accuracy"] if k == "all" else next((f["accuracy"] for f in sft["files"] if f["name"] == k), None))
         print(f"  {task(k):10s} {v:.3f} (+- {se(v):.3f}) {fmt(done):>15s}")
-    print(f"  (PPO starts from {start}, a policy still learning the tasks)")
+    print(f"  (PPO starts from {start})")
     print(f"PPO ({last['step']} rollouts, {how}): true accuracy on the same held-out prompts")
     for k in per0:
         print(f"  {task(k):10s} {per0[k]:.3f} -> {per1.get(k, float('nan')):.3f}")

@@ -28,8 +28,10 @@ LAST=${LAST:-sft-256k}
 case $LAST in pretrain|retrieval|sft-256|sft-1k|sft-4k|sft-4kb|sft-32k|sft-64k|sft-256k) ;;
   *) echo "error: LAST=$LAST is not a stage (pretrain retrieval sft-256 sft-1k sft-4k sft-4kb sft-32k sft-64k sft-256k)" >&2; exit 2 ;;
 esac
-for f in docs_192.jsonl text_shards/index.json sft_256.jsonl sft_1k_d1.jsonl sft_4k_d1_mix.jsonl sft_4k_d1_mix2.jsonl sft_32k_d1_mix.jsonl \
-         sft_64k_d1_mix.jsonl sft_256k_d1_mix.jsonl; do
+NEEDED=(docs_192.jsonl text_shards/index.json sft_256.jsonl sft_1k_d1.jsonl sft_4k_d1_mix.jsonl sft_32k_d1_mix.jsonl
+        sft_64k_d1_mix.jsonl sft_256k_d1_mix.jsonl)
+[[ $LAST == sft-4kb ]] && NEEDED+=(sft_4k_d1_mix2.jsonl sft_val_4k_d1b.jsonl)
+for f in "${NEEDED[@]}"; do
   [[ -f $W/$f ]] || { echo "error: $W/$f is missing: run scripts/passkey_recipe.sh first (it makes the data)" >&2; exit 1; }
 done
 R=runs/passkey-$NAME

@@ -423,7 +423,7 @@ TEST(Config, TinyConfigsRunAsShippedOnTheirScriptData) {
   has(buf);
   std::snprintf(buf, sizeof buf, "%15.3f\n", sft_acc);
   has(buf);
-  has("(PPO starts from runs/tiny-sft, a policy still learning the tasks)");
+  has("(PPO starts from runs/tiny-sft)");
   has("pretrain                                       1 min 15 s");
   has("total                                          1 min 24 s");
 }
