@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/compressive_memory.h"
+#include "core/decode_step.h"
 #include "core/error.h"
 
 namespace infini {
@@ -167,6 +168,7 @@ torch::Tensor DecoderImpl::trunk_stream(StreamState& state, const torch::Tensor&
               ", tokens have batch ", tokens.size(0));
   TORCH_CHECK(state.layers.size() == blocks.size() && state.segment_len == cfg_.segment_len,
               "forward_stream: state was made for another model");
+  if (decode_step_applies(*this, tokens)) return decode_step(*this, state, tokens);  // one token, CPU fp32
   const int64_t pos = state.position();
   torch::Tensor x = tok_embeddings(tokens);  // (B, t, D)
   for (size_t i = 0; i < blocks.size(); ++i)
@@ -176,6 +178,8 @@ torch::Tensor DecoderImpl::trunk_stream(StreamState& state, const torch::Tensor&
 }
 
 torch::Tensor DecoderImpl::forward_stream(StreamState& state, const torch::Tensor& tokens) {
+  if (head_ == Head::lm && decode_step_applies(*this, tokens))
+    return decode_logits(trunk_stream(state, tokens), lm_head_weight());
   return head(trunk_stream(state, tokens));
 }
 

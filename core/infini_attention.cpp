@@ -125,12 +125,14 @@ torch::Tensor InfiniAttentionImpl::stream_piece(const torch::Tensor& x, LayerStr
     compat::AutocastOff off;
     st.w_cache.narrow(2, pos, L).copy_(write_gate_of(x).permute({0, 2, 1}));  // (B, Hkv, L)
   }
-  torch::Tensor kc = st.k_cache.narrow(2, 0, K);  // (B, Hkv, K, Dh)
+  // The new keys are rotated once, at their own positions; earlier ones were rotated when they came.
+  const RopeTables rope = rope_tables(pos, L, Dh, cfg.rope_theta, x.device());
+  st.kr_cache.narrow(2, pos, L).copy_(apply_rope(k, rope));
+  torch::Tensor kr = st.kr_cache.narrow(2, 0, K);  // (B, Hkv, K, Dh)
   torch::Tensor vc = st.v_cache.narrow(2, 0, K);
 
-  torch::Tensor qr = apply_rope(q, rope_tables(pos, L, Dh, cfg.rope_theta, x.device()));  // (B, Hkv, G, L, Dh)
-  torch::Tensor kr = apply_rope(kc, rope_tables(0, K, Dh, cfg.rope_theta, x.device()));
-  torch::Tensor a_dot = local_attention(qr, kr, vc, pos);                                // (B, Hkv, G*L, Dh)
+  torch::Tensor qr = apply_rope(q, rope);                  // (B, Hkv, G, L, Dh)
+  torch::Tensor a_dot = local_attention(qr, kr, vc, pos);  // (B, Hkv, G*L, Dh)
 
   torch::Tensor a = a_dot;
   if (cfg.memory.enabled) {

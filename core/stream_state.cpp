@@ -13,6 +13,7 @@ int64_t StreamState::bytes() const {
     add(l.M);
     add(l.z);
     add(l.k_cache);
+    add(l.kr_cache);
     add(l.v_cache);
     add(l.w_cache);
   }
@@ -36,6 +37,7 @@ StreamState StreamState::clone() const {
     copy(l.M);
     copy(l.z);
     copy(l.k_cache);
+    copy(l.kr_cache);
     copy(l.v_cache);
     copy(l.w_cache);
   }
@@ -55,6 +57,7 @@ StreamState make_stream_state(int64_t batch, int64_t n_layers, int64_t kv_heads,
       l.z = torch::zeros({batch, kv_heads, head_dim}, f32);
     }
     l.k_cache = torch::zeros({batch, kv_heads, segment_len, head_dim}, f32);
+    l.kr_cache = torch::zeros({batch, kv_heads, segment_len, head_dim}, f32);
     l.v_cache = torch::zeros({batch, kv_heads, segment_len, head_dim}, f32);
     if (memory && write_gate) l.w_cache = torch::zeros({batch, kv_heads, segment_len}, f32);
     s.layers.push_back(std::move(l));

@@ -1,5 +1,5 @@
 // StreamState: what the streaming path carries between calls - every layer's memory (M, z) in fp32
-// and the current unfinished segment's K/V cache. Its size does not grow with the tokens seen.
+// and the current unfinished segment's K/V cache (keys both as written to memory and rotated). Its size does not grow with the tokens seen.
 // Not the model: core/decoder.h creates and advances it (Decoder::new_state / forward_stream).
 #pragma once
 #include <cstdint>
@@ -13,6 +13,7 @@ struct LayerStreamState {
   torch::Tensor M;        // (B, Hkv, Dh, Dh) fp32; undefined when memory is disabled
   torch::Tensor z;        // (B, Hkv, Dh) fp32; undefined when memory is disabled
   torch::Tensor k_cache;  // (B, Hkv, N, Dh) fp32, UN-rotated keys of the current segment (first pos valid)
+  torch::Tensor kr_cache; // (B, Hkv, N, Dh) fp32, the same keys rotated (RoPE at their segment position)
   torch::Tensor v_cache;  // (B, Hkv, N, Dh) fp32
   torch::Tensor w_cache;  // (B, Hkv, N) fp32 write gates of the current segment; only with memory.write_gate
 };

@@ -383,7 +383,7 @@ TEST(StreamState, BytesConstantFrom1KTo100KTokens) {
   Decoder m(c);
   torch::NoGradGuard ng;
   infini::StreamState st = m->new_state(1);
-  const int64_t expect = 4 * (2 * 4 * 4 + 2 * 4 + 2 * 2 * 64 * 4);  // fp32: M, z, k and v caches
+  const int64_t expect = 4 * (2 * 4 * 4 + 2 * 4 + 3 * 2 * 64 * 4);  // fp32: M, z, k, rotated k and v caches
   EXPECT_EQ(st.bytes(), expect);
   m->forward_stream(st, torch::randint(0, 16, {1, 1000}, torch::kLong));
   const int64_t at_1k = st.bytes();

@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "core/compat.h"
+#include "core/decode_step.h"
 #include "core/decoder.h"
 #include "core/error.h"
 #include <filesystem>
@@ -42,6 +43,7 @@ struct BenchArgs {
   int64_t batch = 4;
   int64_t seq = 1024;
   int64_t steps = 3;
+  int64_t decode_tokens = 128;  // bench model: one-token decode calls timed per pass
   bool batch_set = false, seq_set = false;  // bench train: override the config only when given
   std::vector<std::string> overrides;
 };
@@ -82,6 +84,35 @@ std::vector<double> time_model_steps(Decoder& model, int64_t batch, int64_t seq,
     seconds.push_back(seconds_since(t0));
   }
   return seconds;
+}
+
+// The rate of one large square product C = A B in `dtype` on `device`: 2 n^3 FLOPs, best of a few
+// tries after a warm-up (the machine's matmul ceiling, against which MFU is stated).
+struct MatmulRate {
+  double flops = 0.0;  // FLOP/s
+  int64_t n = 0;
+  int tries = 0;
+};
+MatmulRate matmul_rate(torch::Device device, torch::ScalarType dtype) {
+  MatmulRate r;
+  // A CPU without native bf16 multiplies bf16 hundreds of times slower: a smaller product there.
+  r.n = device.is_cuda() ? 8192 : (dtype == torch::kBFloat16 && !cpu_has_native_bf16()) ? 256 : 2048;
+  r.tries = 3;
+  torch::NoGradGuard ng;
+  compat::AutocastOff off;  // the product in `dtype` itself
+  auto opts = torch::TensorOptions().dtype(dtype).device(device);
+  const torch::Tensor x = torch::randn({r.n, r.n}, opts), y = torch::randn({r.n, r.n}, opts);
+  torch::Tensor out = torch::mm(x, y);  // warm-up
+  synchronize(device);
+  double best = 1e30;
+  for (int i = 0; i < r.tries; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    torch::mm_out(out, x, y);
+    synchronize(device);
+    best = std::min(best, seconds_since(t0));
+  }
+  r.flops = 2.0 * static_cast<double>(r.n) * r.n * r.n / best;
+  return r;
 }
 
 int bench_train(const BenchArgs& a) {
@@ -176,8 +207,8 @@ int bench_model(const BenchArgs& a) {
     throw ConfigError("--precision: expected fp32, bf16 or auto, found '" + a.precision + "'");
   const bool bf16 = resolve_bf16(chosen, device, cpu_has_native_bf16());
   const std::string precision = bf16 ? "bf16" : "fp32";
-  if (a.batch < 1 || a.seq < 2 || a.steps < 1)
-    throw ConfigError("--batch and --steps must be >= 1 and --seq >= 2");
+  if (a.batch < 1 || a.seq < 2 || a.steps < 1 || a.decode_tokens < 1)
+    throw ConfigError("--batch, --steps and --decode-tokens must be >= 1 and --seq >= 2");
   const int threads = resolve_threads(cfg.run.threads, "run.threads");
   compat::set_threads(threads);
   const ModelConfig& mc = cfg.model;
@@ -207,15 +238,36 @@ int bench_model(const BenchArgs& a) {
     model->forward_stream(st, inputs.narrow(1, at, std::min(mc.segment_len, a.seq - at)));
   synchronize(device);
   const double chunk_tps = static_cast<double>(a.batch * a.seq) / seconds_since(t0);
-  StreamState one = model->new_state(a.batch);
-  const int64_t single = std::min<int64_t>(64, a.seq);
-  const int64_t lead = std::max<int64_t>(0, std::min(a.seq - single, mc.segment_len - single / 2));
-  if (lead > 0) model->forward_stream(one, inputs.narrow(1, 0, lead));
-  synchronize(device);
-  t0 = std::chrono::steady_clock::now();
-  for (int64_t i = 0; i < single; ++i) model->forward_stream(one, inputs.narrow(1, lead + i, 1));
-  synchronize(device);
-  const double token_tps = static_cast<double>(a.batch * single) / seconds_since(t0);
+  // Decoding: `decode_tokens` single tokens per row from half a segment before a boundary (so the
+  // memory write is among them), after a lead read in one call; best of three passes, each from a
+  // copy of the state after the lead. Then the same through the general streaming path.
+  const int64_t single = a.decode_tokens;
+  const int64_t lead = std::max<int64_t>(0, mc.segment_len - std::min(single, mc.segment_len) / 2);
+  torch::Tensor dtok = torch::randint(0, mc.vocab_size, {a.batch, lead + single}, torch::kLong).to(device);
+  auto decode_tps = [&]() {
+    StreamState start = model->new_state(a.batch);
+    if (lead > 0) model->forward_stream(start, dtok.narrow(1, 0, lead));
+    double best = 1e30;
+    for (int pass = 0; pass < 3; ++pass) {
+      StreamState one = start.clone();
+      synchronize(device);
+      const auto t = std::chrono::steady_clock::now();
+      for (int64_t i = 0; i < single; ++i) model->forward_stream(one, dtok.narrow(1, lead + i, 1));
+      synchronize(device);
+      best = std::min(best, seconds_since(t));
+    }
+    return static_cast<double>(a.batch * single) / best;
+  };
+  const double token_tps = decode_tps();
+  double general_tps = 0.0;
+  if (decode_step_applies(*model, dtok.narrow(1, 0, 1))) {
+    set_decode_step_enabled(false);
+    general_tps = decode_tps();
+    set_decode_step_enabled(true);
+  }
+  const MatmulRate fp32_rate = matmul_rate(device, torch::kFloat);
+  const MatmulRate bf16_rate = matmul_rate(device, torch::kBFloat16);
+  const double achieved = train_tps * flops_per_token;
 
   std::printf("model: %lld params, d_model %lld, %lld layers, %lld heads, segment %lld, memory %s (%s, %s)\n",
               static_cast<long long>(p_all), static_cast<long long>(mc.d_model),
@@ -229,8 +281,17 @@ int bench_model(const BenchArgs& a) {
   std::printf("train fwd+bwd: %.0f tokens/s, %.1f GFLOP/s (%.3g FLOP/token)\n", train_tps,
               train_tps * flops_per_token / 1e9, flops_per_token);
   std::printf("stream chunks: %.0f tokens/s (segment-sized chunks)\n", chunk_tps);
-  std::printf("stream tokens: %.0f tokens/s (one token per call, batch %lld)\n", token_tps,
-              static_cast<long long>(a.batch));
+  std::printf("stream tokens: %.0f tokens/s (one token per call, batch %lld, %lld calls, best of 3)\n", token_tps,
+              static_cast<long long>(a.batch), static_cast<long long>(single));
+  if (general_tps > 0)
+    std::printf("stream tokens, general path: %.0f tokens/s (the fast one-token step is %.2fx)\n", general_tps,
+                token_tps / general_tps);
+  std::printf("matmul rate: fp32 %.1f GFLOP/s (%lld^3), bf16 %.1f GFLOP/s (%lld^3); square products, best of %d, "
+              "threads %d\n", fp32_rate.flops / 1e9, static_cast<long long>(fp32_rate.n), bf16_rate.flops / 1e9,
+              static_cast<long long>(bf16_rate.n), fp32_rate.tries, threads);
+  const MatmulRate& own_rate = bf16 ? bf16_rate : fp32_rate;
+  std::printf("MFU: %.1f%% of the %s matmul rate (%.1f%% of bf16's) for training's %.1f GFLOP/s\n",
+              100 * achieved / own_rate.flops, precision.c_str(), 100 * achieved / bf16_rate.flops, achieved / 1e9);
   return 0;
 }
 
@@ -246,6 +307,7 @@ void add_bench_command(CLI::App& app) {
   m->add_option("--batch", a->batch, "sequences per step (default 4)");
   m->add_option("--seq", a->seq, "tokens per sequence (default 1024)");
   m->add_option("--steps", a->steps, "timed training steps after one warm-up (default 3)");
+  m->add_option("--decode-tokens", a->decode_tokens, "single-token decode calls per timed pass (default 128)");
   m->add_option("--device", a->device, "cpu | cuda | cuda:N: where the model runs (default cpu)");
   m->add_option("--attention", a->attention,
                 std::string("local attention kernel: matmul | sdpa (default: this build's, ") +
