@@ -7,9 +7,12 @@
 #include <atomic>
 #include <cmath>
 
+#include <ATen/Parallel.h>
+
 #include "core/compat.h"
 #include "core/compressive_memory.h"
 #include "core/decoder.h"
+#include "core/few_rows_matmul.h"
 #include "core/rope.h"
 
 namespace infini {
@@ -54,11 +57,19 @@ void rotate(const float* x, const float* c, const float* s, float* y, int64_t ha
   }
 }
 
+// x W^T for x (B, in) and a Linear's weight W (out, in); with `into`, added to it in place.
+torch::Tensor project(const torch::Tensor& x, const torch::Tensor& W, torch::Tensor into = {}) {
+  if (x.size(0) <= kFewRows) return few_rows_matmul(x, W, into);
+  return into.defined() ? into.addmm_(x, W.t()) : torch::mm(x, W.t());
+}
+
 bool fp32_cpu(const torch::Tensor& t) {
   return t.defined() && t.device().is_cpu() && t.scalar_type() == torch::kFloat;
 }
 
-bool plain(const Linear& l) { return fp32_cpu(l->weight) && !l->has_adapter(); }
+bool plain_weight(const torch::Tensor& w) { return fp32_cpu(w) && w.is_contiguous(); }
+
+bool plain(const Linear& l) { return plain_weight(l->weight) && !l->has_adapter(); }
 
 // Makes a state tensor contiguous in place (they are made so; a caller's slice may not be).
 float* own(torch::Tensor& t) {
@@ -74,7 +85,9 @@ bool decode_step_enabled() { return g_enabled; }
 bool decode_step_applies(const DecoderImpl& m, const torch::Tensor& tokens) {
   if (!g_enabled || tokens.dim() != 2 || tokens.size(1) != 1 || !tokens.device().is_cpu()) return false;
   if (at::GradMode::is_enabled() || compat::autocast_active()) return false;
-  if (!fp32_cpu(m.tok_embeddings->weight) || !fp32_cpu(m.norm->weight)) return false;
+  if (!fp32_cpu(m.tok_embeddings->weight) || !m.tok_embeddings->weight.is_contiguous() || !fp32_cpu(m.norm->weight))
+    return false;
+  if (m.output && !plain_weight(m.output->weight)) return false;
   for (const auto& blk : m.blocks) {
     const auto& a = blk->attention;
     if (!plain(a->wq) || !plain(a->wk) || !plain(a->wv) || !plain(a->wo)) return false;
@@ -112,9 +125,9 @@ torch::Tensor decode_step(DecoderImpl& m, StreamState& st, const torch::Tensor& 
     float* vc = own(ls.v_cache);
 
     rms_norm(xp, blk->attention_norm->weight.data_ptr<float>(), xn.data_ptr<float>(), B, D, blk->attention_norm->eps);
-    const torch::Tensor q = torch::mm(xn, attn->wq->weight.t());  // (B, H*Dh), un-rotated
-    const torch::Tensor k = torch::mm(xn, attn->wk->weight.t());  // (B, Hkv*Dh)
-    const torch::Tensor v = torch::mm(xn, attn->wv->weight.t());
+    const torch::Tensor q = project(xn, attn->wq->weight);  // (B, H*Dh), un-rotated
+    const torch::Tensor k = project(xn, attn->wk->weight);  // (B, Hkv*Dh)
+    const torch::Tensor v = project(xn, attn->wv->weight);
     const float *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>(), *vp = v.data_ptr<float>();
     float* qrp = qr.data_ptr<float>();
     for (int64_t b = 0; b < B; ++b)
@@ -131,17 +144,31 @@ torch::Tensor decode_step(DecoderImpl& m, StreamState& st, const torch::Tensor& 
     }
 
     // Local attention over the segment so far: scores, softmax, values.
-    torch::Tensor s = torch::matmul(qr, ls.kr_cache.narrow(2, 0, K).transpose(-1, -2)).mul_(scale);  // (B, Hkv, G, K)
-    torch::Tensor a = torch::matmul(torch::softmax(s, -1), ls.v_cache.narrow(2, 0, K)).contiguous();  // (B, Hkv, G, Dh)
+    // Each (row, kv head) is its own small product: G queries against its K keys and values.
+    torch::Tensor s = torch::empty({B, Hkv, G, K}, f32);
+    float* sp = s.data_ptr<float>();
+    at::parallel_for(0, B * Hkv, 8, [&](int64_t lo, int64_t hi) {
+      for (int64_t r = lo; r < hi; ++r) few_rows_times_transposed(qrp + r * G * Dh, G, krc + r * N * Dh, K, Dh, sp + r * G * K);
+    });
+    const torch::Tensor p = torch::softmax(s.mul_(scale), -1);  // (B, Hkv, G, K)
+    const float* pp = p.data_ptr<float>();
+    torch::Tensor a = torch::empty({B, Hkv, G, Dh}, f32);
+    float* ap = a.data_ptr<float>();
+    at::parallel_for(0, B * Hkv, 8, [&](int64_t lo, int64_t hi) {
+      for (int64_t r = lo; r < hi; ++r) few_rows_times(pp + r * G * K, G, vc + r * N * Dh, K, Dh, ap + r * G * Dh);
+    });
 
     if (memory) {
       const torch::Tensor sq = memory_features(q.view({B, Hkv, G, Dh}), rule).contiguous();  // un-rotated q
       const float* sqp = sq.data_ptr<float>();
-      const torch::Tensor num = torch::matmul(sq, ls.M).contiguous();  // (B, Hkv, G, Dh) = sq M
-      const float* np = num.data_ptr<float>();
+      torch::Tensor num = torch::empty({B, Hkv, G, Dh}, f32);  // sq M
+      float* np = num.data_ptr<float>();
+      const float* Mp = own(ls.M);
+      at::parallel_for(0, B * Hkv, 8, [&](int64_t lo, int64_t hi) {
+        for (int64_t r = lo; r < hi; ++r) few_rows_times(sqp + r * G * Dh, G, Mp + r * Dh * Dh, Dh, Dh, np + r * G * Dh);
+      });
       const float* zp = rule == MemoryUpdate::unit_delta ? nullptr : own(ls.z);
       const float* gp = attn->gate.data_ptr<float>();
-      float* ap = a.data_ptr<float>();
       for (int64_t b = 0; b < B; ++b)
         for (int64_t j = 0; j < Hkv; ++j)
           for (int64_t g = 0; g < G; ++g) {
@@ -163,14 +190,14 @@ torch::Tensor decode_step(DecoderImpl& m, StreamState& st, const torch::Tensor& 
         ls.z = next.z;
       }
     }
-    x.addmm_(a.view({B, H * Dh}), attn->wo->weight.t());  // x += attention's output
+    project(a.view({B, H * Dh}), attn->wo->weight, x);  // x += attention's output
 
     const auto& ff = blk->feed_forward;
     rms_norm(xp, blk->ffn_norm->weight.data_ptr<float>(), xn.data_ptr<float>(), B, D, blk->ffn_norm->eps);
-    torch::Tensor h1 = torch::mm(xn, ff->w1->weight.t());  // (B, F)
-    const torch::Tensor h3 = torch::mm(xn, ff->w3->weight.t());
+    torch::Tensor h1 = project(xn, ff->w1->weight);  // (B, F)
+    const torch::Tensor h3 = project(xn, ff->w3->weight);
     torch::silu_(h1).mul_(h3);
-    x.addmm_(h1, ff->w2->weight.t());  // x += SwiGLU's output
+    project(h1, ff->w2->weight, x);  // x += SwiGLU's output
   }
   st.tokens_seen += 1;
   torch::Tensor y = torch::empty({B, 1, D}, f32);
@@ -180,7 +207,9 @@ torch::Tensor decode_step(DecoderImpl& m, StreamState& st, const torch::Tensor& 
 
 torch::Tensor decode_logits(const torch::Tensor& hidden, const torch::Tensor& weight) {
   const int64_t B = hidden.size(0);
-  return torch::mm(weight, hidden.reshape({B, -1}).t()).t().contiguous().view({B, 1, -1});
+  const torch::Tensor h = hidden.reshape({B, -1});
+  if (B <= kFewRows) return few_rows_matmul(h.contiguous(), weight).view({B, 1, -1});
+  return torch::mm(weight, h.t()).t().contiguous().view({B, 1, -1});
 }
 
 }  // namespace infini

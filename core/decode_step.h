@@ -1,8 +1,10 @@
 // The one-token step of the streaming path on the CPU in fp32, written for speed: the same math as
-// Decoder::trunk_stream for one token per row, in about fifteen tensor operations a layer instead of
-// seventy. The norms, RoPE, the cache writes, the memory's normaliser and the gate run as plain loops
-// over the rows; the products, the softmax and the feature maps stay tensor operations (vectorised).
-// Decoding is all one-token steps, and at small batch their cost is the operations' count.
+// Decoder::trunk_stream for one token per row, in about a dozen tensor operations a layer instead of
+// seventy. The projections, the attention's and the memory's small products go through
+// core/few_rows_matmul.h (no per-call packing of the weights); the norms, RoPE, the cache writes,
+// the memory's normaliser and the gate are plain loops over the rows; the softmax and the feature
+// maps stay tensor operations (vectorised). Decoding is all one-token steps: at small batch their
+// cost was the operations' count, and at batch 16 it is now the weights' products.
 // Not the general streaming path (core/infini_attention.cpp), which the step falls back to whenever
 // it does not apply (see decode_step_applies), and not the head (Decoder::head).
 #pragma once
@@ -28,7 +30,8 @@ bool decode_step_applies(const DecoderImpl& model, const torch::Tensor& tokens);
 torch::Tensor decode_step(DecoderImpl& model, StreamState& state, const torch::Tensor& tokens);
 
 // The LM head for such a step: hidden (B, 1, D), weight (V, D) -> logits (B, 1, V), what
-// Decoder::head gives, computed as (W h^T)^T: for a few rows MKL's product is faster that way round.
+// Decoder::head gives: core/few_rows_matmul.h for a few rows, else (W h^T)^T, which MKL does faster
+// than h W^T when h has few rows.
 torch::Tensor decode_logits(const torch::Tensor& hidden, const torch::Tensor& weight);
 
 }  // namespace infini

@@ -1,11 +1,13 @@
 // The fast one-token step (core/decode_step.h) against the general streaming path and the parallel
 // forward, for every memory variant, GQA, several rows, across segment boundaries, and with the
-// memory off or reset per segment; and where it must stand aside for the general path.
+// memory off or reset per segment; where it must stand aside for the general path; and its
+// few-rows product (core/few_rows_matmul.h) against torch::mm.
 #include <gtest/gtest.h>
 
 #include "core/compat.h"
 #include "core/decode_step.h"
 #include "core/decoder.h"
+#include "core/few_rows_matmul.h"
 #include "support/small_model.h"
 
 // Everything of this file in its own namespace: the suite also builds as one unity translation unit.
@@ -115,6 +117,19 @@ TEST(DecodeStep, MemoryOffEqualsTheGeneralPath) {
   expect_same_state(fast, general);
 }
 
+// More rows than kFewRows: the projections and the head go through torch's product instead.
+TEST(DecodeStep, ManyRowsEqualTheGeneralPath) {
+  Decoder m = infini::test::small_model(MemoryVariant{MemoryUpdate::delta, true}, 36);
+  torch::NoGradGuard ng;
+  const int64_t B = infini::kFewRows + 1;
+  const torch::Tensor tok = torch::randint(0, 40, {B, 13}, torch::kLong);
+  StreamState fast = m->new_state(B), general = m->new_state(B);
+  const torch::Tensor a = one_at_a_time(m, fast, tok, 2, true);
+  const torch::Tensor b = one_at_a_time(m, general, tok, 2, false);
+  EXPECT_LE(max_diff(a, b), 2e-6 * (1 + b.abs().max().item<double>()));
+  expect_same_state(fast, general);
+}
+
 TEST(DecodeStep, StandsAsideWhereItDoesNotApply) {
   Decoder m = infini::test::small_model(MemoryVariant{}, 34);
   const torch::Tensor one = torch::randint(0, 40, {2, 1}, torch::kLong);
@@ -133,6 +148,35 @@ TEST(DecodeStep, StandsAsideWhereItDoesNotApply) {
   }
   m->blocks[1]->feed_forward->w3->add_adapter(2, 1.0, 0.0);  // a LoRA adapter anywhere
   EXPECT_FALSE(infini::decode_step_applies(*m, one));
+}
+
+// Every row count up to three groups of 6 and past the threshold, an inner size that is not a multiple
+// of 8 (the scalar tail) and output sizes that split unevenly over threads and blocks of 32.
+TEST(FewRowsMatmul, EqualsTorchMm) {
+  torch::manual_seed(35);
+  for (int64_t in : {8, 29, 256}) {
+    for (int64_t out : {1, 37, 300}) {
+      const torch::Tensor W = torch::randn({out, in});
+      for (int64_t B = 1; B <= 18; ++B) {
+        const torch::Tensor x = torch::randn({B, in});
+        const torch::Tensor want = torch::mm(x, W.t());
+        const double tol = 1e-5 * (1 + want.abs().max().item<double>());
+        EXPECT_LE(max_diff(infini::few_rows_matmul(x, W), want), tol) << B << " x " << in << " -> " << out;
+        const torch::Tensor base = torch::randn({B, out});
+        torch::Tensor into = base.clone();
+        infini::few_rows_matmul(x, W, into);
+        EXPECT_LE(max_diff(into, base + want), tol) << "accumulate " << B << " x " << in << " -> " << out;
+        // The raw forms: x W^T, and x A with A = W^T laid out (in, out).
+        torch::Tensor raw = torch::empty({B, out});
+        infini::few_rows_times_transposed(x.data_ptr<float>(), B, W.data_ptr<float>(), out, in, raw.data_ptr<float>());
+        EXPECT_LE(max_diff(raw, want), tol) << "raw x W^T " << B << " x " << in << " -> " << out;
+        const torch::Tensor A = W.t().contiguous();
+        raw.fill_(7.0f);  // overwritten, not added to
+        infini::few_rows_times(x.data_ptr<float>(), B, A.data_ptr<float>(), in, out, raw.data_ptr<float>());
+        EXPECT_LE(max_diff(raw, want), tol) << "raw x A " << B << " x " << in << " -> " << out;
+      }
+    }
+  }
 }
 
 }  // namespace

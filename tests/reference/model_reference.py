@@ -210,9 +210,11 @@ def bench(a):
     p = {k: v.requires_grad_() for k, v in make_params(cfg, gen).items()}
     tokens = torch.randint(0, cfg["vocab_size"], (a.batch, a.seq + 1), generator=gen)
 
+    fwd = torch.compile(decoder) if a.compile else decoder  # the first (warm-up) step compiles
+
     def step():
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
-            logits = decoder(p, tokens[:, :-1], cfg)
+            logits = fwd(p, tokens[:, :-1], cfg)
         loss = F.cross_entropy(logits.float().reshape(-1, cfg["vocab_size"]), tokens[:, 1:].reshape(-1))
         loss.backward()
         for v in p.values():
@@ -226,7 +228,8 @@ def bench(a):
         times.append(time.perf_counter() - t0)
     dt = statistics.median(times)
     print(f"python reference: {a.batch * a.seq / dt:.0f} tokens/s (fwd+bwd, median of {a.steps} steps, "
-          f"{'bf16' if a.bf16 else 'fp32'}, {a.update}, memory {'off' if a.no_memory else 'on'})")
+          f"{'bf16' if a.bf16 else 'fp32'}, {a.update}, memory {'off' if a.no_memory else 'on'}"
+          f"{', torch.compile' if a.compile else ''})")
 
 
 if __name__ == "__main__":
@@ -234,6 +237,7 @@ if __name__ == "__main__":
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "golden"))
     ap.add_argument("--bench", action="store_true")
     ap.add_argument("--bf16", action="store_true")
+    ap.add_argument("--compile", action="store_true", help="--bench: the forward through torch.compile")
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--update", default="linear")
     ap.add_argument("--batch", type=int, default=4)
