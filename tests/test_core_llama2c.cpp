@@ -188,6 +188,14 @@ TEST(Llama2c, ConvertGenerateInfoCli) {
                 &out),
             0);
   EXPECT_EQ(out, kReferenceIds + "\n");
+  // --stats: the count and a rate on stderr, the ids on stdout unchanged.
+  ASSERT_EQ(run(bin + " generate --checkpoint " + dir +
+                    "/run --prompt-ids \"1\" --temperature 0 --max-new-tokens 64 --print-ids --threads 1 --stats "
+                    "2>&1 >/dev/null",
+                &out),
+            0);
+  EXPECT_EQ(out.rfind("generated 64 tokens; ", 0), 0u) << out;
+  EXPECT_NE(out.find(" tokens/s after the first\n"), std::string::npos) << out;
 
   // Sampling is reproducible from the seed through the CLI as well.
   std::string a, b;

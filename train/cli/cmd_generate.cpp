@@ -1,6 +1,7 @@
 // `infini generate --checkpoint CK (--prompt TEXT | --prompt-ids "1 2 3") [sampling flags]`: streams
 // tokens from a checkpoint to stdout as they are produced. Not the sampling itself (core/generate.h).
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -34,6 +35,7 @@ struct GenerateArgs {
   uint64_t seed = 0;
   int64_t eos = 2;
   bool print_ids = false;
+  bool stats = false;  // --stats: tokens/s on stderr
   int threads = 0;
 };
 
@@ -93,14 +95,29 @@ int run_generate(const GenerateArgs& a) {
   if (a.eos < -1 || a.eos >= V)
     throw Error(fmt::format("--eos: expected a token id in [0, {}) or -1 (never stop early), found {}", V, a.eos));
 
+  // --stats: the decoding rate on stderr, counted as llama2.c's run.c counts it: from the first
+  // generated token on, so the prompt's forward and the warm-up are left out.
+  int64_t generated = 0;
+  std::chrono::steady_clock::time_point first;
+  auto count = [&]() {
+    if (generated++ == 0) first = std::chrono::steady_clock::now();
+  };
+  auto report = [&]() {
+    if (!a.stats) return;
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - first).count();
+    std::fprintf(stderr, "generated %lld tokens; %.1f tokens/s after the first\n", static_cast<long long>(generated),
+                 generated > 1 && s > 0 ? static_cast<double>(generated - 1) / s : 0.0);
+  };
   if (a.print_ids || !tok) {
     for (size_t i = 0; i < prompt.size(); ++i) std::printf(i ? " %lld" : "%lld", static_cast<long long>(prompt[i]));
     std::fflush(stdout);
-    generate(model, prompt, opts, [](int64_t id) {
+    generate(model, prompt, opts, [&](int64_t id) {
+      count();
       std::printf(" %lld", static_cast<long long>(id));
       std::fflush(stdout);
     });
     std::printf("\n");
+    report();
     return 0;
   }
   // Text: decode the whole sequence each step and print what is new, so pieces that only make
@@ -110,6 +127,7 @@ int run_generate(const GenerateArgs& a) {
   std::printf("%s", shown.c_str());
   std::fflush(stdout);
   generate(model, prompt, opts, [&](int64_t id) {
+    count();
     if (id == a.eos) return;
     ids.push_back(static_cast<int>(id));
     std::string text = tok->decode(ids);
@@ -119,6 +137,7 @@ int run_generate(const GenerateArgs& a) {
     std::fflush(stdout);
   });
   std::printf("\n");
+  report();
   return 0;
 }
 
@@ -139,6 +158,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--eos", a->eos, "stop after this token id (default 2; -1 = never)");
   cmd->add_option("--tokenizer", a->tokenizer, "sentencepiece model (default: the one the checkpoint records)");
   cmd->add_flag("--print-ids", a->print_ids, "print the whole sequence as token ids on one line");
+  cmd->add_flag("--stats", a->stats, "print the decoding rate (tokens/s after the first token) on stderr");
   cmd->add_option("--threads", a->threads, "intra-op threads (0 = all cores)");
   cmd->add_option("--device", a->device, "cpu | cuda | cuda:N: where the model runs (default cpu)");
   cmd->callback([a, p, pi] {
