@@ -81,11 +81,17 @@ echo "== decoding: the demo model, one token per call"
 "$BIN" bench model --config configs/demo/pretrain.yaml --batch 16 --seq 128 --steps 1 --decode-tokens 256 \
   --precision "$PRECISION" run.threads="$THREADS" | tee "$OUT/dec16" >&2
 dec() { field "$1" "s/^stream tokens$2: \([0-9]*\) tokens.*/\1/p"; }
-runc_tps=0
+runc_tps=0 l2c_tps=0
 if [[ -n "${RUNC:-}" && -n "${RUNC_MODEL:-}" ]]; then
-  # run.c prints "achieved tok/s: X" to stderr; infini decodes the same .bin (a llama2.c checkpoint).
-  runc_tps=$(OMP_NUM_THREADS=${THREADS/#0/$(nproc)} "$RUNC" "$RUNC_MODEL" -t 0 -n 256 2>&1 >/dev/null |
+  # The same llama2.c checkpoint both ways, greedy from BOS, 256 tokens, one stream: run.c prints
+  # "achieved tok/s: X" on stderr; `infini generate --stats` counts the same way.
+  nthreads=$THREADS
+  [[ "$nthreads" == 0 ]] && nthreads=$(nproc)
+  "$BIN" convert llama2c --model "$RUNC_MODEL" --out "$OUT/l2c" >/dev/null 2>&1
+  runc_tps=$(OMP_NUM_THREADS=$nthreads "$RUNC" "$RUNC_MODEL" -t 0 -n 256 2>&1 >/dev/null |
     sed -n 's/^achieved tok\/s: \([0-9.]*\).*/\1/p')
+  l2c_tps=$("$BIN" generate --checkpoint "$OUT/l2c" --prompt-ids 1 --temperature 0 --max-new-tokens 255 --eos -1 \
+    --print-ids --threads "$nthreads" --stats 2>&1 >/dev/null | sed -n 's/.*; \([0-9.]*\) tokens\/s.*/\1/p')
 fi
 
 echo "== summary (training tokens/s, fwd+bwd, $prec, B=$B T=$T)"
@@ -107,7 +113,10 @@ printf '%-52s %8s\n' "batch 1, fast step" "$(dec dec1 '')" "batch 1, general pat
   "batch 16, fast step" "$(dec dec16 '')" "batch 16, general path" "$(dec dec16 ', general path')"
 echo "batch 16 / batch 1 (fast):                $(ratio "$(dec dec16 '')" "$(dec dec1 '')")x"
 echo "batch 16, fast / general:                 $(ratio "$(dec dec16 '')" "$(dec dec16 ', general path')")x"
-[[ "$runc_tps" != 0 ]] && echo "llama2.c run.c (batch 1, its own model):  $runc_tps tokens/s"
+if [[ "$runc_tps" != 0 ]]; then
+  echo "llama2.c run.c, $RUNC_MODEL:  $runc_tps tokens/s; infini generate on it: $l2c_tps tokens/s" \
+    "($(ratio "$l2c_tps" "$runc_tps")x)"
+fi
 
 if [[ -x "$BUILD2/infini" && "$BUILD2" != "$BUILD" ]]; then
   echo "== LibTorch flavours: $("$BIN" --version) against $("$BUILD2/infini" --version)"
