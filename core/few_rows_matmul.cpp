@@ -14,63 +14,49 @@ namespace {
 
 typedef float v8 __attribute__((vector_size(32)));
 
-// y[b, o] (+)= x[b] . W[o] for NB rows of x (xb, row stride I) and weight rows [o0, o1), two weight
-// rows at a time: 2 NB partial sums in registers, each loaded vector used NB or 2 times.
+// y[b, o] (+)= x[b] . W[o] for NB rows of x (xb, row stride I) and the NW weight rows from o:
+// NW x NB partial sums in registers, each loaded vector used NB or NW times.
+template <int NB, int NW>
+__attribute__((always_inline)) inline void few_rows_tile(const float* xb, const float* W, float* yb, int64_t I,
+                                                         int64_t O, int64_t o, bool acc) {
+  const int64_t I8 = I - I % 8;
+  v8 s[NW][NB];
+#pragma GCC unroll 2
+  for (int k = 0; k < NW; ++k)
+#pragma GCC unroll 8
+    for (int j = 0; j < NB; ++j) s[k][j] = v8{0, 0, 0, 0, 0, 0, 0, 0};
+  for (int64_t d = 0; d < I8; d += 8) {
+    v8 w[NW];
+#pragma GCC unroll 2
+    for (int k = 0; k < NW; ++k) std::memcpy(&w[k], W + (o + k) * I + d, sizeof(v8));
+#pragma GCC unroll 8
+    for (int j = 0; j < NB; ++j) {
+      v8 xv;
+      std::memcpy(&xv, xb + j * I + d, sizeof xv);
+#pragma GCC unroll 2
+      for (int k = 0; k < NW; ++k) s[k][j] += w[k] * xv;
+    }
+  }
+#pragma GCC unroll 2
+  for (int k = 0; k < NW; ++k)
+#pragma GCC unroll 8
+    for (int j = 0; j < NB; ++j) {
+      const v8& v = s[k][j];
+      float r = ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+      const float* wr = W + (o + k) * I;
+      for (int64_t d = I8; d < I; ++d) r += wr[d] * xb[j * I + d];
+      float& out = yb[j * O + o + k];
+      out = acc ? out + r : r;
+    }
+}
+
+// Weight rows [o0, o1) against NB rows of x: two weight rows at a time, then an odd last one.
 template <int NB>
 __attribute__((always_inline)) inline void few_rows_block(const float* xb, const float* W, float* yb, int64_t I,
                                                           int64_t O, int64_t o0, int64_t o1, bool acc) {
-  const int64_t I8 = I - I % 8;
-#define INFINI_FINISH(S, W_ROW, J, O_AT)                                                            \
-  do {                                                                                             \
-    float r = (((S)[0] + (S)[1]) + ((S)[2] + (S)[3])) + (((S)[4] + (S)[5]) + ((S)[6] + (S)[7])); \
-    for (int64_t d = I8; d < I; ++d) r += (W_ROW)[d] * xb[(J) * I + d];                           \
-    float& out = yb[(J) * O + (O_AT)];                                                             \
-    out = acc ? out + r : r;                                                                       \
-  } while (0)
   int64_t o = o0;
-  for (; o + 1 < o1; o += 2) {
-    const float* w0 = W + o * I;
-    const float* w1 = w0 + I;
-    v8 s0[NB], s1[NB];
-#pragma GCC unroll 8
-    for (int j = 0; j < NB; ++j) s0[j] = s1[j] = v8{0, 0, 0, 0, 0, 0, 0, 0};
-    for (int64_t d = 0; d < I8; d += 8) {
-      v8 a, b;
-      std::memcpy(&a, w0 + d, sizeof a);
-      std::memcpy(&b, w1 + d, sizeof b);
-#pragma GCC unroll 8
-      for (int j = 0; j < NB; ++j) {
-        v8 xv;
-        std::memcpy(&xv, xb + j * I + d, sizeof xv);
-        s0[j] += a * xv;
-        s1[j] += b * xv;
-      }
-    }
-#pragma GCC unroll 8
-    for (int j = 0; j < NB; ++j) {
-      INFINI_FINISH(s0[j], w0, j, o);
-      INFINI_FINISH(s1[j], w1, j, o + 1);
-    }
-  }
-  if (o < o1) {  // an odd last weight row
-    const float* w0 = W + o * I;
-    v8 s0[NB];
-#pragma GCC unroll 8
-    for (int j = 0; j < NB; ++j) s0[j] = v8{0, 0, 0, 0, 0, 0, 0, 0};
-    for (int64_t d = 0; d < I8; d += 8) {
-      v8 a;
-      std::memcpy(&a, w0 + d, sizeof a);
-#pragma GCC unroll 8
-      for (int j = 0; j < NB; ++j) {
-        v8 xv;
-        std::memcpy(&xv, xb + j * I + d, sizeof xv);
-        s0[j] += a * xv;
-      }
-    }
-#pragma GCC unroll 8
-    for (int j = 0; j < NB; ++j) INFINI_FINISH(s0[j], w0, j, o);
-  }
-#undef INFINI_FINISH
+  for (; o + 1 < o1; o += 2) few_rows_tile<NB, 2>(xb, W, yb, I, O, o, acc);
+  if (o < o1) few_rows_tile<NB, 1>(xb, W, yb, I, O, o, acc);
 }
 
 // Weight rows [o0, o1) for every row of x: 32 weight rows at a time (they stay in cache) against

@@ -91,16 +91,8 @@ TEST_P(DecodeStepRules, NoMemoryStateEqualsTheGeneralPath) {
   expect_same_state(fast, general);
 }
 
-INSTANTIATE_TEST_SUITE_P(Rules, DecodeStepRules,
-                         ::testing::Values(MemoryVariant{MemoryUpdate::linear, false},
-                                           MemoryVariant{MemoryUpdate::delta, false},
-                                           MemoryVariant{MemoryUpdate::unit_delta, false},
-                                           MemoryVariant{MemoryUpdate::linear, true},
-                                           MemoryVariant{MemoryUpdate::delta, true},
-                                           MemoryVariant{MemoryUpdate::unit_delta, true}),
-                         [](const ::testing::TestParamInfo<MemoryVariant>& i) {
-                           return infini::test::variant_name(i.param);
-                         });
+INSTANTIATE_TEST_SUITE_P(Rules, DecodeStepRules, infini::test::all_memory_variants(),
+                         infini::test::variant_param_name);
 
 TEST(DecodeStep, MemoryOffEqualsTheGeneralPath) {
   infini::ModelConfig c = infini::test::small_config(MemoryVariant{});

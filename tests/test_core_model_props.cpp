@@ -221,16 +221,8 @@ TEST_P(MemoryRules, PrefixStatesEqualSequentialUpdates) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Rules, MemoryRules,
-                         ::testing::Values(MemoryVariant{MemoryUpdate::linear, false},
-                                           MemoryVariant{MemoryUpdate::delta, false},
-                                           MemoryVariant{MemoryUpdate::unit_delta, false},
-                                           MemoryVariant{MemoryUpdate::linear, true},
-                                           MemoryVariant{MemoryUpdate::delta, true},
-                                           MemoryVariant{MemoryUpdate::unit_delta, true}),
-                         [](const ::testing::TestParamInfo<MemoryVariant>& i) {
-                           return infini::test::variant_name(i.param);
-                         });
+INSTANTIATE_TEST_SUITE_P(Rules, MemoryRules, infini::test::all_memory_variants(),
+                         infini::test::variant_param_name);
 
 // unit_delta's segment update (one triangular solve) against its definition written out token by
 // token: u_n = w_n (v_n - k_n M_{n-1}), M_n = M_{n-1} + k_n^T u_n, in fp64 from a non-zero memory.

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include "core/decoder.h"
@@ -20,6 +21,16 @@ struct MemoryVariant {
 // "delta", "unit_delta_write_gate", ...: a test name's suffix.
 inline std::string variant_name(const MemoryVariant& v) {
   return std::string(to_string(v.update)) + (v.write_gate ? "_write_gate" : "");
+}
+
+// Every variant, for INSTANTIATE_TEST_SUITE_P(..., all_memory_variants(), variant_param_name).
+inline auto all_memory_variants() {
+  return ::testing::Values(MemoryVariant{MemoryUpdate::linear, false}, MemoryVariant{MemoryUpdate::delta, false},
+                           MemoryVariant{MemoryUpdate::unit_delta, false}, MemoryVariant{MemoryUpdate::linear, true},
+                           MemoryVariant{MemoryUpdate::delta, true}, MemoryVariant{MemoryUpdate::unit_delta, true});
+}
+inline std::string variant_param_name(const ::testing::TestParamInfo<MemoryVariant>& i) {
+  return variant_name(i.param);
 }
 
 inline ModelConfig small_config(MemoryVariant variant, MemoryGradient gradient = MemoryGradient::bptt) {
