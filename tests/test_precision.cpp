@@ -44,8 +44,17 @@ TEST(RunPrecision, BenchModelTakesAutoAndSaysWhatItRan) {
   const std::string cfg = test::source_path("configs/tiny/pretrain.yaml");
   auto r = test::run_infini("bench model --config " + cfg + " --batch 1 --seq 32 --steps 1 --precision auto");
   ASSERT_EQ(r.code, 0) << r.output;
-  const std::string want = std::string("setup: precision ") + (cpu_has_native_bf16() ? "bf16" : "fp32");
+  const bool native = cpu_has_native_bf16();
+  const std::string want = std::string("setup: precision ") + (native ? "bf16" : "fp32");
   EXPECT_NE(r.output.find(want), std::string::npos) << r.output;
+  // The machine's matmul rates and MFU; a share of an emulated bf16's rate is not printed.
+  EXPECT_NE(r.output.find("matmul rate: fp32 "), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("(bf16 is emulated on this CPU)") != std::string::npos, !native) << r.output;
+  EXPECT_EQ(r.output.find("of bf16's") != std::string::npos, false) << r.output;  // fp32 here, or bf16 itself
+  // In fp32 on the CPU the fast one-token step applies, and the general path is timed beside it.
+  if (!native) {
+    EXPECT_NE(r.output.find("stream tokens, general path: "), std::string::npos) << r.output;
+  }
   r = test::run_infini("bench model --config " + cfg + " --precision half");
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_NE(r.output.find("error: --precision: expected fp32, bf16 or auto, found 'half'"), std::string::npos)
