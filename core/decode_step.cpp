@@ -63,6 +63,14 @@ torch::Tensor project(const torch::Tensor& x, const torch::Tensor& W, torch::Ten
   return into.defined() ? into.addmm_(x, W.t()) : torch::mm(x, W.t());
 }
 
+// fn(r) for every (row, kv head) r in [0, B * Hkv): each one's small products, over the threads.
+template <class Fn>
+void for_each_head(int64_t rows, const Fn& fn) {
+  at::parallel_for(0, rows, 8, [&](int64_t lo, int64_t hi) {
+    for (int64_t r = lo; r < hi; ++r) fn(r);
+  });
+}
+
 bool fp32_cpu(const torch::Tensor& t) {
   return t.defined() && t.device().is_cpu() && t.scalar_type() == torch::kFloat;
 }
@@ -139,7 +147,8 @@ torch::Tensor decode_step(DecoderImpl& m, StreamState& st, const torch::Tensor& 
         for (int64_t g = 0; g < G; ++g) rotate(qp + (row * G + g) * Dh, cos_p, sin_p, qrp + (row * G + g) * Dh, half);
       }
     if (attn->write_gate.defined()) {  // w = sigmoid(xn W^T + b), one per row and kv head
-      const torch::Tensor w = torch::sigmoid(torch::addmm(attn->write_gate_bias, xn, attn->write_gate.t()));  // (B, Hkv)
+      const torch::Tensor w =
+          torch::sigmoid(torch::addmm(attn->write_gate_bias, xn, attn->write_gate.t()));  // (B, Hkv)
       ls.w_cache.select(2, pos).copy_(w);
     }
 
@@ -147,15 +156,15 @@ torch::Tensor decode_step(DecoderImpl& m, StreamState& st, const torch::Tensor& 
     // Each (row, kv head) is its own small product: G queries against its K keys and values.
     torch::Tensor s = torch::empty({B, Hkv, G, K}, f32);
     float* sp = s.data_ptr<float>();
-    at::parallel_for(0, B * Hkv, 8, [&](int64_t lo, int64_t hi) {
-      for (int64_t r = lo; r < hi; ++r) few_rows_times_transposed(qrp + r * G * Dh, G, krc + r * N * Dh, K, Dh, sp + r * G * K);
+    for_each_head(B * Hkv, [&](int64_t r) {
+      few_rows_times_transposed(qrp + r * G * Dh, G, krc + r * N * Dh, K, Dh, sp + r * G * K);
     });
     const torch::Tensor p = torch::softmax(s.mul_(scale), -1);  // (B, Hkv, G, K)
     const float* pp = p.data_ptr<float>();
     torch::Tensor a = torch::empty({B, Hkv, G, Dh}, f32);
     float* ap = a.data_ptr<float>();
-    at::parallel_for(0, B * Hkv, 8, [&](int64_t lo, int64_t hi) {
-      for (int64_t r = lo; r < hi; ++r) few_rows_times(pp + r * G * K, G, vc + r * N * Dh, K, Dh, ap + r * G * Dh);
+    for_each_head(B * Hkv, [&](int64_t r) {
+      few_rows_times(pp + r * G * K, G, vc + r * N * Dh, K, Dh, ap + r * G * Dh);
     });
 
     if (memory) {
@@ -164,8 +173,8 @@ torch::Tensor decode_step(DecoderImpl& m, StreamState& st, const torch::Tensor& 
       torch::Tensor num = torch::empty({B, Hkv, G, Dh}, f32);  // sq M
       float* np = num.data_ptr<float>();
       const float* Mp = own(ls.M);
-      at::parallel_for(0, B * Hkv, 8, [&](int64_t lo, int64_t hi) {
-        for (int64_t r = lo; r < hi; ++r) few_rows_times(sqp + r * G * Dh, G, Mp + r * Dh * Dh, Dh, Dh, np + r * G * Dh);
+      for_each_head(B * Hkv, [&](int64_t r) {
+        few_rows_times(sqp + r * G * Dh, G, Mp + r * Dh * Dh, Dh, Dh, np + r * G * Dh);
       });
       const float* zp = rule == MemoryUpdate::unit_delta ? nullptr : own(ls.z);
       const float* gp = attn->gate.data_ptr<float>();
@@ -207,9 +216,7 @@ torch::Tensor decode_step(DecoderImpl& m, StreamState& st, const torch::Tensor& 
 
 torch::Tensor decode_logits(const torch::Tensor& hidden, const torch::Tensor& weight) {
   const int64_t B = hidden.size(0);
-  const torch::Tensor h = hidden.reshape({B, -1});
-  if (B <= kFewRows) return few_rows_matmul(h.contiguous(), weight).view({B, 1, -1});
-  return torch::mm(weight, h.t()).t().contiguous().view({B, 1, -1});
+  return project(hidden.reshape({B, -1}).contiguous(), weight).view({B, 1, -1});
 }
 
 }  // namespace infini

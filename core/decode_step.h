@@ -30,8 +30,7 @@ bool decode_step_applies(const DecoderImpl& model, const torch::Tensor& tokens);
 torch::Tensor decode_step(DecoderImpl& model, StreamState& state, const torch::Tensor& tokens);
 
 // The LM head for such a step: hidden (B, 1, D), weight (V, D) -> logits (B, 1, V), what
-// Decoder::head gives: core/few_rows_matmul.h for a few rows, else (W h^T)^T, which MKL does faster
-// than h W^T when h has few rows.
+// Decoder::head gives, through the same products as the step's projections.
 torch::Tensor decode_logits(const torch::Tensor& hidden, const torch::Tensor& weight);
 
 }  // namespace infini
