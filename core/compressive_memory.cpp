@@ -88,12 +88,16 @@ torch::Tensor memory_pack(const torch::Tensor& M, const torch::Tensor& z) {
 namespace {
 
 torch::Tensor prefix_states(const torch::Tensor& sk, const torch::Tensor& v, MemoryUpdate rule, double eps,
-                            const torch::Tensor& init, const torch::Tensor& w) {
+                            const torch::Tensor& init, const torch::Tensor& w, const torch::Tensor& keep) {
   const int64_t S = sk.size(1);
   // The last segment's own write is never read by this sequence, so it is left out everywhere.
   auto head = [&](const torch::Tensor& t) { return t.defined() ? t.narrow(1, 0, S - 1) : t; };
 
-  if (rule == MemoryUpdate::linear) {
+  // The state before segment s, emptied where keep[:, s] is 0 (packed rows).
+  auto kept = [&](const torch::Tensor& Mz, int64_t s) {
+    return keep.defined() ? Mz * keep.select(1, s).view({-1, 1, 1, 1}) : Mz;
+  };
+  if (rule == MemoryUpdate::linear && !keep.defined()) {
     // Segment s sees the sum of segments 0..s-1: shift the inclusive cumsum by one segment.
     torch::Tensor kv = torch::matmul(gated(head(sk), head(w)).transpose(-1, -2),
                                      with_column(head(v), 1.0));  // (B, S-1, Hkv, Dk, Dv+1)
@@ -103,6 +107,7 @@ torch::Tensor prefix_states(const torch::Tensor& sk, const torch::Tensor& v, Mem
 
   const int64_t B = sk.size(0), H = sk.size(2), Dk = sk.size(4), Dv = v.size(4);
   torch::Tensor Mz = init.defined() ? init : torch::zeros({B, H, Dk, Dv + 1}, sk.options());
+  if (keep.defined()) Mz = kept(Mz, 0);
   std::vector<torch::Tensor> states{Mz};
   if (rule == MemoryUpdate::unit_delta && S > 1) {
     // Each segment's update is affine in the state before it: with [W | Y] = the solve of
@@ -114,16 +119,17 @@ torch::Tensor prefix_states(const torch::Tensor& sk, const torch::Tensor& v, Mem
     torch::Tensor KW = torch::matmul(kT, WY.narrow(-1, 0, Dv + 1));  // (B, S-1, Hkv, Dk, Dv+1)
     torch::Tensor KY = torch::matmul(kT, WY.narrow(-1, Dv + 1, Dk));  // (B, S-1, Hkv, Dk, Dk)
     for (int64_t s = 0; s + 1 < S; ++s) {
-      Mz = Mz + KW.select(1, s) - torch::matmul(KY.select(1, s), Mz);
+      Mz = kept(Mz + KW.select(1, s) - torch::matmul(KY.select(1, s), Mz), s + 1);
       states.push_back(Mz);
     }
     return torch::stack(states, 1);
   }
 
-  // delta: M_s depends on M_{s-1} non-linearly; loop, collecting the state before each segment.
+  // delta (and linear with emptied states): M_s depends on M_{s-1} non-linearly; loop, collecting
+  // the state before each segment.
   for (int64_t s = 0; s + 1 < S; ++s) {
-    Mz = memory_update_packed(sk.select(1, s), v.select(1, s), Mz, rule, eps,
-                              w.defined() ? w.select(1, s) : w);  // (B, Hkv, Dk, Dv+1)
+    Mz = kept(memory_update_packed(sk.select(1, s), v.select(1, s), Mz, rule, eps, w.defined() ? w.select(1, s) : w),
+              s + 1);  // (B, Hkv, Dk, Dv+1)
     states.push_back(Mz);
   }
   return torch::stack(states, 1);
@@ -133,12 +139,13 @@ torch::Tensor prefix_states(const torch::Tensor& sk, const torch::Tensor& v, Mem
 
 torch::Tensor memory_prefix_packed(const torch::Tensor& sk, const torch::Tensor& v, MemoryUpdate rule,
                                    MemoryGradient gradient, double eps, const torch::Tensor& init,
-                                   const torch::Tensor& w) {
-  if (gradient == MemoryGradient::bptt) return prefix_states(sk, v, rule, eps, init, w);
+                                   const torch::Tensor& w, const torch::Tensor& keep) {
+  TORCH_CHECK(!(init.defined() && keep.defined()), "memory_prefix_packed: `keep` (packed rows) starts from empty memory");
+  if (gradient == MemoryGradient::bptt) return prefix_states(sk, v, rule, eps, init, w, keep);
   torch::Tensor states;
   {
     torch::NoGradGuard no_grad;
-    states = prefix_states(sk, v, rule, eps, init, w);
+    states = prefix_states(sk, v, rule, eps, init, w, keep);
   }
   // detach, from an `init` that carries gradient: every state passes it on unchanged (value + 0).
   if (init.defined() && init.requires_grad()) states = states + (init - init.detach()).unsqueeze(1);
@@ -153,7 +160,7 @@ torch::Tensor memory_writes_packed(const torch::Tensor& sk, const torch::Tensor&
 
 MemoryState memory_prefix_states(const torch::Tensor& sk, const torch::Tensor& v, MemoryUpdate rule,
                                  MemoryGradient gradient, double eps, const torch::Tensor& w) {
-  torch::Tensor Mz = memory_prefix_packed(sk, v, rule, gradient, eps, {}, w);
+  torch::Tensor Mz = memory_prefix_packed(sk, v, rule, gradient, eps, {}, w, {});
   const int64_t Dv = v.size(-1);
   return {Mz.narrow(-1, 0, Dv), Mz.select(-1, Dv)};
 }

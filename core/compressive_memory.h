@@ -49,9 +49,11 @@ MemoryState memory_prefix_states(const torch::Tensor& sk, const torch::Tensor& v
 // `init` (B, Hkv, Dk, Dv + 1) is the state before segment 0 (undefined: zero memory), so a
 // sequence can start where an earlier pass over its first segments left the memory. Under detach
 // a gradient-carrying `init` reaches every state as the identity (the increments carry none).
+// `keep` (B, S) float, packed rows only (core/packed_rows.h): the state before segment s is
+// multiplied by keep[:, s], so a 0 empties the memory there; undefined: never emptied. Not with `init`.
 torch::Tensor memory_prefix_packed(const torch::Tensor& sk, const torch::Tensor& v, MemoryUpdate rule,
                                    MemoryGradient gradient, double eps, const torch::Tensor& init = {},
-                                   const torch::Tensor& w = {});
+                                   const torch::Tensor& w = {}, const torch::Tensor& keep = {});
 
 // What each of S segments' write adds to the packed memory, taken from the state before it held
 // fixed, summed over the segments: sum_s update(sk_s, v_s, sg(Mz_s)) - sg(Mz_s). sk (B, S, Hkv, N, Dk),

@@ -58,6 +58,16 @@ torch::Tensor DecoderImpl::trunk(const torch::Tensor& tokens) {
   return norm(x);
 }
 
+torch::Tensor DecoderImpl::trunk(const torch::Tensor& tokens, const torch::Tensor& positions) {
+  TORCH_CHECK(tokens.dim() == 2 && positions.sizes() == tokens.sizes(),
+              "Decoder: packed rows need tokens and positions of one shape (B, T), got ", tokens.sizes(), " and ",
+              positions.sizes());
+  const PackedRows packed = packed_rows(positions, cfg_.segment_len);
+  torch::Tensor x = tok_embeddings(tokens);  // (B, T, D)
+  for (auto& b : blocks) x = b(x, torch::Tensor(), nullptr, nullptr, &packed);
+  return norm(x);
+}
+
 torch::Tensor DecoderImpl::blocks_from(const torch::Tensor& tokens, const StreamState& before,
                                        std::vector<torch::Tensor>* after, std::vector<torch::Tensor>* writes) {
   TORCH_CHECK(tokens.dim() == 2, "Decoder expects tokens (B, T), got ", tokens.sizes());

@@ -28,6 +28,10 @@ struct DecoderImpl : torch::nn::Module {
   // lm: logits (B, T, V) fp32; scalar: (B, T) fp32.
   torch::Tensor forward(const torch::Tensor& tokens);
   torch::Tensor trunk(const torch::Tensor& tokens);  // (B, T, D) hidden after the final norm
+  // Rows that hold several records (data.pack): `positions` (B, T) int64 is each token's index
+  // inside its record (core/packed_rows.h has the rule they follow). Every record gets what
+  // trunk() gives it in a row of its own.
+  torch::Tensor trunk(const torch::Tensor& tokens, const torch::Tensor& positions);
   // The same for tokens that continue a sequence whose first whole segments went into `before`
   // (trunk_stream or advance; before.position() == 0): equals trunk(whole sequence) at those
   // positions. The memory taken from `before` carries no gradient, so with memory.gradient: detach

@@ -12,8 +12,8 @@ DecoderBlockImpl::DecoderBlockImpl(const ModelConfig& cfg) {
 }
 
 torch::Tensor DecoderBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& mem0, torch::Tensor* mem_after,
-                                        torch::Tensor* writes) {
-  torch::Tensor h = x + attention(attention_norm(x), mem0, mem_after, writes);
+                                        torch::Tensor* writes, const PackedRows* packed) {
+  torch::Tensor h = x + attention(attention_norm(x), mem0, mem_after, writes, packed);
   return h + feed_forward(ffn_norm(h));
 }
 

@@ -35,12 +35,15 @@ torch::Tensor InfiniAttentionImpl::write_gate_of(const torch::Tensor& x) const {
 }
 
 torch::Tensor InfiniAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& mem0, torch::Tensor* mem_after,
-                                          torch::Tensor* writes) {
-  return forward_parts(x, false, mem0, mem_after, writes).out;
+                                          torch::Tensor* writes, const PackedRows* packed) {
+  return forward_parts(x, false, mem0, mem_after, writes, packed).out;
 }
 
 AttentionParts InfiniAttentionImpl::forward_parts(const torch::Tensor& x, bool keep_parts, const torch::Tensor& mem0,
-                                                  torch::Tensor* mem_after, torch::Tensor* writes) {
+                                                  torch::Tensor* mem_after, torch::Tensor* writes,
+                                                  const PackedRows* packed) {
+  TORCH_CHECK(!packed || (!mem0.defined() && !mem_after && !writes),
+              "InfiniAttention: packed rows start from empty memory and return none");
   const int64_t B = x.size(0), T = x.size(1), N = cfg.segment_len;
   const int64_t H = cfg.n_heads, Hkv = cfg.kv_heads(), G = H / Hkv, Dh = cfg.head_dim();
   const int64_t S = (T + N - 1) / N, P = S * N;
@@ -53,7 +56,21 @@ AttentionParts InfiniAttentionImpl::forward_parts(const torch::Tensor& x, bool k
   torch::Tensor v = wv(xp).reshape({B, S, N, Hkv, Dh}).permute({0, 1, 3, 2, 4});        // (B, S, Hkv, N, Dh)
 
   RopeTables rope = rope_tables(0, N, Dh, cfg.rope_theta, x.device());
-  torch::Tensor a_dot = local_attention(apply_rope(q, rope), apply_rope(k, rope), v, 0);  // (B, S, Hkv, G*N, Dh)
+  torch::Tensor a_dot;  // (B, S, Hkv, G*N, Dh)
+  if (packed) {
+    // Each token's own table row: (B, S, 1, N, Dh/2) for the keys, one more 1 for the query groups.
+    torch::Tensor idx = packed->rope_pos.reshape({-1});
+    auto rows = [&](const torch::Tensor& table, int64_t ones) {
+      std::vector<int64_t> shape{B, S};
+      shape.insert(shape.end(), ones, 1);
+      shape.insert(shape.end(), {N, Dh / 2});
+      return table.index_select(0, idx).view(shape);
+    };
+    const RopeTables rk{rows(rope.cos, 1), rows(rope.sin, 1)}, rq{rows(rope.cos, 2), rows(rope.sin, 2)};
+    a_dot = local_attention(apply_rope(q, rq), apply_rope(k, rk), v, packed->attend);
+  } else {
+    a_dot = local_attention(apply_rope(q, rope), apply_rope(k, rope), v, 0);
+  }
 
   torch::Tensor a = a_dot, a_mem;
   if (cfg.memory.enabled) {
@@ -63,9 +80,11 @@ AttentionParts InfiniAttentionImpl::forward_parts(const torch::Tensor& x, bool k
     torch::Tensor sk = memory_features(upcast(k), rule);                                   // (B, S, Hkv, N, Dh)
     torch::Tensor w = write_gate_of(xp);                                                  // (B, P, Hkv) or undefined
     if (w.defined()) w = w.reshape({B, S, N, Hkv}).permute({0, 1, 3, 2});                 // (B, S, Hkv, N)
-    torch::Tensor Mz = memory_prefix_packed(sk, upcast(v), rule, cfg.memory.gradient, cfg.memory_eps, mem0,
-                                            w);  // [M | z] before each segment
+    torch::Tensor Mz = memory_prefix_packed(sk, upcast(v), rule, cfg.memory.gradient, cfg.memory_eps, mem0, w,
+                                            packed ? packed->keep : torch::Tensor());  // [M | z] before each segment
     a_mem = memory_read_packed(sq, Mz, cfg.memory_eps, rule);  // (B, S, Hkv, G*N, Dh)
+    if (packed)  // tokens whose record began in this segment read nothing, as from an empty memory
+      a_mem = (a_mem.view({B, S, Hkv, G, N, Dh}) * packed->reads.view({B, S, 1, 1, N, 1})).view({B, S, Hkv, G * N, Dh});
     if (mem_after || writes) {
       TORCH_CHECK(P == T, "InfiniAttention: the memory after a sequence needs whole segments, got ", T,
                   " tokens for segments of ", N);

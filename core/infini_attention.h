@@ -7,6 +7,7 @@
 
 #include "core/linear.h"
 #include "core/model_config.h"
+#include "core/packed_rows.h"
 #include "core/stream_state.h"
 
 namespace infini {
@@ -26,10 +27,13 @@ struct InfiniAttentionImpl : torch::nn::Module {
   // `mem_after`, when given, receives the packed memory after x's last segment (T whole segments);
   // `writes` the sum of what each segment wrote into it (memory_writes_packed: the gradient of the
   // writes alone, each from the memory before it held fixed).
+  // `packed`, when given, keeps the records of packed rows apart (core/packed_rows.h); it starts
+  // from empty memory, so it takes no mem0, mem_after or writes.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mem0 = {}, torch::Tensor* mem_after = nullptr,
-                        torch::Tensor* writes = nullptr);
+                        torch::Tensor* writes = nullptr, const PackedRows* packed = nullptr);
   AttentionParts forward_parts(const torch::Tensor& x, bool keep_parts, const torch::Tensor& mem0 = {},
-                               torch::Tensor* mem_after = nullptr, torch::Tensor* writes = nullptr);
+                               torch::Tensor* mem_after = nullptr, torch::Tensor* writes = nullptr,
+                               const PackedRows* packed = nullptr);
   // Streaming: x (B, t, D) are the next t tokens; `pos` is the position of x[:, 0] inside its
   // segment. Splits at segment boundaries, appends to the cache and folds each completed segment
   // into (M, z). Meant for inference (call under NoGradGuard): the caches are written in place.

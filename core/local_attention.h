@@ -26,5 +26,9 @@ const char* attention_kernel_name(AttentionKernel k);
 // (offset = K - L: the queries are the last L positions). Scale 1/sqrt(Dh).
 // -> (X..., Hkv, G * L, Dh) in the compute dtype (bf16 under autocast).
 torch::Tensor local_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, int64_t offset);
+// The same with a mask in place of the causal offset (packed rows, core/packed_rows.h): allowed
+// (X..., L, K) bool, true where query i may attend key j; every query must allow at least one key.
+torch::Tensor local_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                              const torch::Tensor& allowed);
 
 }  // namespace infini

@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/error.h"
+#include "data/packing.h"
 #include "data/records.h"
 #include "data/token_shards.h"
 #include "data/tokenizer.h"
@@ -255,6 +256,7 @@ Batch Loader::make_batch(const std::vector<int64_t>& ids) const {
     b.lengths = torch::full({B}, T, torch::kInt64);
     return b;
   }
+  if (pack_segment_len_ > 0) return make_packed_batch(ids);
   auto fill = [&](const std::vector<Rendered>& src, int64_t T, torch::Tensor& tokens, torch::Tensor& mask,
                   torch::Tensor& lengths) {
     tokens = torch::full({B, T}, static_cast<int64_t>(pad_id_), torch::kInt64);  // (B, T)
@@ -279,6 +281,50 @@ Batch Loader::make_batch(const std::vector<int64_t>& ids) const {
   if (!rejected_.empty()) fill(rejected_, T, b.rejected_tokens, b.rejected_mask, b.rejected_lengths);
   if (!answers_.empty())
     for (int64_t id : ids) b.answers.push_back(answers_[static_cast<size_t>(id)]);
+  return b;
+}
+
+void Loader::pack_rows(int64_t segment_len) {
+  TORCH_CHECK(segment_len >= 1, "Loader::pack_rows: segment length must be >= 1");
+  if (cfg_.format != "sft") throw ConfigError("data.pack: expected format sft, found '" + cfg_.format + "'");
+  TORCH_CHECK(!worker_.joinable(), "Loader::pack_rows: call before the first batch");
+  pack_segment_len_ = segment_len;
+}
+
+Batch Loader::make_packed_batch(const std::vector<int64_t>& ids) const {
+  std::vector<int64_t> lengths;
+  int64_t longest = 1;
+  for (int64_t id : ids) {
+    lengths.push_back(static_cast<int64_t>(samples_[static_cast<size_t>(id)].tokens.size()));
+    longest = std::max(longest, lengths.back());
+  }
+  const PackPlan plan = pack_records(lengths, std::max(cfg_.seq_len, longest), pack_segment_len_);
+  const int64_t R = plan.rows(), T = std::max<int64_t>(plan.length(), 1);
+  Batch b;
+  b.tokens = torch::full({R, T}, static_cast<int64_t>(pad_id_), torch::kInt64);  // (R, T)
+  b.loss_mask = torch::zeros({R, T}, torch::kFloat32);                           // (R, T)
+  b.lengths = torch::zeros({R}, torch::kInt64);                                  // (R)
+  b.positions = torch::empty({R, T}, torch::kInt64);                             // (R, T)
+  b.records = static_cast<int64_t>(ids.size());
+  int64_t* tp = b.tokens.data_ptr<int64_t>();
+  float* mp = b.loss_mask.data_ptr<float>();
+  int64_t* lp = b.lengths.data_ptr<int64_t>();
+  std::vector<std::vector<int64_t>> starts(static_cast<size_t>(R)), lens(static_cast<size_t>(R));
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const Rendered& x = samples_[static_cast<size_t>(ids[i])];
+    const PackedPlace& at = plan.places[i];
+    std::copy(x.tokens.begin(), x.tokens.end(), tp + at.row * T + at.offset);
+    std::copy(x.mask.begin(), x.mask.end(), mp + at.row * T + at.offset);
+    lp[at.row] += lengths[i];
+    starts[static_cast<size_t>(at.row)].push_back(at.offset);
+    lens[static_cast<size_t>(at.row)].push_back(lengths[i]);
+  }
+  int64_t* pp = b.positions.data_ptr<int64_t>();
+  for (int64_t r = 0; r < R; ++r) {
+    const std::vector<int64_t> p =
+        row_positions(starts[static_cast<size_t>(r)], lens[static_cast<size_t>(r)], T, pack_segment_len_);
+    std::copy(p.begin(), p.end(), pp + r * T);
+  }
   return b;
 }
 

@@ -58,6 +58,10 @@ class Loader {
   // One pass over this rank's samples in file order, the last batch partial; max_batches < 0 = all.
   std::vector<Batch> all_batches(int64_t max_batches = -1) const;
 
+  // data.pack: from now on, the records of every batch share rows (data/packing.h) for a model with
+  // segments of segment_len tokens, and batches carry positions. Call before the first batch.
+  void pack_rows(int64_t segment_len);
+
   int64_t vocab_size() const { return vocab_size_; }  // ids in the data are below this
   int64_t seq_len() const { return cfg_.seq_len; }
   const std::string& format() const { return cfg_.format; }
@@ -74,6 +78,7 @@ class Loader {
   // epoch's order.
   std::vector<int64_t> take_ids(Position& pos, std::vector<int64_t>& order, int64_t& order_epoch) const;
   Batch make_batch(const std::vector<int64_t>& ids) const;
+  Batch make_packed_batch(const std::vector<int64_t>& ids) const;
   void start_prefetch();
   void stop_prefetch();
   void prefetch_loop();
@@ -85,6 +90,7 @@ class Loader {
   int rank_, world_;
   int64_t num_samples_ = 0, vocab_size_ = 0;
   int pad_id_ = 0;
+  int64_t pack_segment_len_ = 0;  // > 0: records are packed into rows (pack_rows)
 
   // tokens format
   std::vector<std::unique_ptr<TokenShard>> shards_;

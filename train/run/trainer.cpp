@@ -51,7 +51,7 @@ Batch to_device(const Batch& b, const torch::Device& d) {
   auto mv = [&](torch::Tensor& t) {
     if (t.defined()) t = t.pin_memory().to(d, /*non_blocking=*/true);
   };
-  mv(o.tokens); mv(o.loss_mask); mv(o.lengths);
+  mv(o.tokens); mv(o.loss_mask); mv(o.lengths); mv(o.positions);
   mv(o.rejected_tokens); mv(o.rejected_mask); mv(o.rejected_lengths);
   return o;
 }
@@ -109,6 +109,10 @@ class Trainer {
     if (Loader::has_split(cfg.data, Split::val))
       val_loader_.emplace(cfg.data, Split::val, session_.tokenizer(), cfg.train.batch_size,
                           static_cast<uint64_t>(cfg.run.seed), comm_->rank(), comm_->world_size());
+    if (cfg.data.pack) {
+      train_loader_.pack_rows(cfg.model.segment_len);
+      if (val_loader_) val_loader_->pack_rows(cfg.model.segment_len);
+    }
     if (comm_->distributed()) {
       std::vector<torch::Tensor> params;
       for (const auto& g : opt_.groups())

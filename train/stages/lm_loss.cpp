@@ -34,11 +34,14 @@ int64_t loss_free_prefix(const ModelConfig& mc, const torch::Tensor& loss_mask) 
 namespace {
 
 LossOutput lm_loss_impl(Decoder& model, const Batch& b, bool prefix_writes, double weight, int64_t chunk_segments) {
-  const int64_t P = loss_free_prefix(model->config(), b.loss_mask);
+  // Packed rows (data.pack) hold short records, each starting from empty memory: no prefix.
+  const int64_t P = b.positions.defined() ? 0 : loss_free_prefix(model->config(), b.loss_mask);
   const bool writes = prefix_writes && P > 0 && torch::GradMode::is_enabled();
   torch::Tensor hidden;
   std::vector<LayerStreamState> start;  // with writes: the memory the rest starts from, as leaves
-  if (P == 0) {
+  if (b.positions.defined()) {
+    hidden = model->trunk(b.tokens, b.positions);
+  } else if (P == 0) {
     hidden = model->trunk(b.tokens);
   } else {
     // Detached memory: the whole segments before the first counted target get no gradient, so
