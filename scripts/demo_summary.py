@@ -126,9 +126,33 @@ def reward():
         print(f"  {name:10s} {fmt(j and j['accuracy'])} ({j['pairs'] if j else 0} pairs, mean margin {fmt(j and j['mean_margin'], 2)})")
 
 
+def passkey():
+    w, n = load(RUNS + "passkey/passkey.json"), load(RUNS + "passkey/passkey_no_memory.json")
+    if not w or not n:
+        print(f"\npasskey: {RUNS}passkey/passkey.json or passkey_no_memory.json missing")
+        return
+    seg = int(config_value("passkey", "model", "segment_len", 0) or 0)
+    steps = config_value("passkey", "train", "max_steps", "?")
+    longest = config_value("passkey", "data", "seq_len", "?")
+    print(f"\npasskey retrieval: the passkey model ({steps} steps on records of at most {longest} tokens) against")
+    print(f"the same weights with the memory reset per segment; {w['digits']}-digit keys (chance 0.1),")
+    print(f"{len(w['depths'])} depths x {w['trials']} keys per length")
+    print("  (log p(key): the mean log-probability of the right key; a uniform guess among the digits: -2.30)")
+    print(f"  {'tokens':>8s} {'segments':>9s} {'with memory':>12s} {'log p(key)':>11s} {'memory reset':>13s} "
+          f"{'log p(key)':>11s}")
+    cases = lambda j, L: [c for c in j["cases"] if L is None or c["length"] == L]
+    acc = lambda cs: sum(c["correct"] for c in cs) / max(len(cs), 1)
+    logp = lambda cs: sum(c["key_logprob"] for c in cs) / max(len(cs), 1)
+    for L in w["lengths"] + [None]:
+        a, b = cases(w, L), cases(n, L)
+        name = "all" if L is None else str(L)
+        segs = "" if L is None else (f"{-(-L // seg)}" if seg else "?")
+        print(f"  {name:>8s} {segs:>9s} {acc(a):12.3f} {logp(a):11.2f} {acc(b):13.3f} {logp(b):11.2f}")
+
+
 def longer():
     print("\nneeds longer than this job (the recipes, their figures in the docs):")
-    print("  passkey retrieval through the memory, to 1M tokens (about 3 h on one core): the data of")
+    print("  passkey retrieval to 1M tokens by the 4-block demo model (about 3 h on one core): the data of")
     print("  scripts/passkey_recipe.sh, then LAST=sft-4kb scripts/passkey_variant.sh unitgate")
     print("  model.memory.update=unit_delta model.memory.write_gate=true (docs/long-context.md)")
     print("  PPO on a third task (two-digit addition, 120 rollouts: +0.09), a deeper reward model,")
@@ -145,6 +169,7 @@ def main():
     pretraining()
     sft_and_ppo()
     reward()
+    passkey()
     longer()
 
 

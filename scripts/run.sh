@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The main job: set up, then run the demo pipeline stage by stage on the default corpora
 # (data -> tokenizer -> shards -> pretrain -> long-document perplexity -> SFT -> reward model ->
-# PPO), and print a summary of what each stage achieved on held-out data, next to what it is
-# compared with, and the time each stage took. Re-running resumes unfinished stages and skips
-# finished ones. About 20 minutes on 2 cores (set-up and build excluded).
+# PPO -> passkey model -> passkey retrieval), and print a summary of what each stage achieved on
+# held-out data, next to what it is compared with, and the time each stage took. Re-running
+# resumes unfinished stages and skips finished ones. About 20 minutes on 2 cores (set-up and build
+# excluded).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -68,6 +69,23 @@ data() {
   done
   echo "$(wc -l < "$W/sft_tasks.jsonl") SFT records, $(wc -l < "$W/preference_tasks.jsonl") pairs," \
     "$(wc -l < "$W/prompts_tasks.jsonl") prompts; held out: 200 of each per task"
+
+  # Passkey records for the passkey model: prompts of 220-258 tokens (the last four end 0-6 tokens
+  # before a segment boundary once the chat template is added), single-digit keys at random depths.
+  stage "passkey records (8-9 segments of 32 tokens)"
+  if [ ! -f "$W/passkey_val.jsonl" ]; then
+    local L files=()
+    for L in 220 230 240 250 252 254 256 258; do
+      $INFINI data synth --task passkey --kind sft --tokenizer "$W/tokenizer.model" --length $L --digits 1 \
+        --count 600 --seed $((L + 1000)) --out "$W/passkey_$L.jsonl" > /dev/null
+      files+=("$W/passkey_$L.jsonl")
+    done
+    cat "${files[@]}" > "$W/passkey_train.jsonl"
+    rm -f "${files[@]}"
+    $INFINI data synth --task passkey --kind sft --tokenizer "$W/tokenizer.model" --length 256 --digits 1 \
+      --count 32 --seed 98 --out "$W/passkey_val.jsonl" > /dev/null
+  fi
+  echo "$(wc -l < "$W/passkey_train.jsonl") passkey records, $(wc -l < "$W/passkey_val.jsonl") held out"
 }
 timed "data (corpora, tokenizer, shards, records)" data
 
@@ -101,9 +119,21 @@ if [[ ! -d runs/demo-sft/checkpoints/step_00000250 ]]; then  # an SFT run from b
 fi
 timed "PPO" $INFINI train configs/demo/ppo.yaml
 
+# Passkey retrieval: a small model of its own trained on ~256-token passkey records, evaluated
+# far beyond them (up to 1024 segments), then the same weights with the memory reset per segment.
+stage "passkey model (configs/demo/passkey.yaml)"
+timed "passkey model" $INFINI train configs/demo/passkey.yaml
+passkey_eval() {  # the same prompts (seed 0) with the memory, then with it reset per segment
+  local E=($INFINI eval passkey --checkpoint runs/demo-passkey --chat --digits 1 --lengths 256,2k,32k
+           --depths 0,0.25,0.5,0.75,1 --trials 4 --threads 0)
+  "${E[@]}" --out runs/demo-passkey/passkey.json | tail -n 6
+  "${E[@]}" --no-memory --out runs/demo-passkey/passkey_no_memory.json | tail -n 6
+}
+timed "eval passkey (2 x 60 prompts, to 32K)" passkey_eval
+
 stage "reports"
 REPORTS=()
-for r in runs/demo-pretrain runs/demo-sft runs/demo-reward runs/demo-ppo; do
+for r in runs/demo-pretrain runs/demo-sft runs/demo-reward runs/demo-ppo runs/demo-passkey; do
   $INFINI report "$r" && REPORTS+=("$r/report.html") || echo "(report of $r failed)"
 done
 
@@ -124,6 +154,7 @@ cat <<TXT
   SFT run            runs/demo-sft/
   reward model       runs/demo-reward/  (eval_reward_*.json)
   PPO run            runs/demo-ppo/     (checkpoints/step_N/actor)
+  passkey model      runs/demo-passkey/ (passkey.json, passkey_no_memory.json)
   reports            ${REPORTS[*]:-none}  (open in a browser; tensorboard --logdir runs/ reads the same metrics)
   try:               $INFINI generate --checkpoint runs/demo-sft --prompt \$'### User:\\nSort these words alphabetically: tiger apple stone\\n\\n### Assistant:\\n' --max-new-tokens 16
 TXT
