@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Makes the data the tiny configs (configs/tiny/*.yaml) read, in data/work/tiny/ (git-ignored), so
 # they run as they are from a fresh clone: a corpus of short made-up sentences, a 320-piece
-# tokenizer, token shards, SFT records, preference pairs and PPO prompts (2-digit addition).
+# tokenizer, token shards, SFT records, preference pairs and PPO prompts (2-digit addition), and
+# passkey records.
 # Idempotent. Not the tests' data (they make their own in scratch folders).
 # Usage: scripts/tiny_data.sh   (env INFINI=path to the binary, default build/infini; OUT=folder)
-# Then: infini train configs/tiny/pretrain.yaml; ... sft.yaml; ... reward.yaml; ... ppo.yaml; ... dpo.yaml
+# Then: infini train configs/tiny/pretrain.yaml; ... sft.yaml; ... reward.yaml; ... ppo.yaml; ... dpo.yaml;
+# ... passkey.yaml
 set -euo pipefail
 cd "$(dirname "$0")/.."
 INFINI=${INFINI:-build/infini}
@@ -35,6 +37,8 @@ awk -v n=6000 'BEGIN {
 "$INFINI" data synth --task add --kind preference --count 200 --seed 2 --out "$OUT/pref.jsonl"
 "$INFINI" data synth --task add --kind preference --count 50 --seed 3 --out "$OUT/pref_val.jsonl"
 "$INFINI" data synth --task add --kind prompts --count 100 --seed 4 --out "$OUT/prompts.jsonl"
+"$INFINI" data synth --task passkey --kind sft --tokenizer "$OUT/tokenizer.model" --length 240 --digits 1 --count 40 \
+  --seed 6 --out "$OUT/passkey.jsonl"
 "$INFINI" data synth --task add --kind prompts --count 20 --seed 5 --out "$OUT/prompts_val.jsonl.tmp"
 mv "$OUT/prompts_val.jsonl.tmp" "$OUT/prompts_val.jsonl"  # last: its presence means the set is complete
 echo "tiny data: written to $OUT"

@@ -363,7 +363,7 @@ TEST(Config, ShippedConfigsWithBasesResolveAsTheirFlatVersions) {
   }
 }
 
-// The tiny configs run as shipped: scripts/tiny_data.sh makes the data they name, and the four
+// The tiny configs run as shipped: scripts/tiny_data.sh makes the data they name, and the
 // stages chain through their relative paths (run here from a scratch folder as the working directory).
 TEST(Config, TinyConfigsRunAsShippedOnTheirScriptData) {
   const std::string dir = tmp_dir("tiny_as_shipped");
@@ -374,7 +374,7 @@ TEST(Config, TinyConfigsRunAsShippedOnTheirScriptData) {
   };
   ASSERT_EQ(sh("OUT=" + dir + "/data/work/tiny INFINI=" + bin + " bash " + src + "/scripts/tiny_data.sh"), 0)
       << read_text_file(dir + "/log.txt");
-  for (const char* stage : {"pretrain", "sft", "reward", "ppo", "dpo"}) {
+  for (const char* stage : {"pretrain", "sft", "reward", "ppo", "dpo", "passkey"}) {
     ASSERT_EQ(sh(bin + " train " + src + "/configs/tiny/" + stage + ".yaml run.threads=1"), 0)
         << stage << "\n" << read_text_file(dir + "/log.txt");
     EXPECT_TRUE(fs::exists(dir + "/runs/tiny-" + stage + "/checkpoints/latest")) << stage;
@@ -385,13 +385,18 @@ TEST(Config, TinyConfigsRunAsShippedOnTheirScriptData) {
 
   // The main job's summary (scripts/demo_summary.py, as scripts/run.sh calls it) over these runs
   // prints the figures they hold: perplexity with and without memory, reward accuracy, true
-  // accuracy before and after PPO, the stage times.
+  // accuracy before and after PPO, passkey retrieval with and without memory, the stage times.
   ASSERT_EQ(sh(bin + " eval ppl --checkpoint runs/tiny-pretrain --text data/work/tiny/corpus.txt --max-tokens 3000 "
                      "--compare --threads 1 --out runs/tiny-pretrain/eval_ppl.json"), 0);
   ASSERT_EQ(sh(bin + " eval reward --checkpoint runs/tiny-reward --data data/work/tiny/pref_val.jsonl --threads 1 "
                      "--out runs/tiny-reward/eval_reward_tasks.json"), 0);
   ASSERT_EQ(sh(bin + " eval accuracy --checkpoint runs/tiny-sft --data data/work/tiny/prompts_val.jsonl --max-prompts 16 "
                      "--seq-len 64 --threads 1 --out runs/tiny-sft/eval_accuracy.json"), 0);
+  for (const std::string mode : {"", " --no-memory"})
+    ASSERT_EQ(sh(bin + " eval passkey --checkpoint runs/tiny-passkey --chat --digits 1 --lengths 256,512 --depths 0,1 "
+                       "--trials 1 --threads 1" + mode + " --out runs/tiny-passkey/passkey" +
+                 (mode.empty() ? "" : "_no_memory") + ".json"),
+              0);
   { std::ofstream(dir + "/times.tsv") << "pretrain\t75\nPPO\t9\n"; }
   ASSERT_EQ(std::system(("cd " + dir + " && python3 " + src + "/scripts/demo_summary.py --runs runs/tiny- times.tsv > " +
                          dir + "/summary.txt 2>&1").c_str()), 0) << read_text_file(dir + "/summary.txt");
@@ -424,6 +429,28 @@ TEST(Config, TinyConfigsRunAsShippedOnTheirScriptData) {
   std::snprintf(buf, sizeof buf, "%15.3f\n", sft_acc);
   has(buf);
   has("(PPO starts from runs/tiny-sft)");
+  // Passkey: accuracy and mean log p(key) per length and over all, with the memory and reset.
+  auto passkey_row = [&](const std::string& name, const std::string& segments, int64_t length) {
+    double v[4];
+    int k = 0;
+    for (const char* file : {"passkey.json", "passkey_no_memory.json"}) {
+      double right = 0, logp = 0, n = 0;
+      for (const auto& c : YAML::LoadFile(dir + "/runs/tiny-passkey/" + file)["cases"]) {
+        if (length && c["length"].as<int64_t>() != length) continue;
+        right += c["correct"].as<bool>() ? 1 : 0;
+        logp += c["key_logprob"].as<double>();
+        n += 1;
+      }
+      v[k++] = right / n;
+      v[k++] = logp / n;
+    }
+    std::snprintf(buf, sizeof buf, "  %8s %9s %12.3f %11.2f %13.3f %11.2f\n", name.c_str(), segments.c_str(), v[0], v[1],
+                  v[2], v[3]);
+    has(buf);
+  };
+  passkey_row("256", "8", 256);  // segments of 32
+  passkey_row("512", "16", 512);
+  passkey_row("all", "", 0);
   has("pretrain                                       1 min 15 s");
   has("total                                          1 min 24 s");
 }

@@ -13,7 +13,9 @@
 #include "core/packed_rows.h"
 #include "data/batch.h"
 #include "data/packing.h"
+#include "support/run_util.h"
 #include "support/small_model.h"
+#include "support/tiny_rlhf.h"
 #include "train/stages/lm_loss.h"
 
 namespace {
@@ -186,5 +188,37 @@ TEST_P(PackedRowsRules, EveryRecordGetsWhatItGetsAlone) {
 
 INSTANTIATE_TEST_SUITE_P(Rules, PackedRowsRules, infini::test::all_memory_variants(),
                          infini::test::variant_param_name);
+
+// data.pack through the trainer: sft, reward and dpo runs log the losses of the same runs without
+// it, step by step, and say how their first batch was packed (into fewer rows than records).
+TEST(PackedStages, SftRewardAndDpoLogTheLossesOfTheirUnpackedRuns) {
+  using namespace infini::test;
+  const TinyRlhf& p = tiny_rlhf();
+  const std::string dir = scratch_dir("packed_stages");
+  const std::string common = tiny_overrides(p) + " train.max_steps=5 train.log_every=1 checkpoint.every=0";
+  const std::vector<std::pair<std::string, std::string>> stages{
+      {"sft", "configs/tiny/sft.yaml data.train=[" + p.dir + "/sft.jsonl] data.val=[" + p.dir +
+                  "/sft.jsonl] train.eval_every=5 train.eval_batches=2 init_from="},
+      {"reward", "configs/tiny/reward.yaml data.train=[" + p.pref + "] data.val=[" + p.pref_val +
+                     "] train.eval_every=5 train.eval_batches=2 init_from=" + p.sft_run},
+      {"dpo", "configs/tiny/dpo.yaml data.train=[" + p.pref + "] data.val=[" + p.pref_val + "] init_from=" + p.sft_run}};
+  for (const auto& [stage, args] : stages) {
+    std::vector<std::vector<nlohmann::json>> logs;
+    for (const std::string pack : {"false", "true"}) {
+      const std::string run = dir + "/" + stage + "_" + pack;
+      auto r = run_infini("train " + source_path("") + args + " " + common + " run.dir=" + run + " data.pack=" + pack);
+      ASSERT_EQ(r.code, 0) << stage << "\n" << r.output;
+      EXPECT_EQ(r.output.find("data.pack: the first batch") != std::string::npos, pack == "true") << r.output;
+      logs.push_back(records_of(run, "train"));
+      for (auto& e : records_of(run, "eval")) logs.back().push_back(e);
+    }
+    ASSERT_EQ(logs[0].size(), logs[1].size()) << stage;
+    ASSERT_GE(logs[0].size(), 5u) << stage;
+    for (size_t i = 0; i < logs[0].size(); ++i) {
+      const char* key = logs[0][i].contains("val_loss") ? "val_loss" : "loss";
+      EXPECT_NEAR(logs[1][i][key].get<double>(), logs[0][i][key].get<double>(), 2e-5) << stage << " record " << i;
+    }
+  }
+}
 
 }  // namespace

@@ -109,7 +109,7 @@ class Trainer {
     if (Loader::has_split(cfg.data, Split::val))
       val_loader_.emplace(cfg.data, Split::val, session_.tokenizer(), cfg.train.batch_size,
                           static_cast<uint64_t>(cfg.run.seed), comm_->rank(), comm_->world_size());
-    if (cfg.data.pack) {
+    if (cfg.data.pack && cfg.data.format == "sft") {  // preference pairs are packed by their stages
       train_loader_.pack_rows(cfg.model.segment_len);
       if (val_loader_) val_loader_->pack_rows(cfg.model.segment_len);
     }
@@ -157,6 +157,7 @@ class Trainer {
   std::shared_ptr<Comm> comm_;
   std::optional<GradSync> grad_sync_;  // data parallel only
   Loader train_loader_;
+  bool pack_logged_ = false;  // data.pack: the first packed batch was logged
   std::optional<Loader> val_loader_;
   int64_t step_ = 0, first_step_ = 0, nonfinite_count_ = 0;
   double tokens_seen_ = 0;
@@ -230,6 +231,11 @@ bool Trainer::train_step() {
   double weight_here = 0;
   for (size_t i = 0; i < micro.size(); ++i) {
     micro[i] = train_loader_.next();
+    if (micro[i].positions.defined() && !pack_logged_) {
+      pack_logged_ = true;
+      spdlog::info("data.pack: the first batch's {} records in {} rows of {} tokens", micro[i].records,
+                   micro[i].size(), micro[i].tokens.size(1));
+    }
     weights[i] = spec_.weight(micro[i]);
     weight_here += weights[i];
   }

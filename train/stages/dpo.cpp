@@ -3,27 +3,46 @@
 // reward model and no sampling. Both sides of each pair, chosen and rejected, go through one
 // forward of the policy and one of the reference (no gradient), through the model's own
 // Infini-attention segments like every stage; the loss is train/rlhf/dpo_math.h's.
+#include <memory>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "core/error.h"
 #include "train/rlhf/dpo_math.h"
 #include "train/run/checkpoint.h"
+#include "train/stages/packed_sequences.h"
 #include "train/stages/stage_lm.h"
 
 namespace infini {
 namespace {
 
+// data.pack for the pairs: rows of up to `capacity` tokens, the model's segments (0: not packed).
+struct PairPacking {
+  int64_t capacity = 0, segment_len = 0;
+  std::shared_ptr<bool> logged = std::make_shared<bool>(false);
+};
+
 // Sequence log-probs of the chosen rows then the rejected rows of b under `model`: one trunk
-// forward of the 2B rows padded to a common T. Returns (sum, count), each (2B).
-SequenceLogprobs pair_logprobs(Decoder& model, const Batch& b) {
+// forward of the 2B rows padded to a common T (or packed into shared rows, and the hidden states
+// read back per sequence). Returns (sum, count), each (2B).
+SequenceLogprobs pair_logprobs(Decoder& model, const Batch& b, const PairPacking& pack) {
   const int64_t T = std::max(b.tokens.size(1), b.rejected_tokens.size(1));
   auto pad = [T](const torch::Tensor& t) {
     return t.size(1) == T ? t : torch::constant_pad_nd(t, {0, T - t.size(1)}, 0);
   };
   auto tokens = torch::cat({pad(b.tokens), pad(b.rejected_tokens)}, 0);       // (2B, T)
   auto mask = torch::cat({pad(b.loss_mask), pad(b.rejected_mask)}, 0);        // (2B, T)
-  return sequence_logprobs(model->trunk(tokens), model->lm_head_weight(), tokens, mask);
+  torch::Tensor hidden;                                                       // (2B, T, D)
+  if (pack.segment_len > 0) {
+    const PackedSequences p = pack_sequences(tokens, torch::cat({b.lengths, b.rejected_lengths}, 0), pack.capacity,
+                                             pack.segment_len, 0);
+    log_packing_once(*pack.logged, p);
+    hidden = unpack(model->trunk(p.tokens, p.positions), p);
+  } else {
+    hidden = model->trunk(tokens);
+  }
+  return sequence_logprobs(hidden, model->lm_head_weight(), tokens, mask);
 }
 
 }  // namespace
@@ -45,7 +64,8 @@ StageSpec dpo_stage(const Config& cfg) {
   s.head = Head::lm;
   s.needs_tokenizer = true;
   s.weight = batch_rows;  // the mean is over pairs
-  s.loss = [dc, reference](Decoder& model, const Batch& b) mutable {
+  const PairPacking pack{cfg.data.seq_len, cfg.data.pack ? cfg.model.segment_len : 0};
+  s.loss = [dc, reference, pack](Decoder& model, const Batch& b) mutable {
     if (!b.rejected_tokens.defined())
       throw Error("stage dpo: the batch has no rejected side; data.format must be preference");
     const int64_t B = b.tokens.size(0);
@@ -54,9 +74,9 @@ StageSpec dpo_stage(const Config& cfg) {
     SequenceLogprobs ref;
     {
       torch::NoGradGuard ng;
-      ref = pair_logprobs(reference, b);
+      ref = pair_logprobs(reference, b, pack);
     }
-    SequenceLogprobs pi = pair_logprobs(model, b);
+    SequenceLogprobs pi = pair_logprobs(model, b, pack);
     // IPO on per-token means (TRL's choice: its target margin 1/(2 beta) is per token); sums otherwise.
     torch::Tensor lp = pi.sum, lr = ref.sum;
     if (dc.loss == DpoLoss::ipo) {

@@ -1,14 +1,20 @@
 // stage: reward - a pairwise (Bradley-Terry) classifier: the decoder trunk with a scalar head read at
 // each sequence's last real token, trained so the chosen side scores above the rejected side.
+#include <memory>
+
 #include <fmt/format.h>
 
 #include "core/error.h"
 #include "train/rlhf/ppo_math.h"
+#include "train/stages/packed_sequences.h"
 #include "train/stages/stage_lm.h"
 
 namespace infini {
 
-StageSpec reward_stage(const RewardConfig& rc) {
+StageSpec reward_stage(const Config& cfg) {
+  const RewardConfig rc = cfg.reward;
+  const bool pack = cfg.data.pack;
+  const int64_t capacity = cfg.data.seq_len, N = cfg.model.segment_len;
   StageSpec s;
   s.name = "reward";
   s.head = Head::scalar;
@@ -17,7 +23,8 @@ StageSpec reward_stage(const RewardConfig& rc) {
   s.init_from_ignore = {"output.weight"};
   s.init_from_fresh = {"score.weight"};
   s.weight = batch_rows;  // the mean is over pairs
-  s.loss = [rc](Decoder& model, const Batch& b) {
+  auto logged = std::make_shared<bool>(false);
+  s.loss = [rc, pack, capacity, N, logged](Decoder& model, const Batch& b) {
     if (!b.rejected_tokens.defined())
       throw Error("stage reward: the batch has no rejected side; data.format must be preference");
     // Both sides in one forward: chosen rows then rejected rows, padded to a common T.
@@ -27,7 +34,15 @@ StageSpec reward_stage(const RewardConfig& rc) {
     };
     auto tokens = torch::cat({pad(b.tokens), pad(b.rejected_tokens)}, 0);     // (2B, T)
     auto lengths = torch::cat({b.lengths, b.rejected_lengths}, 0);            // (2B)
-    auto scores = last_token_scores(model->forward(tokens), lengths);         // (2B)
+    torch::Tensor all;                                                       // (2B, T)
+    if (pack) {  // data.pack: both sides share rows; the scores are read back per sequence
+      const PackedSequences p = pack_sequences(tokens, lengths, capacity, N, 0);
+      log_packing_once(*logged, p);
+      all = unpack(model->head(model->trunk(p.tokens, p.positions)), p);
+    } else {
+      all = model->forward(tokens);
+    }
+    auto scores = last_token_scores(all, lengths);  // (2B)
     const int64_t B = b.tokens.size(0);
     PairwiseLoss p = pairwise_loss(scores.slice(0, 0, B), scores.slice(0, B), rc.margin, rc.center_coef);
     LossOutput out;

@@ -8,8 +8,8 @@ namespace infini {
 
 StageSpec pretrain_stage();
 StageSpec sft_stage(const TrainConfig& tc);  // tc.prefix_gradient picks the loss
-StageSpec reward_stage(const RewardConfig& rc);
-// dpo: loads the frozen reference (dpo.reference, or init_from) now; train/stages/dpo.cpp.
+StageSpec reward_stage(const Config& cfg);  // cfg.reward; cfg.data.pack packs both sides of the pairs
+// dpo: loads the frozen reference (dpo.reference, or init_from) now; train/stages/dpo.cpp. data.pack as reward.
 StageSpec dpo_stage(const Config& cfg);
 
 }  // namespace infini

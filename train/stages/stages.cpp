@@ -14,7 +14,7 @@ int run_stage(const Config& cfg) {
   switch (cfg.stage) {
     case Stage::pretrain: return run_trainer(cfg, pretrain_stage());
     case Stage::sft: return run_trainer(cfg, sft_stage(cfg.train));
-    case Stage::reward: return run_trainer(cfg, reward_stage(cfg.reward));
+    case Stage::reward: return run_trainer(cfg, reward_stage(cfg));
     case Stage::ppo: return run_ppo(cfg);
     case Stage::dpo: return run_trainer(cfg, dpo_stage(cfg));
   }
