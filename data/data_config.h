@@ -36,9 +36,9 @@ struct DataConfig {
   int64_t seq_len = 256;           // tokens per training sequence (records: max length)
   std::string truncate = "right";  // records longer than seq_len: left | right | drop
   bool shuffle = true;             // deterministic shuffle from run.seed + epoch
-  bool pack = false;               // sft, preference: a batch's records (both sides of the pairs)
-                                   // share rows of up to seq_len tokens (fewer padding tokens; each
-                                   // record computes what it would alone)
+  bool pack = false;               // sft, preference, prompts: a batch's records (both sides of the
+                                   // pairs; PPO's rollouts when scored) share rows of up to seq_len
+                                   // tokens (less padding; each record computes what it would alone)
   int64_t prefetch = 2;            // batches prepared ahead on a thread (0 = none)
   int64_t max_record_bytes = 16 << 20;  // a JSONL record (line) longer than this is refused, unparsed
   ChatTemplate chat;               // how records are rendered to tokens
@@ -51,7 +51,7 @@ template <class V> void visit_fields(DataConfig& c, V& v) {
   v("seq_len", c.seq_len, "tokens per sequence (records: max length)");
   v("truncate", c.truncate, "records longer than seq_len: left | right | drop");
   v("shuffle", c.shuffle, "shuffle deterministically from seed + epoch");
-  v("pack", c.pack, "sft, preference: pack a batch's records into shared rows of up to seq_len tokens");
+  v("pack", c.pack, "records (pairs, PPO rollouts) share rows of up to seq_len tokens");
   v("prefetch", c.prefetch, "batches prepared ahead on a thread");
   v("max_record_bytes", c.max_record_bytes, "JSONL records longer than this are refused before parsing");
   v.section("chat", c.chat);

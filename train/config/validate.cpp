@@ -138,9 +138,8 @@ void check_data(const DataConfig& d) {
         fmt::format("data.truncate: expected left, right or drop, found '{}'", d.truncate));
   check(d.prefetch >= 0, fmt::format("data.prefetch: expected >= 0, found {}", d.prefetch));
   check(d.max_record_bytes >= 1, fmt::format("data.max_record_bytes: expected >= 1, found {}", d.max_record_bytes));
-  check(!d.pack || d.format == "sft" || d.format == "preference",
-        fmt::format("data.pack: packs sft records and preference pairs; expected false for format {}, found true",
-                    d.format));
+  check(!d.pack || d.format != "tokens",
+        "data.pack: token shards fill their rows already; expected false for format tokens, found true");
 }
 
 void check_stage(const Config& c) {

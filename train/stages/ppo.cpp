@@ -39,6 +39,7 @@
 #include "train/run/signals.h"
 #include "train/run/stopwatch.h"
 #include "train/run/trainable.h"
+#include "train/stages/packed_sequences.h"
 
 namespace fs = std::filesystem;
 
@@ -140,6 +141,10 @@ class PpoRun {
   void register_checkpoint_parts();
   void init_fresh();
   torch::Tensor score_rollout(const Rollout& r, torch::Tensor* rm, torch::Tensor* rule, int64_t* with_answer);
+  // m's forward over rollout rows tokens (B, T) of real lengths (B): with data.pack the rows share
+  // packed rows (train/stages/packed_sequences.h) and the result comes back per row, unchanged.
+  torch::Tensor forward_rows(Decoder& m, const torch::Tensor& tokens, const torch::Tensor& lengths);
+  bool pack_logged_ = false;
   Experience make_experience();
   UpdateStats update(const Experience& ex, int64_t this_step);
   RolloutFigures figures(const Experience& ex, const UpdateStats& u);
@@ -268,6 +273,13 @@ void PpoRun::init_fresh() {
   else if (!cfg_.init_from.empty()) init_weights_from(cfg_.init_from, critic_, {"output.weight"}, {"score.weight"});
 }
 
+torch::Tensor PpoRun::forward_rows(Decoder& m, const torch::Tensor& tokens, const torch::Tensor& lengths) {
+  if (!cfg_.data.pack) return m->forward(tokens);
+  const PackedSequences p = pack_sequences(tokens, lengths, cfg_.data.seq_len, m->config().segment_len, 0);
+  log_packing_once(pack_logged_, p);
+  return unpack(m->head(m->trunk(p.tokens, p.positions)), p);
+}
+
 // Sequence scores (B): reward model at the last token and/or the rule reward of the decoded response.
 // Also the reward model's scores (*rm, when there is one) and the rule's (*rule, 0 where a prompt
 // has no answer), for the log.
@@ -276,7 +288,7 @@ torch::Tensor PpoRun::score_rollout(const Rollout& r, torch::Tensor* rm, torch::
   const int64_t B = r.tokens.size(0);
   auto score = torch::zeros({B}, torch::kFloat).to(rt_.device);
   if (reward_model_) {
-    *rm = last_token_scores((*reward_model_)->forward(r.tokens), r.lengths);  // (B)
+    *rm = last_token_scores(forward_rows(*reward_model_, r.tokens, r.lengths), r.lengths);  // (B)
     if (use_rm_) score = score + *rm;
   }
   *with_answer = 0;
@@ -315,9 +327,10 @@ Experience PpoRun::make_experience() {
   const auto& mask = r.action_mask;  // (B, A)
   const int64_t B = r.tokens.size(0);
   torch::NoGradGuard ng;
-  ex.logp_old = sequence_logprobs(actor_->forward(r.tokens), r.tokens, pc_.temperature);      // (B, A)
-  ex.logp_ref = sequence_logprobs(reference_->forward(r.tokens), r.tokens, pc_.temperature);  // (B, A)
-  ex.values_old = critic_free_ ? torch::zeros_like(ex.logp_old) : critic_->forward(r.tokens).slice(1, 0, -1) * mask;
+  ex.logp_old = sequence_logprobs(forward_rows(actor_, r.tokens, r.lengths), r.tokens, pc_.temperature);  // (B, A)
+  ex.logp_ref = sequence_logprobs(forward_rows(reference_, r.tokens, r.lengths), r.tokens, pc_.temperature);
+  ex.values_old = critic_free_ ? torch::zeros_like(ex.logp_old)
+                               : forward_rows(critic_, r.tokens, r.lengths).slice(1, 0, -1) * mask;
   torch::Tensor rm, rule;
   int64_t with_answer = 0;
   ex.raw_score = score_rollout(r, &rm, &rule, &with_answer);  // (B)
@@ -397,7 +410,8 @@ UpdateStats PpoRun::update(const Experience& ex, int64_t this_step) {
         auto idx = torch::tensor(mine, torch::kLong).to(rt_.device);
         auto tokens_b = r.tokens.index_select(0, idx);  // (b, T)
         auto m = r.action_mask.index_select(0, idx);    // (b, A)
-        auto logits = actor_->forward(tokens_b);        // (b, T, V)
+        auto lengths_b = r.lengths.index_select(0, idx.to(r.lengths.device()));
+        auto logits = forward_rows(actor_, tokens_b, lengths_b);  // (b, T, V)
         auto logp = sequence_logprobs(logits, tokens_b, pc_.temperature);
         PolicyLoss pl = policy_loss(logp, ex.logp_old.index_select(0, idx), ex.advantages.index_select(0, idx), m,
                                     pc_.clip_eps, per_sequence);
@@ -416,7 +430,7 @@ UpdateStats PpoRun::update(const Experience& ex, int64_t this_step) {
         }
         ValueLoss vl;  // rloo: no critic
         if (!critic_free_) {
-          auto values = critic_->forward(tokens_b).slice(1, 0, -1);  // (b, A)
+          auto values = forward_rows(critic_, tokens_b, lengths_b).slice(1, 0, -1);  // (b, A)
           vl = value_loss(values, ex.values_old.index_select(0, idx), ex.returns.index_select(0, idx), m,
                           pc_.value_clip);
           critic_loss = vl.loss;
