@@ -140,7 +140,8 @@ torch::Tensor prefix_states(const torch::Tensor& sk, const torch::Tensor& v, Mem
 torch::Tensor memory_prefix_packed(const torch::Tensor& sk, const torch::Tensor& v, MemoryUpdate rule,
                                    MemoryGradient gradient, double eps, const torch::Tensor& init,
                                    const torch::Tensor& w, const torch::Tensor& keep) {
-  TORCH_CHECK(!(init.defined() && keep.defined()), "memory_prefix_packed: `keep` (packed rows) starts from empty memory");
+  TORCH_CHECK(!(init.defined() && keep.defined()),
+              "memory_prefix_packed: `keep` (packed rows) starts from empty memory");
   if (gradient == MemoryGradient::bptt) return prefix_states(sk, v, rule, eps, init, w, keep);
   torch::Tensor states;
   {
