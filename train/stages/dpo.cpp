@@ -17,9 +17,9 @@
 namespace infini {
 namespace {
 
-// data.pack for the pairs: rows of up to `capacity` tokens, the model's segments (0: not packed).
+// data.pack for the pairs: rows of up to `capacity` tokens (0: not packed).
 struct PairPacking {
-  int64_t capacity = 0, segment_len = 0;
+  int64_t capacity = 0;
   std::shared_ptr<bool> logged = std::make_shared<bool>(false);
 };
 
@@ -34,11 +34,9 @@ SequenceLogprobs pair_logprobs(Decoder& model, const Batch& b, const PairPacking
   auto tokens = torch::cat({pad(b.tokens), pad(b.rejected_tokens)}, 0);       // (2B, T)
   auto mask = torch::cat({pad(b.loss_mask), pad(b.rejected_mask)}, 0);        // (2B, T)
   torch::Tensor hidden;                                                       // (2B, T, D)
-  if (pack.segment_len > 0) {
-    const PackedSequences p = pack_sequences(tokens, torch::cat({b.lengths, b.rejected_lengths}, 0), pack.capacity,
-                                             pack.segment_len, 0);
-    log_packing_once(*pack.logged, p);
-    hidden = unpack(model->trunk(p.tokens, p.positions), p);
+  if (pack.capacity > 0) {
+    hidden = packed_forward(model, tokens, torch::cat({b.lengths, b.rejected_lengths}, 0), pack.capacity,
+                            /*head=*/false, *pack.logged);
   } else {
     hidden = model->trunk(tokens);
   }
@@ -64,7 +62,7 @@ StageSpec dpo_stage(const Config& cfg) {
   s.head = Head::lm;
   s.needs_tokenizer = true;
   s.weight = batch_rows;  // the mean is over pairs
-  const PairPacking pack{cfg.data.seq_len, cfg.data.pack ? cfg.model.segment_len : 0};
+  const PairPacking pack{cfg.data.pack ? cfg.data.seq_len : 0};
   s.loss = [dc, reference, pack](Decoder& model, const Batch& b) mutable {
     if (!b.rejected_tokens.defined())
       throw Error("stage dpo: the batch has no rejected side; data.format must be preference");

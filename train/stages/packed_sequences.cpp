@@ -49,13 +49,6 @@ PackedSequences pack_sequences(const torch::Tensor& tokens, const torch::Tensor&
   return p;
 }
 
-void log_packing_once(bool& done, const PackedSequences& p) {
-  if (done) return;
-  done = true;
-  spdlog::info("data.pack: the first batch's {} sequences ({} x {} tokens) in {} rows of {}", p.rows, p.rows,
-               p.length, p.tokens.size(0), p.tokens.size(1));
-}
-
 torch::Tensor unpack(const torch::Tensor& out, const PackedSequences& p) {
   std::vector<int64_t> flat{-1}, shape{p.rows, p.length};
   for (int64_t d = 2; d < out.dim(); ++d) {
@@ -63,6 +56,18 @@ torch::Tensor unpack(const torch::Tensor& out, const PackedSequences& p) {
     shape.push_back(out.size(d));
   }
   return out.reshape(flat).index_select(0, p.from).view(shape);
+}
+
+torch::Tensor packed_forward(Decoder& model, const torch::Tensor& tokens, const torch::Tensor& lengths,
+                             int64_t capacity, bool head, bool& logged) {
+  const PackedSequences p = pack_sequences(tokens, lengths, capacity, model->config().segment_len, 0);
+  if (!logged) {
+    logged = true;
+    spdlog::info("data.pack: the first batch's {} sequences ({} x {} tokens) in {} rows of {}", p.rows, p.rows,
+                 p.length, p.tokens.size(0), p.tokens.size(1));
+  }
+  torch::Tensor out = model->trunk(p.tokens, p.positions);  // the head on the packed rows: fewer positions
+  return unpack(head ? model->head(out) : out, p);
 }
 
 }  // namespace infini

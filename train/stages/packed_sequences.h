@@ -1,12 +1,14 @@
-// PackedSequences: the reward and dpo stages' data.pack. Their batches come as sequences of one
-// record each (chosen rows, then rejected rows, right-padded); this packs them into shared rows
-// (data/packing.h, the rule of core/packed_rows.h), runs nothing itself, and maps what the model
-// returns for the packed rows back to the unpacked layout, so the stage's loss is unchanged.
-// Not the sft stage's packing (the loader packs sft records, data/loader.h).
+// PackedSequences: data.pack for the reward, dpo and ppo stages. Their batches come as sequences
+// of one record each (pairs: chosen rows then rejected rows; ppo: rollouts), right-padded. This
+// packs them into shared rows (data/packing.h, the rule of core/packed_rows.h), runs the model over
+// the packed rows and maps what it returns back to the unpacked layout, so the stage's loss is
+// computed as before. Not the sft stage's packing (the loader packs sft records, data/loader.h).
 #pragma once
 #include <cstdint>
 
 #include <torch/types.h>
+
+#include "core/decoder.h"
 
 namespace infini {
 
@@ -23,10 +25,14 @@ struct PackedSequences {
 PackedSequences pack_sequences(const torch::Tensor& tokens, const torch::Tensor& lengths, int64_t capacity,
                                int64_t segment_len, int64_t pad_id);
 
-// Logs, the first time only (`done` is then set), how the batch was packed.
-void log_packing_once(bool& done, const PackedSequences& p);
-
 // out (R', T', ...) computed on the packed rows -> (R, T, ...) in the unpacked layout.
 torch::Tensor unpack(const torch::Tensor& out, const PackedSequences& p);
+
+// model->trunk (or with `head`, model->forward) over rows of one sequence each, tokens (R, T) of
+// real lengths (R), through packed rows of up to `capacity` tokens (the model's segments), read
+// back into the unpacked layout: (R, T, D), or the head's (R, T, ...); padding positions hold
+// finite values of no meaning. Logs how the first batch was packed, once (`logged` is then set).
+torch::Tensor packed_forward(Decoder& model, const torch::Tensor& tokens, const torch::Tensor& lengths,
+                             int64_t capacity, bool head, bool& logged);
 
 }  // namespace infini

@@ -275,9 +275,7 @@ void PpoRun::init_fresh() {
 
 torch::Tensor PpoRun::forward_rows(Decoder& m, const torch::Tensor& tokens, const torch::Tensor& lengths) {
   if (!cfg_.data.pack) return m->forward(tokens);
-  const PackedSequences p = pack_sequences(tokens, lengths, cfg_.data.seq_len, m->config().segment_len, 0);
-  log_packing_once(pack_logged_, p);
-  return unpack(m->head(m->trunk(p.tokens, p.positions)), p);
+  return packed_forward(m, tokens, lengths, cfg_.data.seq_len, /*head=*/true, pack_logged_);
 }
 
 // Sequence scores (B): reward model at the last token and/or the rule reward of the decoded response.

@@ -14,7 +14,7 @@ namespace infini {
 StageSpec reward_stage(const Config& cfg) {
   const RewardConfig rc = cfg.reward;
   const bool pack = cfg.data.pack;
-  const int64_t capacity = cfg.data.seq_len, N = cfg.model.segment_len;
+  const int64_t capacity = cfg.data.seq_len;
   StageSpec s;
   s.name = "reward";
   s.head = Head::scalar;
@@ -24,7 +24,7 @@ StageSpec reward_stage(const Config& cfg) {
   s.init_from_fresh = {"score.weight"};
   s.weight = batch_rows;  // the mean is over pairs
   auto logged = std::make_shared<bool>(false);
-  s.loss = [rc, pack, capacity, N, logged](Decoder& model, const Batch& b) {
+  s.loss = [rc, pack, capacity, logged](Decoder& model, const Batch& b) {
     if (!b.rejected_tokens.defined())
       throw Error("stage reward: the batch has no rejected side; data.format must be preference");
     // Both sides in one forward: chosen rows then rejected rows, padded to a common T.
@@ -36,9 +36,7 @@ StageSpec reward_stage(const Config& cfg) {
     auto lengths = torch::cat({b.lengths, b.rejected_lengths}, 0);            // (2B)
     torch::Tensor all;                                                       // (2B, T)
     if (pack) {  // data.pack: both sides share rows; the scores are read back per sequence
-      const PackedSequences p = pack_sequences(tokens, lengths, capacity, N, 0);
-      log_packing_once(*logged, p);
-      all = unpack(model->head(model->trunk(p.tokens, p.positions)), p);
+      all = packed_forward(model, tokens, lengths, capacity, /*head=*/true, *logged);
     } else {
       all = model->forward(tokens);
     }
